@@ -1,0 +1,195 @@
+// cshim_spawn.h — the child-side executor (DESIGN §3).
+//
+// Swift builds a flat spawn plan (every string, list and BPF program already in memory);
+// cshim_spawn() clones the child with clone3(CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEW*),
+// and the child — running only async-signal-safe C and raw system calls, never Swift — sets
+// up namespaces, mounts, the root, devices, masks, ids, capabilities and seccomp, optionally
+// waits at a start gate, and execs. A failure in the child comes back to the parent as
+// (stage, errno, detail) over a CLOEXEC pipe; EOF on that pipe means execve succeeded.
+#ifndef CSHIM_SPAWN_H
+#define CSHIM_SPAWN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Where in the child a failure happened. Keep in sync with SpawnStage in Swift.
+enum cshim_stage {
+    CSHIM_STAGE_NONE = 0,
+    CSHIM_STAGE_PIPE = 1,
+    CSHIM_STAGE_CLONE = 2,
+    CSHIM_STAGE_PID_NAMESPACE = 3,
+    CSHIM_STAGE_SETUP = 4,          // signals, dumpable, fds, session
+    CSHIM_STAGE_STDIO = 5,
+    CSHIM_STAGE_SETNS = 6,
+    CSHIM_STAGE_CGROUP_NAMESPACE = 7,
+    CSHIM_STAGE_OOM_SCORE_ADJ = 8,
+    CSHIM_STAGE_ROOT_PROPAGATION = 9,
+    CSHIM_STAGE_ROOTFS = 10,
+    CSHIM_STAGE_MOUNT = 11,
+    CSHIM_STAGE_DEVICES = 12,
+    CSHIM_STAGE_MASKED_PATHS = 13,
+    CSHIM_STAGE_READONLY_PATHS = 14,
+    CSHIM_STAGE_PIVOT_ROOT = 15,
+    CSHIM_STAGE_READONLY_ROOT = 16,
+    CSHIM_STAGE_HOSTNAME = 17,
+    CSHIM_STAGE_RLIMITS = 18,
+    CSHIM_STAGE_CLOSE_FDS = 19,
+    CSHIM_STAGE_SECCOMP = 20,
+    CSHIM_STAGE_CAPABILITIES = 21,
+    CSHIM_STAGE_USER = 22,
+    CSHIM_STAGE_CWD = 23,
+    CSHIM_STAGE_NO_NEW_PRIVS = 24,
+    CSHIM_STAGE_LOOKUP = 25,         // finding the executable (PATH search)
+    CSHIM_STAGE_GATE = 26,
+    CSHIM_STAGE_EXEC = 27,
+    CSHIM_STAGE_SYSCTL = 28,
+    CSHIM_STAGE_CONSOLE = 29,
+};
+
+/// Flags of one mount entry.
+#define CSHIM_MOUNT_BIND            0x01  // source is a host path bound at the target
+#define CSHIM_MOUNT_NO_SYMLINK      0x02  // refuse if the target is a symlink (proc, sysfs)
+#define CSHIM_MOUNT_REMOUNT         0x04  // bind: remount with `flags` afterwards (ro, nosuid...)
+#define CSHIM_MOUNT_RECURSIVE_RO    0x08  // apply MOUNT_ATTR_RDONLY recursively (rro)
+#define CSHIM_MOUNT_TARGET_FILE     0x10  // create the target as a file, not a directory
+
+struct cshim_mount {
+    const char *_Nullable source;   // host path for binds, fs source otherwise
+    const char *_Nonnull target;    // absolute path inside the rootfs
+    const char *_Nullable fstype;   // NULL for binds
+    const char *_Nullable data;     // fs-specific options
+    unsigned long flags;            // MS_* flags without propagation bits
+    unsigned long propagation;      // MS_SHARED/SLAVE/PRIVATE/UNBINDABLE [| MS_REC], or 0
+    unsigned int options;           // CSHIM_MOUNT_*
+};
+
+struct cshim_device {
+    const char *_Nonnull path;      // absolute path inside the rootfs
+    unsigned int mode;              // S_IFCHR/S_IFBLK/S_IFIFO | permission bits
+    unsigned int major;
+    unsigned int minor;
+    unsigned int uid;
+    unsigned int gid;
+};
+
+struct cshim_symlink {
+    const char *_Nonnull target;    // what the link points to
+    const char *_Nonnull path;      // absolute path inside the rootfs
+};
+
+struct cshim_rlimit {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+struct cshim_ns_join {
+    int fd;                         // a /proc/<pid>/ns/<x> fd or a pidfd
+    int nstype;                     // CLONE_NEW* mask
+};
+
+struct cshim_sysctl {
+    const char *_Nonnull path;      // relative to /proc/sys, e.g. "net/ipv4/ip_forward"
+    const char *_Nonnull value;
+};
+
+struct cshim_spawn_plan {
+    // Namespaces.
+    uint64_t clone_flags;           // CLONE_NEW* to create (CLONE_NEWCGROUP is done by unshare)
+    int unshare_cgroupns;           // create a cgroup namespace once inside the cgroup
+    const struct cshim_ns_join *_Nullable joins;
+    size_t njoins;
+    int pid_ns_fd;                  // pid namespace (fd or pidfd) to create the child in, or -1
+    int cgroup_fd;                  // cgroup2 directory to clone into, or -1
+
+    // Standard streams: dup2'd onto 0, 1, 2 when >= 0; inherited otherwise.
+    int stdio[3];
+    int setsid;
+    int console_fd;                 // pty slave: controlling terminal and /dev/console, or -1
+
+    int oom_score_adj;
+    int set_oom_score_adj;
+
+    // Root filesystem (skipped when rootfs is NULL, e.g. a joined mount namespace).
+    const char *_Nullable rootfs;   // absolute host path
+    unsigned long root_propagation; // applied to "/" first; default MS_SLAVE|MS_REC
+    int rootfs_readonly;
+    const struct cshim_mount *_Nullable mounts;
+    size_t nmounts;
+    int setup_dev;                  // create standard device nodes and /dev symlinks
+    const struct cshim_device *_Nullable devices;
+    size_t ndevices;
+    const struct cshim_symlink *_Nullable symlinks;
+    size_t nsymlinks;
+    const char *_Nullable const *_Nullable masked_paths;
+    size_t nmasked;
+    const char *_Nullable const *_Nullable readonly_paths;
+    size_t nreadonly;
+
+    const char *_Nullable hostname;
+    const char *_Nullable domainname;
+    const struct cshim_sysctl *_Nullable sysctls;
+    size_t nsysctls;
+    const struct cshim_rlimit *_Nullable rlimits;
+    size_t nrlimits;
+
+    // Identity and privileges.
+    unsigned int uid;
+    unsigned int gid;
+    const unsigned int *_Nullable groups;
+    size_t ngroups;
+    int umask;                      // -1: 0022
+    int cap_last;                   // highest capability number of the kernel
+    uint64_t cap_bounding;
+    uint64_t cap_effective;
+    uint64_t cap_permitted;
+    uint64_t cap_inheritable;
+    uint64_t cap_ambient;
+    int no_new_privs;
+    const void *_Nullable seccomp_filter; // struct sock_filter[]
+    size_t seccomp_len;                   // number of instructions
+    unsigned int seccomp_flags;           // SECCOMP_FILTER_FLAG_*
+
+    // Fds kept open across exec (dup2'd to 3, 4, ...: LISTEN_FDS style).
+    const int *_Nullable preserve_fds;
+    size_t npreserve;
+
+    // What to run.
+    const char *_Nullable cwd;                  // required
+    const char *_Nullable const *_Nullable argv; // required, NULL-terminated
+    const char *_Nullable const *_Nullable envp; // required, NULL-terminated
+    const char *_Nullable path_env;              // PATH used to find argv[0], or NULL for the default
+
+    // Start gate: the child reads one byte from this fd after all setup, before exec.
+    // -1 = exec at once.
+    int gate_fd;
+};
+
+struct cshim_spawn_result {
+    pid_t pid;
+    int pidfd;
+    int report_fd;                  // read end of the report pipe when the child waits at a gate
+    int stage;                      // enum cshim_stage of a failure, else 0
+    int error;                      // errno of a failure
+    char detail[512];               // what the failing step worked on (a path, a name)
+};
+
+/// Runs the plan in a new child. Returns 0 and fills pid/pidfd; when the plan has a gate,
+/// returns once the child waits there and report_fd stays open: pass it to
+/// cshim_spawn_wait_exec after opening the gate. Returns a positive errno on failure with
+/// stage/error/detail filled; the child is then reaped and gone.
+int cshim_spawn(const struct cshim_spawn_plan *_Nonnull plan, struct cshim_spawn_result *_Nonnull result);
+
+/// After the gate was opened: waits until the child has exec'd (0) or reports its failure
+/// (a positive errno, with stage/error/detail filled). Closes report_fd.
+int cshim_spawn_wait_exec(struct cshim_spawn_result *_Nonnull result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,66 @@
+import CShim
+import HuskSystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+extension Container {
+    /// Blocks the signals a foreground run forwards and returns the signalfd that receives
+    /// them. Must run before the process starts any thread (first thing in `main`).
+    public static func prepareSignalForwarding() -> FD? {
+        let fd = cshim_forwarded_signals_fd()
+        return fd >= 0 ? FD(adopting: fd) : nil
+    }
+
+    /// `run` in the foreground: create, start, forward every signal this process receives to
+    /// the container process, wait for it, delete the container. Returns how it ended.
+    /// The caller is the parent of the container process.
+    public static func runForeground(
+        id: String, bundle: String, root: RuntimeRoot, options: CreateOptions, signals: FD?,
+        keep: Bool = false
+    ) throws(HuskError) -> ExitStatus {
+        let (container, process) = try create(id: id, bundle: bundle, root: root, options: options)
+        do throws(HuskError) {
+            try container.start()
+            do {
+                try process.waitExec()
+            } catch {
+                throw HuskError(.invalidArgument, "cannot start container \(id): \(error)")
+            }
+        } catch {
+            try? process.pidfd.signal(SIGKILL)
+            _ = try? process.pidfd.wait()
+            try? container.delete(force: true)
+            throw error
+        }
+        let status = waitForwarding(process.pidfd, signals: signals)
+        if !keep { try container.delete(force: true) }
+        return status
+    }
+
+    /// Waits for a child, passing on every signal that arrives on `signals` meanwhile.
+    public static func waitForwarding(_ pidfd: PidFD, signals: FD?) -> ExitStatus {
+        while true {
+            if let signals {
+                let which = cshim_poll2(pidfd.fd.raw, signals.raw, -1)
+                if which == 1 {
+                    while true {
+                        let sig = cshim_signalfd_read(signals.raw)
+                        if sig <= 0 { break }
+                        try? pidfd.signal(sig)
+                    }
+                    continue
+                }
+            }
+            do {
+                return try pidfd.wait()
+            } catch {
+                return .exited(255)
+            }
+        }
+    }
+}

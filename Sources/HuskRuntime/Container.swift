@@ -1,0 +1,337 @@
+import CShim
+import FoundationEssentials
+import HuskSystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One container of a runtime root: the OCI lifecycle (runtime-spec runtime.md) — create
+/// (set up, stop at the start gate), start (open the gate), state, kill, delete.
+public struct Container: Sendable {
+    public let root: RuntimeRoot
+    public private(set) var record: ContainerRecord
+
+    public var id: String { record.id }
+    public var directory: String { root.directory(of: id) }
+    var fifoPath: String { directory + "/exec.fifo" }
+
+    /// Options of `create`.
+    public struct CreateOptions: Sendable {
+        /// Where to write the pid of the container process.
+        public var pidFile: String? = nil
+        /// Streams for the container (nil: inherit the caller's).
+        public var stdio: [FD?] = [nil, nil, nil]
+        /// Fds kept open in the container as 3, 4, ... (runc --preserve-fds).
+        public var preserveFDs: [FD] = []
+        /// Base of the cgroup used when the spec has no cgroupsPath: `<base>/<id>`.
+        public var defaultCgroupParent = "/husk/runc"
+        /// Receives warnings (fields accepted but not applied).
+        public var warn: @Sendable (String) -> Void = { _ in }
+
+        public init() {}
+    }
+
+    /// Loads an existing container.
+    public static func load(_ id: String, root: RuntimeRoot) throws(HuskError) -> Container {
+        Container(root: root, record: try root.loadRecord(id))
+    }
+
+    /// runc's rule for ids: letters, digits and `_ + - .`, not `.` or `..`.
+    public static func isValidID(_ id: String) -> Bool {
+        guard !id.isEmpty, id != ".", id != "..", id.utf8.count <= 1024 else { return false }
+        return id.unicodeScalars.allSatisfy {
+            ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || "_+-.".unicodeScalars.contains($0)
+        }
+    }
+
+    // MARK: - create
+
+    /// Creates a container from a bundle: its process is set up completely and waits at the
+    /// start gate. On failure nothing is left (no state dir, no cgroup, no process).
+    /// Returns the container and its process (whose pidfd the caller may wait on when it is
+    /// the parent).
+    public static func create(
+        id: String, bundle bundlePath: String, root: RuntimeRoot, options: CreateOptions = CreateOptions()
+    ) throws(HuskError) -> (Container, SpawnedProcess) {
+        guard isValidID(id) else {
+            throw HuskError(.invalidArgument, "invalid container id \"\(id)\": use letters, digits and _ + - .")
+        }
+        let bundle = try RuntimeBundle.load(bundlePath)
+        let problems = bundle.spec.validate(bundle: bundle.path)
+        if !problems.errors.isEmpty {
+            throw HuskError(.invalidArgument, "\(bundle.configPath): " + problems.errors.joined(separator: "; "))
+        }
+        for w in problems.warnings { options.warn("\(bundle.configPath): \(w)") }
+
+        try root.ensure()
+        let dir = root.directory(of: id)
+        if mkdir(dir, 0o700) != 0 {
+            if currentErrno == .fileExists { throw HuskError(.alreadyExists, "container with id exists: \(id)") }
+            throw HuskError(.system, "cannot create the state directory", cause: SystemCallError("mkdir", dir, currentErrno))
+        }
+
+        var record = ContainerRecord(
+            ociVersion: bundle.spec.ociVersion, id: id, phase: .creating, pid: 0, pidStartTime: 0, bundle: bundle.path,
+            rootfs: bundle.rootfs ?? "", created: Clock.rfc3339Nano(), owner: "", annotations: bundle.spec.annotations,
+            cgroupMount: nil, cgroupPath: nil, cgroupCreated: [])
+        var group: Cgroup2Group? = nil
+        var process: SpawnedProcess? = nil
+        do throws(HuskError) {
+            // The cgroup: found in mountinfo, created before the clone that lands in it.
+            guard let mount = try? Cgroup2Mount.discover() else {
+                throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted (see /proc/self/mountinfo)")
+            }
+            let cgPath = try cgroupPath(spec: bundle.spec, id: id, defaultParent: options.defaultCgroupParent)
+            let g = mount.group(cgPath)
+            record.cgroupMount = mount.path
+            record.cgroupPath = g.path
+            if g.exists && !g.processes().isEmpty {
+                throw HuskError(.alreadyExists, "cgroup \(g.directory) is in use by other processes")
+            }
+            do {
+                record.cgroupCreated = try g.create()
+            } catch {
+                throw HuskError(.system, "cannot create cgroup \(g.directory)", cause: error)
+            }
+            group = g
+            try root.saveRecord(record)
+
+            var planned = try SpawnPlanner.plan(spec: bundle.spec, bundle: bundle.path, cgroupDirectory: g.directory)
+            for w in planned.warnings { options.warn("\(bundle.configPath): \(w)") }
+            if let sc = bundle.spec.linux?.seccomp {
+                let (program, warnings) = try SeccompProfile.compile(sc)
+                planned.plan.seccomp = program
+                for w in warnings { options.warn("\(bundle.configPath): \(w)") }
+            }
+            for j in planned.joins {
+                planned.plan.joins.append(.init(fd: try openNamespace(j.path, type: j.type, field: j.field), type: j.type))
+            }
+            if let p = planned.pidNamespacePath {
+                planned.plan.pidNamespace = try openNamespace(p, type: CSHIM_CLONE_NEWPID, field: "linux.namespaces (pid)")
+            }
+            do {
+                planned.plan.cgroup = try g.open()
+            } catch {
+                throw HuskError(.system, "cannot open cgroup \(g.directory)", cause: error)
+            }
+            planned.plan.gate = try makeGate(dir + "/exec.fifo")
+            planned.plan.stdio = options.stdio
+            planned.plan.preserveFDs = options.preserveFDs
+
+            let p: SpawnedProcess
+            do {
+                p = try Spawner.spawn(planned.plan)
+            } catch {
+                throw HuskError(.invalidArgument, "cannot create container \(id): \(error)", cause: nil)
+            }
+            process = p
+            guard let st = ProcessInfo.stat(p.pid) else {
+                throw HuskError(.system, "the container process \(p.pid) vanished during create")
+            }
+            record.pid = p.pid
+            record.pidStartTime = st.startTime
+            record.phase = .created
+            try root.saveRecord(record)
+            if let pidFile = options.pidFile {
+                do {
+                    try Files.writeAtomically(Files.absolute(pidFile), Array("\(p.pid)".utf8))
+                } catch {
+                    throw HuskError(.system, "cannot write the pid file", cause: error)
+                }
+            }
+            return (Container(root: root, record: record), p)
+        } catch {
+            if let process {
+                try? process.pidfd.signal(SIGKILL)
+                _ = try? process.pidfd.wait()
+            }
+            if let group { try? group.remove(createdParents: record.cgroupCreated) }
+            try? Files.removeTree(dir)
+            throw error
+        }
+    }
+
+    /// The cgroup of a container: `linux.cgroupsPath` when given (absolute: inside the cgroup2
+    /// hierarchy; relative: below this process's own group), else `<defaultParent>/<id>`.
+    static func cgroupPath(spec: Spec, id: String, defaultParent: String) throws(HuskError) -> String {
+        guard let p = spec.linux?.cgroupsPath, !p.isEmpty else { return Files.clean(defaultParent + "/" + id) }
+        if p.contains(":") && !p.hasPrefix("/") {
+            throw HuskError(
+                .unsupported, "linux.cgroupsPath: \"\(p)\" looks like a systemd slice; the systemd cgroup driver is not supported")
+        }
+        if p.split(separator: "/").contains("..") {
+            throw HuskError(.invalidArgument, "linux.cgroupsPath: \"\(p)\" must not contain ..")
+        }
+        if p.hasPrefix("/") { return Files.clean(p) }
+        return Files.clean(Cgroup2Mount.ownGroup() + "/" + p)
+    }
+
+    static func openNamespace(_ path: String, type: UInt64, field: String) throws(HuskError) -> FD {
+        let fd: FD
+        do {
+            fd = try FD.open(path, O_RDONLY)
+        } catch {
+            throw HuskError(.invalidArgument, "\(field): cannot open \(path)", cause: error)
+        }
+        let actual = cshim_ns_get_type(fd.raw)
+        if actual < 0 || UInt64(actual) != type {
+            throw HuskError(.invalidArgument, "\(field): \(path) is not a \(namespaceName(type)) namespace")
+        }
+        return fd
+    }
+
+    static func namespaceName(_ flag: UInt64) -> String {
+        SpawnPlanner.namespaceFlags.first { $0.value == flag }?.key ?? "\(flag)"
+    }
+
+    /// The start gate: a FIFO the child reads one byte from. Opened O_RDWR so that the read
+    /// blocks until `start` writes, and so that this open does not wait for a peer.
+    static func makeGate(_ path: String) throws(HuskError) -> FD {
+        guard mkfifo(path, 0o600) == 0 else {
+            throw HuskError(.system, "cannot create the start gate", cause: SystemCallError("mkfifo", path, currentErrno))
+        }
+        do {
+            return try FD.open(path, O_RDWR)
+        } catch {
+            throw HuskError(.system, "cannot open the start gate", cause: error)
+        }
+    }
+
+    // MARK: - state
+
+    /// Whether the container's process is the one we started and still alive.
+    public var isProcessAlive: Bool {
+        record.pid > 0 && ProcessInfo.isAlive(record.pid, startTime: record.pidStartTime)
+    }
+
+    /// The live status (runtime.md): created while the process waits at the gate, running
+    /// after start, paused when its cgroup is frozen, stopped once the process has exited.
+    public var status: OCIState.Status {
+        if record.phase == .creating { return isProcessAlive ? .creating : .stopped }
+        guard isProcessAlive else { return .stopped }
+        if Files.exists(fifoPath) { return .created }
+        if let g = record.cgroup, let ev = g.read("cgroup.events"), ev.contains("frozen 1") { return .paused }
+        return .running
+    }
+
+    public func state() -> OCIState {
+        let s = status
+        return OCIState(
+            ociVersion: record.ociVersion, id: id, pid: s == .stopped ? 0 : record.pid, status: s,
+            bundle: record.bundle, rootfs: record.rootfs, created: record.created, owner: record.owner,
+            annotations: record.annotations)
+    }
+
+    // MARK: - start
+
+    /// Opens the start gate: the process execs the user program.
+    public func start() throws(HuskError) {
+        switch status {
+        case .created: break
+        case .creating: throw HuskError(.invalidState, "cannot start a container that is still being created")
+        case .running, .paused: throw HuskError(.invalidState, "cannot start an already running container")
+        case .stopped: throw HuskError(.invalidState, "cannot start a container that has stopped")
+        }
+        // O_NONBLOCK: fails with ENXIO instead of hanging when nobody holds the reading end.
+        let fd = Glibc.open(fifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = currentErrno
+            if e == .noSuchFileOrDirectory { throw HuskError(.invalidState, "cannot start an already running container") }
+            throw HuskError(.invalidState, "cannot start container \(id): its process is gone", cause: SystemCallError("open", fifoPath, e))
+        }
+        let owned = FD(adopting: fd)
+        do {
+            try owned.writeAll([UInt8(ascii: "0")])
+        } catch {
+            throw HuskError(.system, "cannot start container \(id)", cause: error)
+        }
+        unlink(fifoPath)
+    }
+
+    // MARK: - kill
+
+    /// Sends a signal to the container process (or, with `all`, to every process in its
+    /// cgroup), through pidfds so that a recycled pid is never hit.
+    public func kill(_ signal: Int32, all: Bool = false) throws(HuskError) {
+        let s = status
+        if s == .stopped && !all { throw HuskError(.invalidState, "container not running") }
+        if all, let g = record.cgroup {
+            if signal == SIGKILL, g.exists {
+                do { try g.kill() } catch { throw HuskError(.system, "cannot kill container \(id)", cause: error) }
+                return
+            }
+            for pid in g.processes() {
+                guard let pfd = try? PidFD.open(pid) else { continue }
+                try? pfd.signal(signal)
+            }
+            return
+        }
+        try signalInit(signal)
+    }
+
+    func signalInit(_ signal: Int32) throws(HuskError) {
+        let pfd: PidFD
+        do {
+            pfd = try PidFD.open(record.pid)
+        } catch {
+            throw HuskError(.invalidState, "container not running", cause: error)
+        }
+        // The pidfd pins the pid: if it is still the process we started, it stays so.
+        guard ProcessInfo.isAlive(record.pid, startTime: record.pidStartTime) else {
+            throw HuskError(.invalidState, "container not running")
+        }
+        do {
+            try pfd.signal(signal)
+        } catch {
+            if error.errno == .noSuchProcess { throw HuskError(.invalidState, "container not running") }
+            throw HuskError(.system, "cannot signal container \(id)", cause: error)
+        }
+    }
+
+    // MARK: - delete
+
+    /// Removes a stopped (or created) container; with `force`, kills a running one first.
+    /// Leaves no process, cgroup or state directory.
+    public func delete(force: Bool = false) throws(HuskError) {
+        let s = status
+        switch s {
+        case .stopped:
+            break
+        case .created, .creating:
+            try? signalInit(SIGKILL)
+        case .running, .paused:
+            guard force else {
+                throw HuskError(.invalidState, "cannot delete container \(id) that is not stopped: \(s.rawValue)")
+            }
+            if let g = record.cgroup, g.exists { try? g.kill() }
+            try? signalInit(SIGKILL)
+        }
+        if s != .stopped, let pfd = try? PidFD.open(record.pid),
+            ProcessInfo.isAlive(record.pid, startTime: record.pidStartTime) || ProcessInfo.stat(record.pid)?.state == "Z"
+        {
+            if s == .paused, let g = record.cgroup { try? g.freeze(false) }
+            _ = pfd.waitForExit(timeout: 10)
+        }
+        try cleanup()
+    }
+
+    /// Removes the cgroup (killing stragglers) and the state directory.
+    func cleanup() throws(HuskError) {
+        if let g = record.cgroup {
+            do {
+                try g.remove(createdParents: record.cgroupCreated)
+            } catch {
+                throw HuskError(.system, "cannot remove the cgroup of container \(id)", cause: error)
+            }
+        }
+        do {
+            try Files.removeTree(directory)
+        } catch {
+            throw HuskError(.system, "cannot remove the state of container \(id)", cause: error)
+        }
+    }
+}

@@ -1,0 +1,245 @@
+import HuskSystem
+
+/// The parts of the OCI runtime-spec 1.x `config.json` that Husk honours. Fields Husk does not
+/// model are kept in `RuntimeBundle.raw` and survive a round trip (`RuntimeBundle.encoded()`).
+public struct Spec: Codable, Sendable, Equatable {
+    public var ociVersion: String
+    public var process: Process?
+    public var root: Root?
+    public var hostname: String?
+    public var domainname: String?
+    public var mounts: [Mount]?
+    public var hooks: JSONValue?
+    public var annotations: [String: String]?
+    public var linux: Linux?
+
+    public init(ociVersion: String = Spec.version) {
+        self.ociVersion = ociVersion
+    }
+
+    /// The runtime-spec version Husk writes and implements.
+    public static let version = "1.2.0"
+
+    public struct Process: Codable, Sendable, Equatable {
+        public var terminal: Bool?
+        public var consoleSize: ConsoleSize?
+        public var user: User
+        public var args: [String]?
+        public var commandLine: String?
+        public var env: [String]?
+        public var cwd: String
+        public var capabilities: CapabilitySet?
+        public var rlimits: [Rlimit]?
+        public var noNewPrivileges: Bool?
+        public var apparmorProfile: String?
+        public var oomScoreAdj: Int?
+        public var selinuxLabel: String?
+        public var ioPriority: JSONValue?
+        public var scheduler: JSONValue?
+        public var execCPUAffinity: JSONValue?
+
+        public init(user: User = User(), args: [String], env: [String]? = nil, cwd: String = "/") {
+            self.user = user
+            self.args = args
+            self.env = env
+            self.cwd = cwd
+        }
+    }
+
+    public struct ConsoleSize: Codable, Sendable, Equatable {
+        public var height: UInt32
+        public var width: UInt32
+    }
+
+    public struct User: Codable, Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var umask: UInt32?
+        public var additionalGids: [UInt32]?
+        public var username: String?
+
+        public init(uid: UInt32 = 0, gid: UInt32 = 0, additionalGids: [UInt32]? = nil) {
+            self.uid = uid
+            self.gid = gid
+            self.additionalGids = additionalGids
+        }
+    }
+
+    public struct CapabilitySet: Codable, Sendable, Equatable {
+        public var bounding: [String]?
+        public var effective: [String]?
+        public var inheritable: [String]?
+        public var permitted: [String]?
+        public var ambient: [String]?
+
+        public init(
+            bounding: [String]? = nil, effective: [String]? = nil, inheritable: [String]? = nil,
+            permitted: [String]? = nil, ambient: [String]? = nil
+        ) {
+            self.bounding = bounding
+            self.effective = effective
+            self.inheritable = inheritable
+            self.permitted = permitted
+            self.ambient = ambient
+        }
+    }
+
+    public struct Rlimit: Codable, Sendable, Equatable {
+        public var type: String
+        public var hard: UInt64
+        public var soft: UInt64
+
+        public init(type: String, hard: UInt64, soft: UInt64) {
+            self.type = type
+            self.hard = hard
+            self.soft = soft
+        }
+    }
+
+    public struct Root: Codable, Sendable, Equatable {
+        public var path: String
+        public var readonly: Bool?
+
+        public init(path: String, readonly: Bool? = nil) {
+            self.path = path
+            self.readonly = readonly
+        }
+    }
+
+    public struct Mount: Codable, Sendable, Equatable {
+        public var destination: String
+        public var type: String?
+        public var source: String?
+        public var options: [String]?
+        public var uidMappings: JSONValue?
+        public var gidMappings: JSONValue?
+
+        public init(destination: String, type: String? = nil, source: String? = nil, options: [String]? = nil) {
+            self.destination = destination
+            self.type = type
+            self.source = source
+            self.options = options
+        }
+    }
+
+    public struct Linux: Codable, Sendable, Equatable {
+        public var namespaces: [Namespace]?
+        public var uidMappings: JSONValue?
+        public var gidMappings: JSONValue?
+        public var timeOffsets: JSONValue?
+        public var devices: [Device]?
+        public var cgroupsPath: String?
+        public var resources: Resources?
+        public var rootfsPropagation: String?
+        public var seccomp: Seccomp?
+        public var sysctl: [String: String]?
+        public var maskedPaths: [String]?
+        public var readonlyPaths: [String]?
+        public var mountLabel: String?
+        public var intelRdt: JSONValue?
+        public var personality: JSONValue?
+
+        public init() {}
+    }
+
+    public struct Namespace: Codable, Sendable, Equatable {
+        public var type: String
+        public var path: String?
+
+        public init(type: String, path: String? = nil) {
+            self.type = type
+            self.path = path
+        }
+    }
+
+    public struct Device: Codable, Sendable, Equatable {
+        public var type: String
+        public var path: String
+        public var major: Int64?
+        public var minor: Int64?
+        public var fileMode: UInt32?
+        public var uid: UInt32?
+        public var gid: UInt32?
+
+        public init(type: String, path: String, major: Int64?, minor: Int64?, fileMode: UInt32? = nil) {
+            self.type = type
+            self.path = path
+            self.major = major
+            self.minor = minor
+            self.fileMode = fileMode
+        }
+    }
+
+    public struct Resources: Codable, Sendable, Equatable {
+        public var devices: [DeviceRule]?
+        public var memory: JSONValue?
+        public var cpu: JSONValue?
+        public var pids: JSONValue?
+        public var blockIO: JSONValue?
+        public var hugepageLimits: JSONValue?
+        public var network: JSONValue?
+        public var rdma: JSONValue?
+        public var unified: [String: String]?
+
+        public init() {}
+    }
+
+    public struct DeviceRule: Codable, Sendable, Equatable {
+        public var allow: Bool
+        public var type: String?
+        public var major: Int64?
+        public var minor: Int64?
+        public var access: String?
+
+        public init(allow: Bool, type: String? = nil, major: Int64? = nil, minor: Int64? = nil, access: String? = nil) {
+            self.allow = allow
+            self.type = type
+            self.major = major
+            self.minor = minor
+            self.access = access
+        }
+    }
+
+    public struct Seccomp: Codable, Sendable, Equatable {
+        public var defaultAction: String
+        public var defaultErrnoRet: UInt32?
+        public var architectures: [String]?
+        public var flags: [String]?
+        public var listenerPath: String?
+        public var listenerMetadata: String?
+        public var syscalls: [Syscall]?
+
+        public init(defaultAction: String, syscalls: [Syscall]? = nil) {
+            self.defaultAction = defaultAction
+            self.syscalls = syscalls
+        }
+    }
+
+    public struct Syscall: Codable, Sendable, Equatable {
+        public var names: [String]
+        public var action: String
+        public var errnoRet: UInt32?
+        public var args: [SeccompArg]?
+
+        public init(names: [String], action: String, errnoRet: UInt32? = nil, args: [SeccompArg]? = nil) {
+            self.names = names
+            self.action = action
+            self.errnoRet = errnoRet
+            self.args = args
+        }
+    }
+
+    public struct SeccompArg: Codable, Sendable, Equatable {
+        public var index: UInt32
+        public var value: UInt64
+        public var valueTwo: UInt64?
+        public var op: String
+
+        public init(index: UInt32, value: UInt64, valueTwo: UInt64? = nil, op: String) {
+            self.index = index
+            self.value = value
+            self.valueTwo = valueTwo
+            self.op = op
+        }
+    }
+}

@@ -1,0 +1,216 @@
+import HuskSystem
+
+/// What Husk checks in a config.json before starting anything. Each problem names the JSON
+/// path of the field; warnings are for fields Husk accepts but does not apply.
+public struct SpecProblems: Sendable {
+    public var errors: [String] = []
+    public var warnings: [String] = []
+
+    mutating func error(_ path: String, _ message: String) { errors.append("\(path): \(message)") }
+    mutating func warn(_ path: String, _ message: String) { warnings.append("\(path): \(message)") }
+}
+
+extension Spec {
+    /// The namespace types of runtime-spec config-linux.md.
+    public static let namespaceTypes: Set<String> = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"]
+
+    /// rlimit names (runtime-spec: the RLIMIT_* of getrlimit(2)) and their numbers.
+    public static let rlimitTypes: [String: Int32] = [
+        "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4, "RLIMIT_RSS": 5,
+        "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10,
+        "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+    ]
+
+    /// Checks everything that can be checked without touching the system (plus the existence
+    /// of paths the spec names). `bundle` resolves relative paths.
+    public func validate(bundle: String) -> SpecProblems {
+        var p = SpecProblems()
+        if !ociVersion.hasPrefix("1.") {
+            p.error("ociVersion", "\"\(ociVersion)\" is not supported: Husk implements runtime-spec 1.x")
+        }
+        validateRoot(&p, bundle: bundle)
+        validateProcess(&p)
+        validateMounts(&p)
+        validateLinux(&p)
+        if let hooks, hooks != .null, hooks != .object([:]) {
+            var any = false
+            if case .object(let o) = hooks {
+                for (_, v) in o { if case .array(let a) = v, !a.isEmpty { any = true } }
+            }
+            if any { p.error("hooks", "hooks are not supported yet; remove them or use runc") }
+        }
+        return p
+    }
+
+    private func validateRoot(_ p: inout SpecProblems, bundle: String) {
+        guard let root else {
+            p.error("root", "required field is missing: the container needs a root filesystem")
+            return
+        }
+        if root.path.isEmpty {
+            p.error("root.path", "must not be empty")
+            return
+        }
+        let abs = Files.absolute(root.path, relativeTo: bundle)
+        if !Files.exists(abs) {
+            p.error("root.path", "\(abs): No such file or directory")
+        } else if !Files.isDirectory(abs) {
+            p.error("root.path", "\(abs): not a directory")
+        }
+    }
+
+    private func validateProcess(_ p: inout SpecProblems) {
+        guard let process else {
+            p.error("process", "required field is missing: nothing to run")
+            return
+        }
+        if process.args?.isEmpty ?? true {
+            p.error("process.args", "must name the program to run (at least one element)")
+        } else if process.args?.first?.isEmpty == true {
+            p.error("process.args[0]", "must not be empty")
+        }
+        if process.commandLine != nil { p.error("process.commandLine", "is Windows-only") }
+        if !process.cwd.hasPrefix("/") { p.error("process.cwd", "\"\(process.cwd)\" must be an absolute path") }
+        if process.terminal == true {
+            p.error("process.terminal", "terminals are not supported yet; set it to false")
+        }
+        for (i, e) in (process.env ?? []).enumerated() where !e.contains("=") {
+            p.error("process.env[\(i)]", "\"\(e)\" is not of the form NAME=value")
+        }
+        if let caps = process.capabilities {
+            let sets: [(String, [String]?)] = [
+                ("bounding", caps.bounding), ("effective", caps.effective), ("inheritable", caps.inheritable),
+                ("permitted", caps.permitted), ("ambient", caps.ambient),
+            ]
+            for (set, names) in sets {
+                for (i, n) in (names ?? []).enumerated() where Capabilities.number(n) == nil {
+                    p.warn("process.capabilities.\(set)[\(i)]", "unknown capability \"\(n)\" is ignored")
+                }
+            }
+        }
+        var seen: Set<String> = []
+        for (i, r) in (process.rlimits ?? []).enumerated() {
+            if Spec.rlimitTypes[r.type] == nil {
+                p.error("process.rlimits[\(i)].type", "unknown rlimit \"\(r.type)\"")
+            }
+            if !seen.insert(r.type).inserted { p.error("process.rlimits[\(i)].type", "\(r.type) is listed twice") }
+            if r.soft > r.hard { p.error("process.rlimits[\(i)]", "soft limit \(r.soft) is above hard limit \(r.hard)") }
+        }
+        if let adj = process.oomScoreAdj, adj < -1000 || adj > 1000 {
+            p.error("process.oomScoreAdj", "\(adj) is outside -1000...1000")
+        }
+        if process.apparmorProfile?.isEmpty == false {
+            p.warn("process.apparmorProfile", "AppArmor is not applied by Husk")
+        }
+        if process.selinuxLabel?.isEmpty == false { p.warn("process.selinuxLabel", "SELinux is not applied by Husk") }
+        if process.ioPriority != nil { p.error("process.ioPriority", "is not supported yet") }
+        if process.scheduler != nil { p.error("process.scheduler", "is not supported yet") }
+        if process.execCPUAffinity != nil { p.error("process.execCPUAffinity", "is not supported yet") }
+        if let u = process.user.umask, u > 0o777 { p.error("process.user.umask", "\(u) is not a valid umask") }
+    }
+
+    private func validateMounts(_ p: inout SpecProblems) {
+        for (i, m) in (mounts ?? []).enumerated() {
+            let path = "mounts[\(i)]"
+            if m.destination.isEmpty {
+                p.error("\(path).destination", "must not be empty")
+            } else if !m.destination.hasPrefix("/") {
+                p.warn("\(path).destination", "\"\(m.destination)\" is relative; it is taken relative to /")
+            }
+            let opts = m.options ?? []
+            let isBind = m.type == "bind" || opts.contains("bind") || opts.contains("rbind")
+            if isBind && (m.source ?? "").isEmpty { p.error("\(path).source", "a bind mount needs a source") }
+            if m.uidMappings != nil || m.gidMappings != nil {
+                p.error("\(path)", "id-mapped mounts are not supported yet")
+            }
+            for (j, o) in opts.enumerated() where o == "idmap" || o == "ridmap" {
+                p.error("\(path).options[\(j)]", "id-mapped mounts are not supported yet")
+            }
+            if !isBind && (m.type ?? "").isEmpty {
+                p.error("\(path).type", "required for a mount that is not a bind mount")
+            }
+        }
+    }
+
+    private func validateLinux(_ p: inout SpecProblems) {
+        guard let linux else {
+            p.error("linux", "required field is missing: Husk runs Linux containers")
+            return
+        }
+        var types: Set<String> = []
+        for (i, ns) in (linux.namespaces ?? []).enumerated() {
+            let path = "linux.namespaces[\(i)]"
+            if !Spec.namespaceTypes.contains(ns.type) {
+                p.error("\(path).type", "unknown namespace type \"\(ns.type)\"")
+                continue
+            }
+            if !types.insert(ns.type).inserted { p.error("\(path).type", "namespace \(ns.type) is listed twice") }
+            if ns.type == "user" { p.error("\(path)", "user namespaces are not supported yet") }
+            if ns.type == "time" { p.error("\(path)", "time namespaces are not supported yet") }
+            if let nsPath = ns.path, !nsPath.isEmpty, !Files.exists(nsPath) {
+                p.error("\(path).path", "\(nsPath): No such file or directory")
+            }
+        }
+        if !types.contains("mount") {
+            p.error("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
+        }
+        let ownUTS = (linux.namespaces ?? []).contains { $0.type == "uts" && ($0.path ?? "").isEmpty }
+        if hostname?.isEmpty == false && !ownUTS {
+            p.error("hostname", "setting a hostname needs a new uts namespace")
+        }
+        if domainname?.isEmpty == false && !ownUTS {
+            p.error("domainname", "setting a domainname needs a new uts namespace")
+        }
+        if linux.uidMappings != nil || linux.gidMappings != nil {
+            p.error("linux.uidMappings", "user namespaces are not supported yet")
+        }
+        if linux.timeOffsets != nil { p.error("linux.timeOffsets", "time namespaces are not supported yet") }
+        if linux.intelRdt != nil { p.error("linux.intelRdt", "is not supported") }
+        if linux.personality != nil { p.error("linux.personality", "is not supported yet") }
+        if let prop = linux.rootfsPropagation, !prop.isEmpty, MountOptions.propagation[prop] == nil {
+            p.error("linux.rootfsPropagation", "unknown propagation \"\(prop)\"")
+        }
+        if linux.mountLabel?.isEmpty == false { p.warn("linux.mountLabel", "SELinux is not applied by Husk") }
+        for (i, d) in (linux.devices ?? []).enumerated() {
+            let path = "linux.devices[\(i)]"
+            if !["c", "b", "u", "p"].contains(d.type) {
+                p.error("\(path).type", "unknown device type \"\(d.type)\" (c, b, u or p)")
+            }
+            if d.type != "p" && (d.major == nil || d.minor == nil) {
+                p.error("\(path)", "a \(d.type) device needs major and minor")
+            }
+            if !d.path.hasPrefix("/dev/") { p.error("\(path).path", "\"\(d.path)\" must be under /dev") }
+        }
+        for (key, _) in linux.sysctl ?? [:] {
+            if let need = Spec.namespaceForSysctl(key), !(types.contains(need)) {
+                p.error("linux.sysctl.\(key)", "needs a new \(need) namespace")
+            }
+        }
+        if let sc = linux.seccomp { SeccompProfile.validate(sc, into: &p) }
+        if let r = linux.resources {
+            if let rules = r.devices, !rules.isEmpty {
+                p.warn("linux.resources.devices", "device access rules are not enforced yet; only the listed device nodes are created")
+            }
+            let fields: [(String, Bool)] = [
+                ("memory", r.memory != nil), ("cpu", r.cpu != nil), ("pids", r.pids != nil),
+                ("blockIO", r.blockIO != nil), ("hugepageLimits", r.hugepageLimits != nil),
+                ("network", r.network != nil), ("rdma", r.rdma != nil), ("unified", !(r.unified ?? [:]).isEmpty),
+            ]
+            for (name, set) in fields where set {
+                p.error("linux.resources.\(name)", "cgroup resource limits are not supported yet")
+            }
+        }
+    }
+
+    /// The namespace a sysctl belongs to (runc's validator), or nil for ones that are not
+    /// namespaced (which are refused by the kernel inside a container anyway).
+    static func namespaceForSysctl(_ key: String) -> String? {
+        if key.hasPrefix("net.") { return "network" }
+        if key.hasPrefix("fs.mqueue.") || ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+            "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"].contains(key) {
+            return "ipc"
+        }
+        if key == "kernel.hostname" || key == "kernel.domainname" { return "uts" }
+        return nil
+    }
+}

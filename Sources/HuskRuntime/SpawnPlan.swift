@@ -1,0 +1,100 @@
+import CShim
+import HuskSystem
+
+/// Everything the child does between clone3 and execve, as plain data (DESIGN §3). Built by
+/// `SpawnPlanner` from a spec; fds (cgroup, namespaces, gate, stdio) are filled in by the
+/// caller that owns them. `Spawner` lays it out as C memory and runs it.
+public struct SpawnPlan: Sendable {
+    public struct MountEntry: Sendable, Equatable {
+        public var source: String?
+        public var target: String
+        public var fstype: String?
+        public var data: String?
+        public var flags: UInt = 0
+        public var propagation: UInt = 0
+        public var options: UInt32 = 0
+
+        public init(source: String?, target: String, fstype: String?, data: String? = nil, flags: UInt = 0,
+                    propagation: UInt = 0, options: UInt32 = 0) {
+            self.source = source
+            self.target = target
+            self.fstype = fstype
+            self.data = data
+            self.flags = flags
+            self.propagation = propagation
+            self.options = options
+        }
+    }
+
+    public struct DeviceNode: Sendable, Equatable {
+        public var path: String
+        public var mode: UInt32  // S_IF* | permissions
+        public var major: UInt32
+        public var minor: UInt32
+        public var uid: UInt32 = 0
+        public var gid: UInt32 = 0
+    }
+
+    public struct NamespaceJoin: Sendable {
+        public var fd: FD
+        public var type: UInt64  // CLONE_NEW*
+    }
+
+    // Namespaces.
+    public var newNamespaces: UInt64 = 0
+    public var unshareCgroupNamespace = false
+    public var joins: [NamespaceJoin] = []
+    public var pidNamespace: FD? = nil
+    public var cgroup: FD? = nil
+
+    // Streams.
+    public var stdio: [FD?] = [nil, nil, nil]
+    public var setsid = true
+    public var console: FD? = nil
+    public var preserveFDs: [FD] = []
+
+    public var oomScoreAdj: Int? = nil
+
+    // Root filesystem.
+    public var rootfs: String? = nil
+    public var rootPropagation: UInt = 0
+    public var rootfsReadonly = false
+    public var mounts: [MountEntry] = []
+    public var setupDev = false
+    public var devices: [DeviceNode] = []
+    public var symlinks: [(target: String, path: String)] = []
+    public var maskedPaths: [String] = []
+    public var readonlyPaths: [String] = []
+
+    public var hostname: String? = nil
+    public var domainname: String? = nil
+    public var sysctls: [(key: String, value: String)] = []
+    public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = []
+
+    // Identity and privileges.
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var groups: [UInt32] = []
+    public var umask: Int32? = nil
+    public var bounding: UInt64 = 0
+    public var effective: UInt64 = 0
+    public var permitted: UInt64 = 0
+    public var inheritable: UInt64 = 0
+    public var ambient: UInt64 = 0
+    public var noNewPrivileges = false
+    public var seccomp: SeccompProgram? = nil
+
+    // What to run.
+    public var cwd = "/"
+    public var argv: [String] = []
+    public var env: [String] = []
+    /// Wait for one byte on this fd after setup, before exec (the start gate).
+    public var gate: FD? = nil
+
+    public init() {}
+
+    /// PATH from the environment, used to find argv[0].
+    public var pathEnv: String? {
+        env.last(where: { $0.hasPrefix("PATH=") }).map { String($0.dropFirst(5)) }
+    }
+}

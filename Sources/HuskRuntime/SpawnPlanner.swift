@@ -1,0 +1,208 @@
+import CShim
+import HuskSystem
+
+/// Turns a validated runtime spec into a `SpawnPlan` (pure data) plus the namespace paths the
+/// caller must open. Nothing here touches the system except reading facts about the host.
+public struct PlannedSpawn: Sendable {
+    public var plan: SpawnPlan
+    /// Namespaces to join by path (not pid): (path, CLONE_NEW* type, JSON path for errors).
+    public var joins: [(path: String, type: UInt64, field: String)] = []
+    /// The pid namespace to create the child in, by path.
+    public var pidNamespacePath: String? = nil
+    public var warnings: [String] = []
+}
+
+public enum SpawnPlanner {
+    static let namespaceFlags: [String: UInt64] = [
+        "pid": CSHIM_CLONE_NEWPID, "network": CSHIM_CLONE_NEWNET, "mount": CSHIM_CLONE_NEWNS,
+        "ipc": CSHIM_CLONE_NEWIPC, "uts": CSHIM_CLONE_NEWUTS, "cgroup": CSHIM_CLONE_NEWCGROUP,
+        "user": CSHIM_CLONE_NEWUSER, "time": CSHIM_CLONE_NEWTIME,
+    ]
+
+    /// The device nodes every container gets (runc's default set).
+    public static let defaultDevices: [SpawnPlan.DeviceNode] = [
+        .init(path: "/dev/null", mode: 0o020666, major: 1, minor: 3),
+        .init(path: "/dev/zero", mode: 0o020666, major: 1, minor: 5),
+        .init(path: "/dev/full", mode: 0o020666, major: 1, minor: 7),
+        .init(path: "/dev/random", mode: 0o020666, major: 1, minor: 8),
+        .init(path: "/dev/urandom", mode: 0o020666, major: 1, minor: 9),
+        .init(path: "/dev/tty", mode: 0o020666, major: 5, minor: 0),
+    ]
+
+    /// - Parameters:
+    ///   - cgroupDirectory: the container's cgroup directory on the host, bound at a `cgroup`
+    ///     mount when the container has no cgroup namespace of its own.
+    public static func plan(spec: Spec, bundle: String, cgroupDirectory: String?) throws(HuskError) -> PlannedSpawn {
+        guard let process = spec.process, let linux = spec.linux else {
+            throw HuskError(.invalidArgument, "the spec has no process or linux section")
+        }
+        var plan = SpawnPlan()
+        var out = PlannedSpawn(plan: plan)
+
+        // Namespaces.
+        var own: Set<String> = []
+        for (i, ns) in (linux.namespaces ?? []).enumerated() {
+            guard let flag = namespaceFlags[ns.type] else { continue }
+            if let path = ns.path, !path.isEmpty {
+                if ns.type == "pid" {
+                    out.pidNamespacePath = path
+                } else {
+                    out.joins.append((path, flag, "linux.namespaces[\(i)].path"))
+                }
+            } else if ns.type == "cgroup" {
+                plan.unshareCgroupNamespace = true
+                own.insert(ns.type)
+            } else {
+                plan.newNamespaces |= flag
+                own.insert(ns.type)
+            }
+        }
+        let joinsMount = out.joins.contains { $0.type == CSHIM_CLONE_NEWNS }
+
+        // Root filesystem, mounts, devices.
+        if !joinsMount {
+            guard let root = spec.root else { throw HuskError(.invalidArgument, "root: required field is missing") }
+            plan.rootfs = Files.absolute(root.path, relativeTo: bundle)
+            plan.rootfsReadonly = root.readonly ?? false
+            if let prop = linux.rootfsPropagation, let flags = MountOptions.propagation[prop] {
+                plan.rootPropagation = flags
+            }
+            var hasPts = false
+            var bindsDev = false
+            for (i, m) in (spec.mounts ?? []).enumerated() {
+                let entry = try mountEntry(m, index: i, bundle: bundle, ownCgroupNS: own.contains("cgroup"),
+                                           cgroupDirectory: cgroupDirectory, warnings: &out.warnings)
+                if entry.target == "/dev/pts" { hasPts = true }
+                if entry.target == "/dev" && entry.options & UInt32(CSHIM_MOUNT_BIND) != 0 { bindsDev = true }
+                plan.mounts.append(entry)
+            }
+            plan.setupDev = !bindsDev
+            if plan.setupDev {
+                var devices = defaultDevices
+                for d in linux.devices ?? [] {
+                    let node = deviceNode(d)
+                    devices.removeAll { $0.path == node.path }
+                    devices.append(node)
+                }
+                plan.devices = devices
+                plan.symlinks = [
+                    ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                    ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+                ]
+                if hasPts { plan.symlinks.append(("pts/ptmx", "/dev/ptmx")) }
+                if Files.exists("/proc/kcore") { plan.symlinks.append(("/proc/kcore", "/dev/core")) }
+            }
+            plan.maskedPaths = unique(linux.maskedPaths ?? [])
+            plan.readonlyPaths = unique(linux.readonlyPaths ?? [])
+        }
+
+        if let h = spec.hostname, !h.isEmpty { plan.hostname = h }
+        if let d = spec.domainname, !d.isEmpty { plan.domainname = d }
+        plan.sysctls = (linux.sysctl ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        plan.rlimits = (process.rlimits ?? []).compactMap { r in
+            Spec.rlimitTypes[r.type].map { ($0, r.soft, r.hard) }
+        }
+        plan.oomScoreAdj = process.oomScoreAdj
+
+        // Identity and privileges.
+        plan.uid = process.user.uid
+        plan.gid = process.user.gid
+        plan.groups = process.user.additionalGids ?? []
+        plan.umask = process.user.umask.map { Int32($0) }
+        let caps = process.capabilities
+        plan.bounding = mask(caps?.bounding)
+        plan.effective = mask(caps?.effective)
+        plan.permitted = mask(caps?.permitted)
+        plan.inheritable = mask(caps?.inheritable)
+        let ambient = mask(caps?.ambient)
+        plan.ambient = ambient & plan.permitted & plan.inheritable
+        if plan.ambient != ambient {
+            let dropped = Capabilities.names(of: ambient & ~plan.ambient).joined(separator: ", ")
+            out.warnings.append(
+                "process.capabilities.ambient: \(dropped) not raised: an ambient capability must also be permitted and inheritable")
+        }
+        plan.noNewPrivileges = process.noNewPrivileges ?? false
+
+        plan.cwd = process.cwd
+        plan.argv = process.args ?? []
+        plan.env = process.env ?? []
+        out.plan = plan
+        return out
+    }
+
+    static func mountEntry(
+        _ m: Spec.Mount, index: Int, bundle: String, ownCgroupNS: Bool, cgroupDirectory: String?,
+        warnings: inout [String]
+    ) throws(HuskError) -> SpawnPlan.MountEntry {
+        let target = Files.clean("/" + m.destination)
+        let opts = MountOptions(m.options ?? [])
+        for o in opts.ignored where o == "tmpcopyup" {
+            warnings.append("mounts[\(index)].options: tmpcopyup is not supported; the tmpfs starts empty")
+        }
+        let type = m.type ?? ""
+        var entry = SpawnPlan.MountEntry(source: m.source, target: target, fstype: type, data: opts.dataString)
+        entry.flags = opts.flags
+        entry.propagation = opts.propagation
+        if opts.recursiveReadonly { entry.options |= UInt32(CSHIM_MOUNT_RECURSIVE_RO) }
+
+        func makeBind(source: String) {
+            entry.source = source
+            entry.fstype = nil
+            entry.data = nil
+            entry.options |= UInt32(CSHIM_MOUNT_BIND)
+            entry.flags = opts.flags | (opts.recursive ? UInt(CSHIM_MS_REC) : 0)
+            // A bind takes the source's flags; anything asked for needs a remount.
+            if opts.flags & ~UInt(CSHIM_MS_REC) != 0 { entry.options |= UInt32(CSHIM_MOUNT_REMOUNT) }
+        }
+
+        switch type {
+        case _ where type == "bind" || opts.bind:
+            makeBind(source: Files.absolute(m.source ?? "", relativeTo: bundle))
+        case "cgroup", "cgroup2":
+            if ownCgroupNS {
+                entry.fstype = "cgroup2"
+                entry.source = "cgroup2"
+                entry.data = nil
+            } else {
+                // Without its own cgroup namespace a fresh cgroup2 mount would show the whole
+                // host hierarchy: bind the container's own group instead.
+                guard let dir = cgroupDirectory else {
+                    throw HuskError(.invalidArgument, "mounts[\(index)]: a cgroup mount needs the container's cgroup")
+                }
+                makeBind(source: dir)
+                entry.options |= UInt32(CSHIM_MOUNT_REMOUNT)
+            }
+        case "proc", "sysfs":
+            entry.options |= UInt32(CSHIM_MOUNT_NO_SYMLINK)
+        default:
+            break
+        }
+        return entry
+    }
+
+    static func deviceNode(_ d: Spec.Device) -> SpawnPlan.DeviceNode {
+        let type: UInt32
+        switch d.type {
+        case "b": type = 0o060000
+        case "p": type = 0o010000
+        default: type = 0o020000
+        }
+        let perm = (d.fileMode ?? 0o666) & 0o7777
+        return SpawnPlan.DeviceNode(
+            path: Files.clean(d.path), mode: type | perm, major: UInt32(clamping: d.major ?? 0),
+            minor: UInt32(clamping: d.minor ?? 0), uid: d.uid ?? 0, gid: d.gid ?? 0)
+    }
+
+    static func mask(_ names: [String]?) -> UInt64 {
+        var m: UInt64 = 0
+        for n in names ?? [] {
+            if let i = Capabilities.number(n), i <= Capabilities.lastCap { m |= 1 << UInt64(i) }
+        }
+        return m
+    }
+
+    static func unique(_ paths: [String]) -> [String] {
+        var seen: Set<String> = []
+        return paths.map { Files.clean("/" + $0) }.filter { seen.insert($0).inserted }
+    }
+}

@@ -1,0 +1,228 @@
+import CShim
+import HuskSystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Where in the child a spawn failed.
+public enum SpawnStage: Int32, Sendable {
+    case none = 0, pipe, clone, pidNamespace, setup, stdio, setns, cgroupNamespace, oomScoreAdj, rootPropagation,
+        rootfs, mount, devices, maskedPaths, readonlyPaths, pivotRoot, readonlyRoot, hostname, rlimits, closeFDs,
+        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console
+
+    public var name: String {
+        switch self {
+        case .none: return "spawn"
+        case .pipe: return "pipe"
+        case .clone: return "clone3"
+        case .pidNamespace: return "pid namespace"
+        case .setup: return "process setup"
+        case .stdio: return "stdio"
+        case .setns: return "joining namespaces"
+        case .cgroupNamespace: return "cgroup namespace"
+        case .oomScoreAdj: return "oom_score_adj"
+        case .rootPropagation: return "root propagation"
+        case .rootfs: return "rootfs"
+        case .mount: return "mount"
+        case .devices: return "devices"
+        case .maskedPaths: return "masked paths"
+        case .readonlyPaths: return "readonly paths"
+        case .pivotRoot: return "pivot_root"
+        case .readonlyRoot: return "readonly root"
+        case .hostname: return "hostname"
+        case .rlimits: return "rlimits"
+        case .closeFDs: return "closing fds"
+        case .seccomp: return "seccomp"
+        case .capabilities: return "capabilities"
+        case .user: return "user"
+        case .cwd: return "cwd"
+        case .noNewPrivs: return "no_new_privs"
+        case .lookup: return "exec"
+        case .gate: return "start gate"
+        case .exec: return "exec"
+        case .sysctl: return "sysctl"
+        case .console: return "console"
+        }
+    }
+}
+
+/// A failure reported by the child: the stage, the errno and what it worked on.
+public struct SpawnError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var stage: SpawnStage
+    public var errno: Errno
+    public var detail: String
+
+    /// `exec: /bin/nope: No such file or directory`; a PATH search that found nothing reads
+    /// like runc: `exec: "nope": executable file not found in $PATH`.
+    public var description: String {
+        if stage == .lookup && errno == .noSuchFileOrDirectory {
+            return "exec: \"\(detail)\": executable file not found in $PATH"
+        }
+        if stage == .mount && errno == .tooManySymbolicLinkLevels {
+            return "mount: \(detail): must be mounted on an ordinary directory, not a symlink"
+        }
+        let what = detail.isEmpty ? "" : "\(detail): "
+        return "\(stage.name): \(what)\(errno.text)"
+    }
+}
+
+/// A child started from a plan.
+public struct SpawnedProcess: Sendable {
+    public let pidfd: PidFD
+    /// Open while the child waits at its gate: `waitExec()` after opening the gate.
+    let report: FD?
+
+    public var pid: pid_t { pidfd.pid }
+
+    /// After the gate is opened: returns once the child has exec'd, or throws its failure (the
+    /// child is then exiting; reap it with `pidfd.wait()`).
+    public func waitExec() throws(SpawnError) {
+        guard let report else { return }
+        var result = cshim_spawn_result()
+        result.report_fd = dup(report.raw)
+        result.pidfd = -1
+        let r = cshim_spawn_wait_exec(&result)
+        if r != 0 { throw SpawnError(result) }
+    }
+}
+
+extension SpawnError {
+    init(_ r: cshim_spawn_result) {
+        let detail = withUnsafeBytes(of: r.detail) { raw in String.fromCBytes(raw) }
+        self.init(stage: SpawnStage(rawValue: r.stage) ?? .none, errno: Errno(rawValue: r.error), detail: detail)
+    }
+}
+
+/// Runs a `SpawnPlan`: lays it out as C memory (an arena freed after the call; the child has
+/// its own copy) and calls `cshim_spawn`.
+public enum Spawner {
+    public static func spawn(_ plan: SpawnPlan) throws(SpawnError) -> SpawnedProcess {
+        let arena = Arena()
+        defer { arena.release() }
+        var c = cshim_spawn_plan()
+        c.clone_flags = plan.newNamespaces
+        c.unshare_cgroupns = plan.unshareCgroupNamespace ? 1 : 0
+        let joins = plan.joins.map { cshim_ns_join(fd: $0.fd.raw, nstype: Int32(truncatingIfNeeded: $0.type)) }
+        c.joins = arena.array(joins)
+        c.njoins = joins.count
+        c.pid_ns_fd = plan.pidNamespace?.raw ?? -1
+        c.cgroup_fd = plan.cgroup?.raw ?? -1
+        c.stdio = (plan.stdio[0]?.raw ?? -1, plan.stdio[1]?.raw ?? -1, plan.stdio[2]?.raw ?? -1)
+        c.setsid = plan.setsid ? 1 : 0
+        c.console_fd = plan.console?.raw ?? -1
+        c.oom_score_adj = Int32(plan.oomScoreAdj ?? 0)
+        c.set_oom_score_adj = plan.oomScoreAdj == nil ? 0 : 1
+        c.rootfs = plan.rootfs.map { arena.string($0) }
+        c.root_propagation = plan.rootPropagation
+        c.rootfs_readonly = plan.rootfsReadonly ? 1 : 0
+        let mounts = plan.mounts.map {
+            cshim_mount(
+                source: $0.source.map { arena.string($0) }, target: arena.string($0.target),
+                fstype: $0.fstype.map { arena.string($0) }, data: $0.data.map { arena.string($0) }, flags: $0.flags,
+                propagation: $0.propagation, options: $0.options)
+        }
+        c.mounts = arena.array(mounts)
+        c.nmounts = mounts.count
+        c.setup_dev = plan.setupDev ? 1 : 0
+        let devices = plan.devices.map {
+            cshim_device(path: arena.string($0.path), mode: $0.mode, major: $0.major, minor: $0.minor, uid: $0.uid,
+                         gid: $0.gid)
+        }
+        c.devices = arena.array(devices)
+        c.ndevices = devices.count
+        let links = plan.symlinks.map { cshim_symlink(target: arena.string($0.target), path: arena.string($0.path)) }
+        c.symlinks = arena.array(links)
+        c.nsymlinks = links.count
+        c.masked_paths = arena.stringArray(plan.maskedPaths, terminated: false)
+        c.nmasked = plan.maskedPaths.count
+        c.readonly_paths = arena.stringArray(plan.readonlyPaths, terminated: false)
+        c.nreadonly = plan.readonlyPaths.count
+        c.hostname = plan.hostname.map { arena.string($0) }
+        c.domainname = plan.domainname.map { arena.string($0) }
+        let sysctls = plan.sysctls.map {
+            cshim_sysctl(path: arena.string($0.key.replacingDots()), value: arena.string($0.value))
+        }
+        c.sysctls = arena.array(sysctls)
+        c.nsysctls = sysctls.count
+        let rlimits = plan.rlimits.map { cshim_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
+        c.rlimits = arena.array(rlimits)
+        c.nrlimits = rlimits.count
+        c.uid = plan.uid
+        c.gid = plan.gid
+        c.groups = arena.array(plan.groups)
+        c.ngroups = plan.groups.count
+        c.umask = plan.umask ?? -1
+        c.cap_last = Int32(Capabilities.lastCap)
+        c.cap_bounding = plan.bounding
+        c.cap_effective = plan.effective
+        c.cap_permitted = plan.permitted
+        c.cap_inheritable = plan.inheritable
+        c.cap_ambient = plan.ambient
+        c.no_new_privs = plan.noNewPrivileges ? 1 : 0
+        if let sc = plan.seccomp {
+            c.seccomp_filter = UnsafeRawPointer(arena.array(sc.instructions))
+            c.seccomp_len = sc.count
+            c.seccomp_flags = sc.flags
+        }
+        let preserve = plan.preserveFDs.map(\.raw)
+        c.preserve_fds = arena.array(preserve)
+        c.npreserve = preserve.count
+        c.cwd = arena.string(plan.cwd)
+        c.argv = arena.stringArray(plan.argv, terminated: true)
+        c.envp = arena.stringArray(plan.env, terminated: true)
+        c.path_env = plan.pathEnv.map { arena.string($0) }
+        c.gate_fd = plan.gate?.raw ?? -1
+
+        var result = cshim_spawn_result()
+        let r = withExtendedLifetime(plan) { cshim_spawn(&c, &result) }
+        if r != 0 { throw SpawnError(result) }
+        let pidfd = PidFD(adopting: result.pidfd, pid: result.pid)
+        return SpawnedProcess(pidfd: pidfd, report: result.report_fd >= 0 ? FD(adopting: result.report_fd) : nil)
+    }
+}
+
+extension String {
+    /// "net.ipv4.ip_forward" -> "net/ipv4/ip_forward" (sysctl keys may use / already).
+    fileprivate func replacingDots() -> String {
+        String(self.map { $0 == "." ? "/" : $0 })
+    }
+}
+
+/// Memory for the C plan, allocated with malloc and freed together.
+final class Arena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    func string(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        blocks.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+
+    func array<T>(_ items: [T]) -> UnsafePointer<T>? {
+        guard !items.isEmpty else { return nil }
+        let raw = malloc(MemoryLayout<T>.stride * items.count)!
+        blocks.append(raw)
+        let p = raw.bindMemory(to: T.self, capacity: items.count)
+        p.initialize(from: items, count: items.count)
+        return UnsafePointer(p)
+    }
+
+    func stringArray(_ items: [String], terminated: Bool) -> UnsafePointer<UnsafePointer<CChar>?>? {
+        if items.isEmpty && !terminated { return nil }
+        let raw = malloc(MemoryLayout<UnsafePointer<CChar>?>.stride * (items.count + 1))!
+        blocks.append(raw)
+        let p = raw.bindMemory(to: UnsafePointer<CChar>?.self, capacity: items.count + 1)
+        for (i, s) in items.enumerated() { (p + i).initialize(to: string(s)) }
+        (p + items.count).initialize(to: nil)
+        return UnsafePointer(p)
+    }
+
+    func release() {
+        for b in blocks { free(b) }
+        blocks.removeAll()
+    }
+}

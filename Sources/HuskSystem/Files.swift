@@ -1,0 +1,168 @@
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Small file helpers on top of the C library: whole-file reads, atomic writes, directories.
+public enum Files {
+    /// The whole file, or nil when it does not exist.
+    public static func read(_ path: String) throws(SystemCallError) -> [UInt8]? {
+        let fd: FD
+        do {
+            fd = try FD.open(path, O_RDONLY)
+        } catch {
+            if error.errno == .noSuchFileOrDirectory { return nil }
+            throw error
+        }
+        return try fd.readAll()
+    }
+
+    /// The whole file as UTF-8 text, or nil when it does not exist.
+    public static func readString(_ path: String) throws(SystemCallError) -> String? {
+        guard let bytes = try read(path) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
+    public static func writeAtomically(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644)
+        throws(SystemCallError)
+    {
+        let tmp = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let fd = try FD.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
+        do {
+            try fd.writeAll(bytes)
+            try syscall("fsync", tmp) { fsync(fd.raw) }
+            try syscall("rename", path) { rename(tmp, path) }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+
+    /// Writes a small value into an existing (kernel) file, e.g. a cgroup or /proc file.
+    public static func writeValue(_ path: String, _ value: String) throws(SystemCallError) {
+        let fd = try FD.open(path, O_WRONLY)
+        try fd.writeAll(Array(value.utf8))
+    }
+
+    /// Whether something exists at `path` (without following a final symlink).
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// Whether `path` is a directory (following symlinks).
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// mkdir -p; returns the directories it created, outermost first.
+    @discardableResult
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) -> [String] {
+        var created: [String] = []
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + comp
+            if mkdir(prefix, mode) == 0 {
+                created.append(prefix)
+            } else {
+                let e = currentErrno
+                if e == .fileExists, isDirectory(prefix) { continue }
+                throw SystemCallError("mkdir", prefix, e)
+            }
+        }
+        return created
+    }
+
+    /// rm -rf without crossing mount points and without following symlinks.
+    public static func removeTree(_ path: String) throws(SystemCallError) {
+        var st = stat()
+        if lstat(path, &st) != 0 {
+            if currentErrno == .noSuchFileOrDirectory { return }
+            throw SystemCallError("lstat", path, currentErrno)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            let rootDev = st.st_dev
+            if let dir = opendir(path) {
+                var names: [String] = []
+                while let ent = readdir(dir) {
+                    let name = direntName(ent)
+                    if name != "." && name != ".." { names.append(name) }
+                }
+                closedir(dir)
+                for name in names {
+                    let child = path + "/" + name
+                    var cst = stat()
+                    if lstat(child, &cst) == 0, (cst.st_mode & S_IFMT) == S_IFDIR, cst.st_dev != rootDev {
+                        throw SystemCallError("rmdir", child, .resourceBusy)  // a mount point: never cross it
+                    }
+                    try removeTree(child)
+                }
+            }
+            try syscall("rmdir", path) { rmdir(path) }
+        } else {
+            try syscall("unlink", path) { unlink(path) }
+        }
+    }
+
+    /// The names in a directory (without . and ..), or nil when it does not exist.
+    public static func list(_ path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let ent = readdir(dir) {
+            let name = direntName(ent)
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// An absolute, lexically cleaned path (no symlink resolution).
+    public static func absolute(_ path: String, relativeTo base: String? = nil) -> String {
+        var full = path
+        if !path.hasPrefix("/") {
+            let b = base ?? currentDirectory()
+            full = b + "/" + path
+        }
+        return clean(full)
+    }
+
+    /// Lexical cleaning: collapses "//", "." and ".." (never above "/").
+    public static func clean(_ path: String) -> String {
+        var parts: [Substring] = []
+        for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if comp == "." { continue }
+            if comp == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(comp)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    public static func currentDirectory() -> String {
+        var buf = [UInt8](repeating: 0, count: Int(PATH_MAX))
+        let ok = buf.withUnsafeMutableBytes { p in getcwd(p.baseAddress!.assumingMemoryBound(to: CChar.self), p.count) != nil }
+        guard ok else { return "/" }
+        return buf.withUnsafeBytes { String.fromCBytes($0) }
+    }
+}
+
+/// The name of a directory entry.
+func direntName(_ ent: UnsafeMutablePointer<dirent>) -> String {
+    withUnsafeBytes(of: ent.pointee.d_name) { raw in String.fromCBytes(raw) }
+}
+
+extension String {
+    /// The string up to the first NUL of a fixed C buffer.
+    public static func fromCBytes(_ raw: UnsafeRawBufferPointer) -> String {
+        let bytes = raw.bindMemory(to: UInt8.self)
+        let end = bytes.firstIndex(of: 0) ?? bytes.count
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
+    }
+}

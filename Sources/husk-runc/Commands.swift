@@ -1,0 +1,195 @@
+import FoundationEssentials
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where `main` keeps the signalfd of a foreground run.
+enum RuncSignals {
+    nonisolated(unsafe) static var forwarding: FD? = nil  // set once in main before any thread
+}
+
+/// The verbs of husk-runc. Each is thin: parse, call HuskRuntime, print (DESIGN §1).
+enum Runc {
+    static let version = "0.1.0"
+
+    /// Runs a parsed command line; returns the exit status. Errors become one line on stderr
+    /// (and a record in --log).
+    static func main(_ cl: ParsedCommandLine) -> Int32 {
+        if cl.wantsVersion {
+            FileHandleOut.stdout("husk-runc version \(version)\nspec: \(Spec.version)\n")
+            return 0
+        }
+        if cl.wantsHelp {
+            FileHandleOut.stdout(RuncCLI.helpText(for: cl.command))
+            return 0
+        }
+        let format = LogFormat(rawValue: cl.global("log-format") ?? "text") ?? .text
+        Log.shared.configure(path: cl.global("log"), format: format, debug: cl.globals["debug"] != nil)
+        do {
+            if let f = cl.global("log-format"), LogFormat(rawValue: f) == nil {
+                throw HuskError(.invalidArgument, "--log-format: \"\(f)\" is not text or json")
+            }
+            if cl.globals["systemd-cgroup"] != nil {
+                throw HuskError(.unsupported, "--systemd-cgroup is not supported: Husk manages cgroupfs directly")
+            }
+            if cl.global("rootless") == "true" {
+                throw HuskError(.unsupported, "--rootless is not supported: husk-runc must run as root")
+            }
+            let root = RuntimeRoot(cl.global("root") ?? "/run/husk-runc")
+            switch cl.command {
+            case "create": try create(cl, root)
+            case "start": try Container.load(cl.args[0], root: root).start()
+            case "state": FileHandleOut.stdout(try prettyJSON(Container.load(cl.args[0], root: root).state()) + "\n")
+            case "kill": try kill(cl, root)
+            case "delete": try delete(cl, root)
+            case "run": return try run(cl, root)
+            case "list": try list(cl, root)
+            case "spec": try spec(cl)
+            case "features": FileHandleOut.stdout(try prettyJSON(Features.current()) + "\n")
+            default: throw HuskError(.invalidArgument, "no command given")
+            }
+            return 0
+        } catch {
+            Log.shared.error("\(error)")
+            return 1
+        }
+    }
+
+    static func createOptions(_ cl: ParsedCommandLine) throws(HuskError) -> Container.CreateOptions {
+        if cl.value("console-socket") != nil {
+            throw HuskError(.unsupported, "--console-socket: terminals are not supported yet")
+        }
+        if cl.flag("no-pivot") {
+            throw HuskError(.unsupported, "--no-pivot is not supported: the container root always gets pivot_root")
+        }
+        var o = Container.CreateOptions()
+        o.pidFile = cl.value("pid-file")
+        o.warn = { Log.shared.warn($0) }
+        if let n = cl.value("preserve-fds") {
+            guard let count = Int(n), count >= 0 else {
+                throw HuskError(.invalidArgument, "--preserve-fds: \"\(n)\" is not a number of fds")
+            }
+            for i in 0..<count {
+                let fd = dup(Int32(3 + i))
+                if fd < 0 { throw HuskError(.invalidArgument, "--preserve-fds \(count): fd \(3 + i) is not open") }
+                o.preserveFDs.append(FD(adopting: fd))
+            }
+        }
+        return o
+    }
+
+    static func create(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        _ = try Container.create(id: cl.args[0], bundle: cl.value("bundle") ?? ".", root: root, options: createOptions(cl))
+    }
+
+    static func run(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) -> Int32 {
+        let options = try createOptions(cl)
+        let bundle = cl.value("bundle") ?? "."
+        if cl.flag("detach") {
+            let (container, process) = try Container.create(id: cl.args[0], bundle: bundle, root: root, options: options)
+            do throws(HuskError) {
+                try container.start()
+                do {
+                    try process.waitExec()
+                } catch {
+                    throw HuskError(.invalidArgument, "cannot start container \(container.id): \(error)")
+                }
+            } catch {
+                try? container.delete(force: true)
+                throw error
+            }
+            return 0
+        }
+        let status = try Container.runForeground(
+            id: cl.args[0], bundle: bundle, root: root, options: options, signals: RuncSignals.forwarding,
+            keep: cl.flag("keep"))
+        return status.code
+    }
+
+    static func kill(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        let name = cl.args.count > 1 ? cl.args[1] : "SIGTERM"
+        guard let sig = Signals.parse(name) else { throw HuskError(.invalidArgument, "unknown signal \"\(name)\"") }
+        try Container.load(cl.args[0], root: root).kill(sig, all: cl.flag("all"))
+    }
+
+    static func delete(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        let c: Container
+        do {
+            c = try Container.load(cl.args[0], root: root)
+        } catch where error.code == .notFound && cl.flag("force") {
+            return  // as runc: delete --force of a missing container succeeds
+        }
+        try c.delete(force: cl.flag("force"))
+    }
+
+    static func list(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        let states = root.ids().compactMap { try? Container.load($0, root: root).state() }
+        if cl.flag("quiet") {
+            for s in states { FileHandleOut.stdout(s.id + "\n") }
+            return
+        }
+        switch cl.value("format") ?? "table" {
+        case "json":
+            FileHandleOut.stdout(try compactJSON(states) + "\n")
+        case "table":
+            var rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+            for s in states {
+                rows.append([s.id, "\(s.pid)", s.status.rawValue, s.bundle, s.created, s.owner.isEmpty ? "root" : s.owner])
+            }
+            FileHandleOut.stdout(table(rows))
+        case let f:
+            throw HuskError(.invalidArgument, "--format: \"\(f)\" is not table or json")
+        }
+    }
+
+    static func spec(_ cl: ParsedCommandLine) throws(HuskError) {
+        if cl.flag("rootless") { throw HuskError(.unsupported, "spec --rootless: rootless containers are not supported") }
+        let path = Files.absolute(cl.value("bundle") ?? ".") + "/config.json"
+        if Files.exists(path) { throw HuskError(.alreadyExists, "File \(path) exists. Remove it first") }
+        let text = try prettyJSON(Spec.runtimeDefault()) + "\n"
+        do {
+            try Files.writeAtomically(path, Array(text.utf8), mode: 0o644)
+        } catch {
+            throw HuskError(.system, "cannot write \(path)", cause: error)
+        }
+    }
+}
+
+func table(_ rows: [[String]]) -> String {
+    guard let first = rows.first else { return "" }
+    var widths = [Int](repeating: 0, count: first.count)
+    for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+    var out = ""
+    for r in rows {
+        var line = ""
+        for (i, c) in r.enumerated() {
+            line += c
+            if i < r.count - 1 { line += String(repeating: " ", count: widths[i] - c.count + 4) }
+        }
+        out += line + "\n"
+    }
+    return out
+}
+
+func prettyJSON(_ value: some Encodable) throws(HuskError) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+    do {
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    } catch {
+        throw HuskError(.internalError, "cannot encode JSON: \(error)")
+    }
+}
+
+func compactJSON(_ value: some Encodable) throws(HuskError) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.withoutEscapingSlashes]
+    do {
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    } catch {
+        throw HuskError(.internalError, "cannot encode JSON: \(error)")
+    }
+}
