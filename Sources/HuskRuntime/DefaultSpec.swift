@@ -2,14 +2,16 @@ import HuskSystem
 
 extension Spec {
     /// The config.json `husk-runc spec` writes: runc's default (`runc spec`), except that the
-    /// process does not ask for a terminal (terminals are not supported yet).
+    /// process does not ask for a terminal (terminals are not supported yet) and lists no
+    /// ambient capabilities (runc's list them without making them inheritable, so the kernel
+    /// refuses to raise them anyway).
     public static func runtimeDefault(rootfs: String = "rootfs", args: [String] = ["sh"]) -> Spec {
         var s = Spec()
         let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
         var p = Process(
             args: args, env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"])
         p.terminal = false
-        p.capabilities = CapabilitySet(bounding: caps, effective: caps, permitted: caps, ambient: caps)
+        p.capabilities = CapabilitySet(bounding: caps, effective: caps, permitted: caps)
         p.rlimits = [Rlimit(type: "RLIMIT_NOFILE", hard: 1024, soft: 1024)]
         p.noNewPrivileges = true
         s.process = p

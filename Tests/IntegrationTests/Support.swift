@@ -168,10 +168,17 @@ struct Runc {
         return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any]
     }
 
-    /// `create` with output to files, so the container does not hold our pipes open.
+    /// `create` with output to files: the container inherits create's stdio, and must not hold
+    /// our pipes open after create returns.
     func create(_ id: String, bundle: String, extra: [String] = []) -> RunResult {
-        run(["/bin/sh", "-c", "exec \"$0\" --root \"$1\" create --bundle \"$2\" \"$@\" >/dev/null", huskRuncPath, root, bundle]
-            + extra + [id])
+        let errFile = root + ".create-\(id).err"
+        try? FileManager.default.createDirectory(atPath: (root as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var r = run(
+            ["/bin/sh", "-c", "r=$1; b=$2; e=$3; shift 3; exec \"$0\" --root \"$r\" create --bundle \"$b\" \"$@\" >/dev/null 2>\"$e\"",
+             huskRuncPath, root, bundle, errFile] + extra + [id])
+        r.stderr = (try? String(contentsOfFile: errFile, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: errFile)
+        return r
     }
 }
 
@@ -184,7 +191,7 @@ func expectGone(_ id: String, runc: Runc, pid: Int32? = nil, cgroup: String? = n
         #expect(!FileManager.default.fileExists(atPath: m.path + cg), "cgroup \(cg) left", sourceLocation: sourceLocation)
     }
     if let pid {
-        #expect(kill(pid, 0) != 0, "process \(pid) of \(id) still exists", sourceLocation: sourceLocation)
+        #expect(!processExists(pid), "process \(pid) of \(id) still exists", sourceLocation: sourceLocation)
     }
 }
 
@@ -196,4 +203,19 @@ func uniqueID(_ base: String = #function) -> String {
 /// The inode of one of our namespaces, e.g. "net:[4026531840]".
 func hostNamespace(_ type: String) -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(type)")) ?? ""
+}
+
+/// Whether a process still runs. A zombie has ended: if it is ours (this test process may be
+/// the subreaper that adopted an orphaned container), reap it.
+func processExists(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return false }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    if fields.first == "Z" {
+        if fields.count > 1, Int32(fields[1]) == getpid() { waitpid(pid, nil, WNOHANG) }
+        return false
+    }
+    return true
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Benchmarks, side by side in one hyperfine run (engineering rule 5). Run as root.
+#
+#   Scripts/bench.sh [runs]     husk-runc / crun / runc `run` of /bin/true on one bundle
+#
+# How each runtime is run: crun refuses this hybrid-cgroup host ("cgroups in hybrid mode not
+# supported") unless /sys/fs/cgroup/unified is unmounted, which must only happen in a private
+# mount namespace. So every runtime runs in the same wrapper,
+#   unshare -m --propagation private sh -c '<prep>; exec <runtime> run ...'
+# where <prep> is `umount /sys/fs/cgroup/unified` for crun and `:` for the others: all three
+# pay the same wrapper cost. The wrapper alone is measured too, and husk-runc unwrapped.
+# The bundle comes from `runc spec` (ociVersion 1.0.2-dev, which all three accept), with
+# terminal off and args [true]. State roots live on tmpfs (/run).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
+runs=${1:-100}
+
+"$HUSK_TOP/Scripts/install-deps.sh"
+echo "bench: building release binaries ..." >&2
+husk_build_release --product husk-runc
+husk="$HUSK_RELEASE_SCRATCH/release/husk-runc"
+
+work=$(mktemp -d /tmp/husk-bench-XXXXXX)
+state=$(mktemp -d /run/husk-bench-XXXXXX)
+trap 'rm -rf "$work" "$state"' EXIT
+
+bundle="$work/bundle"
+mkdir -p "$bundle/rootfs/bin"
+cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
+ln -s busybox "$bundle/rootfs/bin/true"
+ln -s busybox "$bundle/rootfs/bin/sh"
+(cd "$bundle" && runc spec)
+sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\(\s*\)"sh"$/\1"true"/' "$bundle/config.json"
+grep -q '"true"' "$bundle/config.json" || { echo "bench: could not set args in config.json" >&2; exit 1; }
+
+wrap() { # wrap PREP CMD...
+  local prep=$1; shift
+  printf "unshare -m --propagation private sh -c '%s; exec %s'" "$prep" "$*"
+}
+cg=$(awk '$9=="cgroup2"{print $5; exit}' /proc/self/mountinfo)
+cmd_husk=$(wrap ":" "$husk" --root "$state/husk" run --bundle "$bundle" bench-husk)
+cmd_crun=$(wrap "umount $cg" crun --root "$state/crun" run --bundle "$bundle" bench-crun)
+cmd_runc=$(wrap ":" runc --root "$state/runc" run --bundle "$bundle" bench-runc)
+cmd_wrap=$(wrap ":" true)
+cmd_direct="$husk --root $state/husk run --bundle $bundle bench-direct"
+
+# Every command must work before it is timed.
+for c in "$cmd_husk" "$cmd_crun" "$cmd_runc" "$cmd_direct"; do
+  if ! bash -c "$c" >/dev/null 2>"$work/err"; then echo "bench: failed: $c" >&2; cat "$work/err" >&2; exit 1; fi
+done
+
+echo "bench: hyperfine, $runs runs each" >&2
+hyperfine -N --warmup 5 --runs "$runs" --export-csv "$work/run.csv" \
+  -n husk-runc "$cmd_husk" -n crun "$cmd_crun" -n runc "$cmd_runc" -n wrapper-only "$cmd_wrap" \
+  -n husk-runc-unwrapped "$cmd_direct" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt" >&2; exit 1; }
+
+# Peak RSS (max resident set of the runtime process tree, KB), median of 10.
+rss() { # rss PREP RUNTIME ARGS...
+  local prep=$1; shift
+  for _ in $(seq 10); do
+    unshare -m --propagation private sh -c "$prep; exec /usr/bin/time -o $work/rss -f %M $* >/dev/null 2>&1"
+    tail -1 "$work/rss"
+  done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+rss_husk=$(rss ":" "$husk" --root "$state/husk" run --bundle "$bundle" rss-husk)
+rss_crun=$(rss "umount $cg" crun --root "$state/crun" run --bundle "$bundle" rss-crun)
+rss_runc=$(rss ":" runc --root "$state/runc" run --bundle "$bundle" rss-runc)
+
+echo
+echo "run of /bin/true (create+start+wait+delete), $runs runs, $(nproc) cores, $(uname -r)"
+echo "versions: $("$husk" --version | head -1); $(crun --version | head -1); $(runc --version | head -1)"
+awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" '
+  NR == 1 { next }
+  { name[NR] = $1; median[$1] = $7 * 1000; mean[$1] = $2 * 1000; sd[$1] = $3 * 1000; order[++n] = $1 }
+  END {
+    rss["husk-runc"] = rh; rss["crun"] = rc; rss["runc"] = rr
+    printf "%-22s %10s %10s %10s %12s\n", "command", "median ms", "mean ms", "stddev", "peak RSS KB"
+    for (i = 1; i <= n; i++) { k = order[i]
+      printf "%-22s %10.2f %10.2f %10.2f %12s\n", k, median[k], mean[k], sd[k], (k in rss) ? rss[k] : "-" }
+    w = median["wrapper-only"]
+    printf "\nratio husk-runc / crun (medians, same wrapper):     %.2fx\n", median["husk-runc"] / median["crun"]
+    printf "ratio husk-runc / runc (medians, same wrapper):     %.2fx\n", median["husk-runc"] / median["runc"]
+    printf "ratio without the wrapper (median - wrapper-only):  husk-runc/crun %.2fx, husk-runc/runc %.2fx\n",
+      (median["husk-runc"] - w) / (median["crun"] - w), (median["husk-runc"] - w) / (median["runc"] - w)
+  }' "$work/run.csv"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package Husk's build, tests and benchmarks need. Idempotent and quiet:
+# when everything is present it does nothing (no apt-get update).
+set -euo pipefail
+
+packages=(
+  libseccomp-dev      # seccomp filters are compiled with libseccomp (CShim)
+  busybox-static      # the root filesystem of test and demo containers
+  runc crun           # peers in Scripts/bench.sh
+  hyperfine time      # Scripts/bench.sh: timings and peak RSS
+  iproute2
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Swift toolchain: on PATH, or where this machine image keeps it.
+if ! command -v swift >/dev/null 2>&1 && [ ! -x /opt/swift/usr/bin/swift ]; then
+  echo "install-deps: no Swift toolchain found (expected swift on PATH or /opt/swift/usr/bin)" >&2
+  exit 1
+fi

@@ -1,0 +1,180 @@
+import Foundation
+import HuskRuntime
+import HuskSystem
+import Testing
+
+/// The OCI lifecycle through husk-runc (issue 2: create / start / state / kill / delete).
+@Suite("Container lifecycle", .enabled(if: Host.canRunContainers, Host.skipReason))
+struct LifecycleTests {
+    static func comm(_ pid: Int32) -> String {
+        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func waitFor(_ timeout: TimeInterval = 10, _ cond: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if cond() { return true }
+            usleep(10_000)
+        }
+        return cond()
+    }
+
+    @Test("create stops at the gate, start runs the program, delete leaves nothing")
+    func createStartDelete() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        let bundle = try TestBundle(in: scratch, args: ["sleep", "1000"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        let pidFile = scratch.path + "/pid"
+        let c = runc.create(id, bundle: bundle.path, extra: ["--pid-file", pidFile])
+        #expect(c.status == 0, "create failed: \(c.stderr)")
+
+        let state = try #require(runc.state(id))
+        #expect(state["status"] as? String == "created")
+        #expect(state["id"] as? String == id)
+        #expect(state["bundle"] as? String == bundle.path)
+        #expect(state["ociVersion"] as? String != nil)
+        let pid = try #require(state["pid"] as? Int).int32
+        #expect(pid > 0)
+        #expect((try? String(contentsOfFile: pidFile, encoding: .utf8)) == "\(pid)")
+        // The process exists and has not exec'd: it is still a copy of husk-runc.
+        #expect(kill(pid, 0) == 0)
+        #expect(Self.comm(pid) == "husk-runc")
+        #expect(FileManager.default.fileExists(atPath: Host.cgroup2!.path + "/husk/runc/\(id)"))
+        let procs = (try? String(contentsOfFile: Host.cgroup2!.path + "/husk/runc/\(id)/cgroup.procs", encoding: .utf8)) ?? ""
+        #expect(procs.split(separator: "\n").contains("\(pid)"), "process not in its cgroup: \(procs)")
+
+        let list = runc("list", "--format", "json")
+        #expect(list.stdout.contains("\"\(id)\""))
+
+        let s = runc("start", id)
+        #expect(s.status == 0, "start failed: \(s.stderr)")
+        #expect(Self.waitFor { Self.comm(pid) == "sleep" }, "the program did not start: comm \(Self.comm(pid))")
+        #expect(runc.state(id)?["status"] as? String == "running")
+
+        // start on a running container fails and changes nothing.
+        let again = runc("start", id)
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("cannot start an already running container"))
+        #expect(runc.state(id)?["status"] as? String == "running")
+
+        // delete of a running container needs --force, and changes nothing without it.
+        let del = runc("delete", id)
+        #expect(del.status != 0)
+        #expect(del.stderr.contains("cannot delete container \(id) that is not stopped: running"))
+        #expect(kill(pid, 0) == 0)
+
+        let force = runc("delete", "--force", id)
+        #expect(force.status == 0, "delete --force failed: \(force.stderr)")
+        expectGone(id, runc: runc, pid: pid)
+        #expect(runc("list", "-q").stdout.isEmpty)
+    }
+
+    @Test("delete of a created (never started) container kills it and removes everything")
+    func deleteCreated() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        let bundle = try TestBundle(in: scratch, args: ["true"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        let pid = try #require(runc.state(id)?["pid"] as? Int).int32
+        #expect(runc("delete", id).status == 0)
+        #expect(Self.waitFor { !processExists(pid) })
+        expectGone(id, runc: runc, pid: pid)
+    }
+
+    @Test("kill with SIGTERM gives 143 and SIGKILL 137")
+    func killExitCodes() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        // The init of a pid namespace ignores signals it has no handler for when they come from
+        // outside (pid_namespaces(7)): for SIGTERM to end `sleep` it must not be such an init.
+        var bundle = try TestBundle(in: scratch, args: ["sleep", "1000"])
+        bundle.spec.linux?.namespaces?.removeAll { $0.type == "pid" }
+        bundle.spec.mounts?.removeAll { $0.type == "proc" }
+        bundle.spec.linux?.maskedPaths = []
+        bundle.spec.linux?.readonlyPaths = []
+        try bundle.write()
+        let runc = Runc(scratch)
+        for (signal, code) in [("TERM", Int32(143)), ("SIGKILL", Int32(137)), ("9", Int32(137))] {
+            let id = uniqueID("kill\(signal)")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: huskRuncPath)
+            p.arguments = ["--root", runc.root, "run", "--bundle", bundle.path, id]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            #expect(Self.waitFor { runc.state(id)?["status"] as? String == "running" }, "\(id) did not start")
+            let pid = (runc.state(id)?["pid"] as? Int ?? 0).int32
+            let k = runc("kill", id, signal)
+            #expect(k.status == 0, "kill \(signal) failed: \(k.stderr)")
+            p.waitUntilExit()
+            #expect(p.terminationStatus == code, "kill \(signal): exit \(p.terminationStatus), expected \(code)")
+            expectGone(id, runc: runc, pid: pid)
+        }
+    }
+
+    @Test("a foreground run passes the signals it gets on to the container")
+    func runForwardsSignals() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        // PID 1 of the container has a handler, so SIGTERM from outside reaches it.
+        let bundle = try TestBundle(in: scratch, args: ["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: huskRuncPath)
+        p.arguments = ["--root", runc.root, "run", "--bundle", bundle.path, id]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        #expect(Self.waitFor { runc.state(id)?["status"] as? String == "running" })
+        usleep(100_000)  // let the shell install its trap
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 7, "the container did not get SIGTERM: \(p.terminationStatus)")
+        expectGone(id, runc: runc)
+    }
+
+    @Test("a missing container id fails clearly for every command")
+    func missingID() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        let runc = Runc(scratch)
+        for cmd in [["start"], ["state"], ["kill"], ["delete"]] {
+            let r = runc.callAsFunction(cmd[0], "nope")
+            #expect(r.status == 1, "\(cmd[0]) on a missing id: \(r.status)")
+            #expect(r.stderr.contains("container does not exist: nope"), "\(cmd[0]): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "not one line: \(r.stderr)")
+        }
+        #expect(runc("delete", "--force", "nope").status == 0)
+    }
+
+    @Test("create with an id that exists fails and keeps the first container")
+    func duplicateID() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        let bundle = try TestBundle(in: scratch, args: ["true"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        let pid = runc.state(id)?["pid"] as? Int
+        let r = runc.create(id, bundle: bundle.path)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("container with id exists: \(id)"))
+        #expect(runc.state(id)?["pid"] as? Int == pid)
+        #expect(runc.state(id)?["status"] as? String == "created")
+        #expect(runc("delete", id).status == 0)
+        expectGone(id, runc: runc)
+    }
+}
+
+extension Int {
+    var int32: Int32 { Int32(truncatingIfNeeded: self) }
+}
