@@ -23,6 +23,9 @@ extension Container {
         id: String, bundle: String, root: RuntimeRoot, options: CreateOptions, signals: FD?,
         keep: Bool = false
     ) throws(HuskError) -> ExitStatus {
+        // As runc: orphans of a container without its own pid namespace are reparented to us,
+        // and reaped when the container is deleted.
+        _ = cshim_set_child_subreaper(1)
         let (container, process) = try create(id: id, bundle: bundle, root: root, options: options)
         do throws(HuskError) {
             try container.start()

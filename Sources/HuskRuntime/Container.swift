@@ -58,7 +58,7 @@ public struct Container: Sendable {
         id: String, bundle bundlePath: String, root: RuntimeRoot, options: CreateOptions = CreateOptions()
     ) throws(HuskError) -> (Container, SpawnedProcess) {
         guard isValidID(id) else {
-            throw HuskError(.invalidArgument, "invalid container id \"\(id)\": use letters, digits and _ + - .")
+            throw HuskError(.invalidArgument, "invalid container ID format: \"\(id)\" (use letters, digits and _ + - .)")
         }
         let bundle = try RuntimeBundle.load(bundlePath)
         let problems = bundle.spec.validate(bundle: bundle.path)
@@ -70,7 +70,9 @@ public struct Container: Sendable {
         try root.ensure()
         let dir = root.directory(of: id)
         if mkdir(dir, 0o700) != 0 {
-            if currentErrno == .fileExists { throw HuskError(.alreadyExists, "container with id exists: \(id)") }
+            if currentErrno == .fileExists {
+                throw HuskError(.alreadyExists, "container with given ID already exists: \(id)")
+            }
             throw HuskError(.system, "cannot create the state directory", cause: SystemCallError("mkdir", dir, currentErrno))
         }
 
@@ -149,14 +151,15 @@ public struct Container: Sendable {
                 try? process.pidfd.signal(SIGKILL)
                 _ = try? process.pidfd.wait()
             }
-            if let group { try? group.remove(createdParents: record.cgroupCreated) }
+            if let group { try? group.remove(prune: record.mayPrune) }
             try? Files.removeTree(dir)
             throw error
         }
     }
 
     /// The cgroup of a container: `linux.cgroupsPath` when given (absolute: inside the cgroup2
-    /// hierarchy; relative: below this process's own group), else `<defaultParent>/<id>`.
+    /// hierarchy; relative: below the parent of this process's own group, as runc, since a group
+    /// with processes cannot hand controllers down), else `<defaultParent>/<id>`.
     static func cgroupPath(spec: Spec, id: String, defaultParent: String) throws(HuskError) -> String {
         guard let p = spec.linux?.cgroupsPath, !p.isEmpty else { return Files.clean(defaultParent + "/" + id) }
         if p.contains(":") && !p.hasPrefix("/") {
@@ -167,7 +170,9 @@ public struct Container: Sendable {
             throw HuskError(.invalidArgument, "linux.cgroupsPath: \"\(p)\" must not contain ..")
         }
         if p.hasPrefix("/") { return Files.clean(p) }
-        return Files.clean(Cgroup2Mount.ownGroup() + "/" + p)
+        let own = Cgroup2Mount.ownGroup()
+        let parent = own == "/" ? "/" : String(own[..<(own.lastIndex(of: "/") ?? own.startIndex)])
+        return Files.clean(parent + "/" + p)
     }
 
     static func openNamespace(_ path: String, type: UInt64, field: String) throws(HuskError) -> FD {
@@ -233,7 +238,8 @@ public struct Container: Sendable {
         switch status {
         case .created: break
         case .creating: throw HuskError(.invalidState, "cannot start a container that is still being created")
-        case .running, .paused: throw HuskError(.invalidState, "cannot start an already running container")
+        case .running: throw HuskError(.invalidState, "cannot start an already running container")
+        case .paused: throw HuskError(.invalidState, "cannot start a container in the paused state")
         case .stopped: throw HuskError(.invalidState, "cannot start a container that has stopped")
         }
         // O_NONBLOCK: fails with ENXIO instead of hanging when nobody holds the reading end.
@@ -323,7 +329,7 @@ public struct Container: Sendable {
     func cleanup() throws(HuskError) {
         if let g = record.cgroup {
             do {
-                try g.remove(createdParents: record.cgroupCreated)
+                try g.remove(prune: record.mayPrune)
             } catch {
                 throw HuskError(.system, "cannot remove the cgroup of container \(id)", cause: error)
             }
@@ -333,5 +339,12 @@ public struct Container: Sendable {
         } catch {
             throw HuskError(.system, "cannot remove the state of container \(id)", cause: error)
         }
+    }
+}
+
+extension Container {
+    /// The cgroup a spec puts a container in (exposed for tests).
+    public static func cgroupPathForTesting(spec: Spec, id: String) throws(HuskError) -> String {
+        try cgroupPath(spec: spec, id: id, defaultParent: CreateOptions().defaultCgroupParent)
     }
 }

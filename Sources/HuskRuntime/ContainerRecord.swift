@@ -28,6 +28,12 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// Cgroup directories (inside the hierarchy) this container created, outermost first.
     public var cgroupCreated: [String]
 
+    /// Whether an empty ancestor of the container's cgroup may be removed with it: the ones it
+    /// created, and anything inside Husk's own subtree (/husk).
+    public func mayPrune(_ path: String) -> Bool {
+        cgroupCreated.contains(path) || path == "/husk" || path.hasPrefix("/husk/")
+    }
+
     public var cgroup: Cgroup2Group? {
         guard let m = cgroupMount, let p = cgroupPath else { return nil }
         return Cgroup2Mount(path: m).group(p)
@@ -60,7 +66,7 @@ public struct RuntimeRoot: Sendable {
     }
 
     public func loadRecord(_ id: String) throws(HuskError) -> ContainerRecord {
-        guard Container.isValidID(id) else { throw HuskError(.invalidArgument, "invalid container id \"\(id)\"") }
+        guard Container.isValidID(id) else { throw HuskError(.invalidArgument, "invalid container ID format: \"\(id)\"") }
         let file = directory(of: id) + "/state.json"
         let bytes: [UInt8]?
         do {

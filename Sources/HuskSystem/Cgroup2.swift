@@ -135,9 +135,10 @@ public struct Cgroup2Group: Sendable, Equatable {
     }
 
     /// Kills what is left, waits until the group is empty, then removes it, retrying while
-    /// the kernel still reports it busy. Then removes the empty parents listed in
-    /// `createdParents` (innermost first), stopping at the first one still in use.
-    public func remove(timeout: Double = 10, createdParents: [String] = []) throws(SystemCallError) {
+    /// the kernel still reports it busy. Then walks up removing empty ancestors for which
+    /// `prune` says yes, stopping at the first one still in use (creators retry when a parent
+    /// vanishes under them, see `create`).
+    public func remove(timeout: Double = 10, prune: (String) -> Bool = { _ in false }) throws(SystemCallError) {
         let deadline = Clock.monotonicSeconds() + timeout
         if exists {
             if populated { try? kill() }
@@ -153,9 +154,10 @@ public struct Cgroup2Group: Sendable, Equatable {
                 throw SystemCallError("rmdir", directory, e)
             }
         }
-        for parent in createdParents.reversed() where parent != path {
-            let dir = mount.path + parent
-            if rmdir(dir) != 0 { break }
+        var ancestor = parent
+        while let a = ancestor, a.path != "/", prune(a.path) {
+            if rmdir(a.directory) != 0 && currentErrno != .noSuchFileOrDirectory { break }
+            ancestor = a.parent
         }
     }
 }

@@ -38,11 +38,15 @@ enum Runc {
             if cl.global("rootless") == "true" {
                 throw HuskError(.unsupported, "--rootless is not supported: husk-runc must run as root")
             }
-            let root = RuntimeRoot(cl.global("root") ?? "/run/husk-runc")
+            let rootPath = cl.global("root") ?? "/run/husk-runc"
+            if Files.clean(Files.absolute(rootPath)) == "/" {
+                throw HuskError(.invalidArgument, "--root must not be /")
+            }
+            let root = RuntimeRoot(rootPath)
             switch cl.command {
             case "create": try create(cl, root)
             case "start": try Container.load(cl.args[0], root: root).start()
-            case "state": FileHandleOut.stdout(try prettyJSON(Container.load(cl.args[0], root: root).state()) + "\n")
+            case "state": FileHandleOut.stdout(try Container.load(cl.args[0], root: root).state().json() + "\n")
             case "kill": try kill(cl, root)
             case "delete": try delete(cl, root)
             case "run": return try run(cl, root)
@@ -110,9 +114,11 @@ enum Runc {
     }
 
     static func kill(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        // As runc: the container first (a missing one is the error to report), then the signal.
+        let container = try Container.load(cl.args[0], root: root)
         let name = cl.args.count > 1 ? cl.args[1] : "SIGTERM"
         guard let sig = Signals.parse(name) else { throw HuskError(.invalidArgument, "unknown signal \"\(name)\"") }
-        try Container.load(cl.args[0], root: root).kill(sig, all: cl.flag("all"))
+        try container.kill(sig, all: cl.flag("all"))
     }
 
     static func delete(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
@@ -133,7 +139,13 @@ enum Runc {
         }
         switch cl.value("format") ?? "table" {
         case "json":
-            FileHandleOut.stdout(try compactJSON(states) + "\n")
+            // As runc: owner filled in, and `null` when there is no container.
+            let items = states.map { s -> String in
+                var s = s
+                s.owner = s.owner.isEmpty ? "root" : s.owner
+                return s.json(indent: nil)
+            }
+            FileHandleOut.stdout((items.isEmpty ? "null" : JSONText.array(items)) + "\n")
         case "table":
             var rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
             for s in states {
@@ -184,12 +196,3 @@ func prettyJSON(_ value: some Encodable) throws(HuskError) -> String {
     }
 }
 
-func compactJSON(_ value: some Encodable) throws(HuskError) -> String {
-    let e = JSONEncoder()
-    e.outputFormatting = [.withoutEscapingSlashes]
-    do {
-        return String(decoding: try e.encode(value), as: UTF8.self)
-    } catch {
-        throw HuskError(.internalError, "cannot encode JSON: \(error)")
-    }
-}

@@ -167,7 +167,7 @@ struct LifecycleTests {
         let pid = runc.state(id)?["pid"] as? Int
         let r = runc.create(id, bundle: bundle.path)
         #expect(r.status == 1)
-        #expect(r.stderr.contains("container with id exists: \(id)"))
+        #expect(r.stderr.contains("container with given ID already exists: \(id)"))
         #expect(runc.state(id)?["pid"] as? Int == pid)
         #expect(runc.state(id)?["status"] as? String == "created")
         #expect(runc("delete", id).status == 0)

@@ -21,3 +21,18 @@ public struct OCIState: Codable, Sendable, Equatable {
         case ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations
     }
 }
+
+extension OCIState {
+    /// The JSON runc prints: keys in runc's order (`ociVersion, id, pid, status, bundle,
+    /// rootfs, created, annotations, owner`), annotations left out when empty.
+    public func json(indent: Int? = 2) -> String {
+        var m: [(String, String)] = [
+            ("ociVersion", JSONText.string(ociVersion)), ("id", JSONText.string(id)), ("pid", "\(pid)"),
+            ("status", JSONText.string(status.rawValue)), ("bundle", JSONText.string(bundle)),
+            ("rootfs", JSONText.string(rootfs)), ("created", JSONText.string(created)),
+        ]
+        if let a = annotations, !a.isEmpty { m.append(("annotations", JSONText.stringMap(a, indent: indent, level: 1))) }
+        m.append(("owner", JSONText.string(owner)))
+        return JSONText.object(m, indent: indent)
+    }
+}
