@@ -120,6 +120,9 @@ public struct Container: Sendable {
             } catch {
                 throw HuskError(.system, "cannot open cgroup \(g.directory)", cause: error)
             }
+            let filter = DeviceFilter.build(
+                resources: bundle.spec.linux?.resources?.devices, devices: bundle.spec.linux?.devices)
+            try filter.attach(to: planned.plan.cgroup!, path: g.directory)
             planned.plan.gate = try makeGate(dir + "/exec.fifo")
             planned.plan.stdio = options.stdio
             planned.plan.preserveFDs = options.preserveFDs

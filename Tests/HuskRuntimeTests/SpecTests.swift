@@ -1,5 +1,5 @@
 import FoundationEssentials
-import HuskRuntime
+@testable import HuskRuntime
 import HuskSystem
 import Testing
 
@@ -208,5 +208,42 @@ struct ContainerIDTests {
     func ids() {
         for ok in ["a", "abc-DEF_1.2+3", String(repeating: "x", count: 64)] { #expect(Container.isValidID(ok), "\(ok)") }
         for bad in ["", ".", "..", "a/b", "a b", "é", "a:b"] { #expect(!Container.isValidID(bad), "\(bad)") }
+    }
+}
+
+@Suite("Device rules")
+struct DeviceFilterTests {
+    @Test("deny-all resets the default; later rules are checked first; runc's defaults come last")
+    func reduce() {
+        let f = DeviceFilter.build(
+            resources: [.init(allow: true, type: "c", major: 4, access: "rw"), .init(allow: false, access: "rwm"),
+                        .init(allow: true, type: "b", major: 8, minor: 0, access: "r")],
+            devices: [Spec.Device(type: "c", path: "/dev/fuse", major: 10, minor: 229)])
+        #expect(f.defaultAllow == false)
+        // The rule before deny-all is gone; runc's 12 defaults, then /dev/fuse, then b 8:0.
+        #expect(f.rules.count == DeviceFilter.runtimeDefaults.count + 2)
+        #expect(f.rules.last == DeviceFilter.Rule(type: 1, major: 8, minor: 0, access: 2, allow: true))
+        #expect(f.rules[f.rules.count - 2] == DeviceFilter.Rule(type: 2, major: 10, minor: 229, access: 7, allow: true))
+    }
+
+    @Test("without an all-devices rule everything stays allowed")
+    func defaultAllow() {
+        let f = DeviceFilter.build(resources: nil, devices: nil)
+        #expect(f.defaultAllow)
+        let g = DeviceFilter.build(resources: [.init(allow: false, access: "rwm"), .init(allow: true, access: "rwm")], devices: nil)
+        #expect(g.defaultAllow)
+    }
+}
+
+@Suite("State records")
+struct RecordTests {
+    @Test("the hand-written record JSON decodes back to the same record")
+    func roundTrip() throws {
+        let r = ContainerRecord(
+            ociVersion: "1.2.0", id: "c\"1", phase: .created, pid: 42, pidStartTime: 123456789, bundle: "/b\\x",
+            rootfs: "/b/rootfs", created: "2026-01-01T00:00:00.000000001Z", owner: "", annotations: ["k": "v\n"],
+            cgroupMount: "/sys/fs/cgroup", cgroupPath: "/husk/runc/c1", cgroupCreated: ["/husk", "/husk/runc"])
+        let back = try JSONDecoder().decode(ContainerRecord.self, from: Data(r.json().utf8))
+        #expect(back == r)
     }
 }

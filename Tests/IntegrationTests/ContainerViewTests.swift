@@ -166,6 +166,45 @@ struct ContainerViewTests {
         #expect((try? String(contentsOfFile: shared + "/out", encoding: .utf8)) == "out\n")
     }
 
+    @Test("device access follows linux.resources.devices: deny-all, then the allowed nodes")
+    func deviceFilter() throws {
+        let scratch = Scratch()
+        defer { try? scratch.cleanup() }
+        var bundle = try TestBundle(in: scratch, args: ["sh", "-c", """
+            head -c 1 /dev/zero | wc -c | sed 's/^/zero=/'
+            echo x > /dev/null && echo null=ok
+            mknod /tmp/sda b 8 0 && echo mknod=ok
+            if true < /tmp/sda 2>/dev/null; then echo sda=open; else echo sda=denied; fi
+            mknod /tmp/fuse c 10 229
+            if true < /tmp/fuse 2>/dev/null; then echo fuse=open; else echo fuse=denied; fi
+            """])
+        let caps = ["CAP_MKNOD", "CAP_DAC_OVERRIDE"]
+        bundle.spec.process?.capabilities = Spec.CapabilitySet(bounding: caps, effective: caps, permitted: caps)
+        bundle.spec.mounts?.append(Spec.Mount(destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["dev"]))
+        var resources = Spec.Resources()
+        resources.devices = [Spec.DeviceRule(allow: false, access: "rwm")]
+        bundle.spec.linux?.resources = resources
+        try bundle.write()
+        let runc = Runc(scratch)
+        var r = runc("run", "--bundle", bundle.path, uniqueID())
+        #expect(r.status == 0, "\(r.stderr)")
+        var f = Self.facts(r.stdout)
+        #expect(f["zero"] == "1")
+        #expect(f["null"] == "ok")
+        #expect(f["mknod"] == "ok", "runc's defaults allow mknod: \(r.stderr)")
+        #expect(f["sda"] == "denied", "a host disk is reachable: \(r.stdout)")
+        #expect(f["fuse"] == "denied")
+
+        // A later rule allows one device: only that one opens.
+        resources.devices?.append(Spec.DeviceRule(allow: true, type: "c", major: 10, minor: 229, access: "r"))
+        bundle.spec.linux?.resources = resources
+        try bundle.write()
+        r = runc("run", "--bundle", bundle.path, uniqueID())
+        f = Self.facts(r.stdout)
+        #expect(f["fuse"] == "open", "\(r.stdout) \(r.stderr)")
+        #expect(f["sda"] == "denied")
+    }
+
     @Test("the exit status of the program is run's exit status")
     func exitStatus() throws {
         let scratch = Scratch()

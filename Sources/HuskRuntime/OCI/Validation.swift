@@ -188,9 +188,7 @@ extension Spec {
         }
         if let sc = linux.seccomp { SeccompProfile.validate(sc, into: &p) }
         if let r = linux.resources {
-            if let rules = r.devices, !rules.isEmpty {
-                p.warn("linux.resources.devices", "device access rules are not enforced yet; only the listed device nodes are created")
-            }
+            DeviceFilter.validate(r.devices ?? [], into: &p)
             let fields: [(String, Bool)] = [
                 ("memory", r.memory != nil), ("cpu", r.cpu != nil), ("pids", r.pids != nil),
                 ("blockIO", r.blockIO != nil), ("hugepageLimits", r.hugepageLimits != nil),
