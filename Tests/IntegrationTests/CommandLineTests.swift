@@ -9,7 +9,7 @@ struct CommandLineTests {
     @Test("--log with --log-format json records errors as containerd reads them")
     func jsonLog() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let log = scratch.path + "/log.json"
         let r = run([huskRuncPath, "--root", scratch.path + "/state", "--log", log, "--log-format", "json", "start", "nope"])
         #expect(r.status == 1)
@@ -29,7 +29,7 @@ struct CommandLineTests {
     @Test("spec writes a config.json that runs; it refuses to overwrite one")
     func specRuns() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let dir = scratch.path + "/b"
         try TestBundle.makeBusyboxRootfs(dir + "/rootfs")
         #expect(run([huskRuncPath, "spec", "--bundle", dir]).status == 0)

@@ -36,7 +36,7 @@ struct ContainerViewTests {
     @Test("root with runc's default spec: own namespaces, PID 1, hostname, /proc, lo, caps, NoNewPrivs, rlimits")
     func defaultSpec() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let sentinel = scratch.path + "/host-sentinel"
         try "secret".write(toFile: sentinel, atomically: false, encoding: .utf8)
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", Self.report])
@@ -77,7 +77,7 @@ struct ContainerViewTests {
     @Test("user, groups, capabilities, no NoNewPrivs, rlimits, cgroup path without a cgroup namespace")
     func userAndLimits() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", Self.report])
         bundle.spec.process?.user = Spec.User(uid: 1000, gid: 1001, additionalGids: [10, 20])
         bundle.spec.process?.capabilities = Spec.CapabilitySet(
@@ -118,7 +118,7 @@ struct ContainerViewTests {
     @Test("a syscall denied by the seccomp profile fails with the configured errno")
     func seccompErrno() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "mkdir /tmp/x; echo status=$?; grep Seccomp: /proc/1/status"])
         bundle.spec.root?.readonly = false
         bundle.spec.linux?.seccomp = Spec.Seccomp(
@@ -137,7 +137,7 @@ struct ContainerViewTests {
     @Test("masked paths read empty, readonly paths and a readonly root refuse writes, binds work")
     func maskedReadonlyAndBinds() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let shared = scratch.path + "/shared"
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         try "from-host".write(toFile: shared + "/in", atomically: false, encoding: .utf8)
@@ -169,7 +169,7 @@ struct ContainerViewTests {
     @Test("device access follows linux.resources.devices: deny-all, then the allowed nodes")
     func deviceFilter() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", """
             head -c 1 /dev/zero | wc -c | sed 's/^/zero=/'
             echo x > /dev/null && echo null=ok
@@ -208,7 +208,7 @@ struct ContainerViewTests {
     @Test("the exit status of the program is run's exit status")
     func exitStatus() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let bundle = try TestBundle(in: scratch, args: ["sh", "-c", "exit 42"])
         try bundle.write()
         let runc = Runc(scratch)

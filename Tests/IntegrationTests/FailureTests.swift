@@ -24,7 +24,7 @@ struct FailureTests {
     @Test("a missing entrypoint names the exec stage and the cause")
     func missingEntrypoint() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch)
         try bundle.command(["/bin/nope"])
         expectFails(bundle, in: scratch, message: "exec: /bin/nope: No such file or directory")
@@ -37,7 +37,7 @@ struct FailureTests {
     @Test("a bad rootfs is refused before anything is created")
     func badRootfs() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch)
         bundle.spec.root?.path = "no-such-rootfs"
         try bundle.write()
@@ -50,7 +50,7 @@ struct FailureTests {
     @Test("an invalid config.json names the JSON path of the bad field")
     func invalidConfig() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let bundle = try TestBundle(in: scratch)
         try bundle.write()
         var json = try String(contentsOfFile: bundle.path + "/config.json", encoding: .utf8)
@@ -76,7 +76,7 @@ struct FailureTests {
     @Test("a failing mount names the mount stage and its destination")
     func badMount() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch)
         bundle.spec.mounts?.append(Spec.Mount(destination: "/data", type: "bind", source: scratch.path + "/absent", options: ["bind"]))
         try bundle.write()

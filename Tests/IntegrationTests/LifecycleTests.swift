@@ -22,7 +22,7 @@ struct LifecycleTests {
     @Test("create stops at the gate, start runs the program, delete leaves nothing")
     func createStartDelete() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let bundle = try TestBundle(in: scratch, args: ["sleep", "1000"])
         try bundle.write()
         let runc = Runc(scratch)
@@ -75,7 +75,7 @@ struct LifecycleTests {
     @Test("delete of a created (never started) container kills it and removes everything")
     func deleteCreated() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let bundle = try TestBundle(in: scratch, args: ["true"])
         try bundle.write()
         let runc = Runc(scratch)
@@ -90,7 +90,7 @@ struct LifecycleTests {
     @Test("kill with SIGTERM gives 143 and SIGKILL 137")
     func killExitCodes() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         // The init of a pid namespace ignores signals it has no handler for when they come from
         // outside (pid_namespaces(7)): for SIGTERM to end `sleep` it must not be such an init.
         var bundle = try TestBundle(in: scratch, args: ["sleep", "1000"])
@@ -121,7 +121,7 @@ struct LifecycleTests {
     @Test("a foreground run passes the signals it gets on to the container")
     func runForwardsSignals() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         // PID 1 of the container has a handler, so SIGTERM from outside reaches it.
         let bundle = try TestBundle(in: scratch, args: ["sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.05; done"])
         try bundle.write()
@@ -141,10 +141,82 @@ struct LifecycleTests {
         expectGone(id, runc: runc)
     }
 
+    @Test("namespaces given by path are joined: a second container shares network and uts")
+    func joinByPath() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let first = try TestBundle(in: scratch, name: "first", args: ["sleep", "1000"])
+        try first.write()
+        let runc = Runc(scratch)
+        let a = uniqueID("first")
+        #expect(runc.create(a, bundle: first.path).status == 0)
+        defer { runc("delete", "--force", a) }
+        #expect(runc("start", a).status == 0)
+        let pid = try #require(runc.state(a)?["pid"] as? Int)
+        let net = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/net")
+        let uts = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/uts")
+
+        var second = try TestBundle(in: scratch, name: "second", args: ["sh", "-c",
+            "echo net=$(readlink /proc/self/ns/net); echo uts=$(readlink /proc/self/ns/uts); echo host=$(hostname)"])
+        second.spec.hostname = nil
+        let namespaces: [Spec.Namespace] = second.spec.linux?.namespaces?.map {
+            switch $0.type {
+            case "network": return Spec.Namespace(type: "network", path: "/proc/\(pid)/ns/net")
+            case "uts": return Spec.Namespace(type: "uts", path: "/proc/\(pid)/ns/uts")
+            default: return $0
+            }
+        } ?? []
+        second.spec.linux?.namespaces = namespaces
+        try second.write()
+        let r = runc("run", "--bundle", second.path, uniqueID("second"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("net=\(net)"), "\(r.stdout) vs \(net)")
+        #expect(r.stdout.contains("uts=\(uts)"), "\(r.stdout) vs \(uts)")
+        #expect(r.stdout.contains("host=husk-test"), "the uts namespace of the first was not joined: \(r.stdout)")
+
+        // A path that is not a namespace of the named type is refused before anything starts.
+        second.spec.linux?.namespaces = namespaces.map {
+            $0.type == "network" ? Spec.Namespace(type: "network", path: "/proc/\(pid)/ns/uts") : $0
+        }
+        try second.write()
+        let bad = runc("run", "--bundle", second.path, uniqueID("bad"))
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("/proc/\(pid)/ns/uts is not a network namespace"), "\(bad.stderr)")
+    }
+
+    @Test("kill --all reaches every process of the container, not only its init")
+    func killAll() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        // Without a pid namespace, a background child outlives the shell unless kill --all gets it.
+        var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "sleep 1000 & echo $! > /run/child; wait"])
+        bundle.spec.linux?.namespaces?.removeAll { $0.type == "pid" }
+        bundle.spec.mounts?.removeAll { $0.type == "proc" }
+        bundle.spec.linux?.maskedPaths = []
+        bundle.spec.linux?.readonlyPaths = []
+        let shared = scratch.path + "/run"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        bundle.spec.mounts?.append(Spec.Mount(destination: "/run", type: "bind", source: shared, options: ["rbind"]))
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        #expect(runc("start", id).status == 0)
+        #expect(Self.waitFor { FileManager.default.fileExists(atPath: shared + "/child") })
+        let cgroup = Host.cgroup2!.path + "/husk/runc/\(id)"
+        #expect(Self.waitFor { ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").count == 2 })
+        #expect(runc("kill", "--all", id, "KILL").status == 0)
+        #expect(Self.waitFor { ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "x").isEmpty },
+                "processes left in \(cgroup)")
+        #expect(Self.waitFor { runc.state(id)?["status"] as? String == "stopped" })
+        #expect(runc("delete", id).status == 0)
+        expectGone(id, runc: runc)
+    }
+
     @Test("a missing container id fails clearly for every command")
     func missingID() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let runc = Runc(scratch)
         for cmd in [["start"], ["state"], ["kill"], ["delete"]] {
             let r = runc.callAsFunction(cmd[0], "nope")
@@ -158,7 +230,7 @@ struct LifecycleTests {
     @Test("create with an id that exists fails and keeps the first container")
     func duplicateID() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let bundle = try TestBundle(in: scratch, args: ["true"])
         try bundle.write()
         let runc = Runc(scratch)

@@ -9,7 +9,7 @@ struct SecurityTests {
     @Test("CVE-2019-5736: /proc/1/exe of a created container is unreachable from inside")
     func createdInitIsNotReachable() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let victim = try TestBundle(in: scratch, name: "victim", args: ["true"])
         try victim.write()
         let runc = Runc(scratch)
@@ -45,7 +45,7 @@ struct SecurityTests {
     @Test("only fds 0, 1 and 2 are open at exec")
     func noFdLeak() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let bundle = try TestBundle(in: scratch, args: ["ls", "-l", "/proc/self/fd/"])
         try bundle.write()
         let r = Runc(scratch)("run", "--bundle", bundle.path, uniqueID())
@@ -60,7 +60,7 @@ struct SecurityTests {
     @Test("CVE-2024-21626: cwd=/proc/self/fd/N never lands outside the rootfs")
     func cwdThroughProcFd() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "pwd; ls"])
         let runc = Runc(scratch)
         for n in 3...12 {
@@ -79,7 +79,7 @@ struct SecurityTests {
     @Test("CVE-2023-27561: a rootfs whose /proc or /sys is a symlink is refused")
     func symlinkedProc() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         let runc = Runc(scratch)
         for dir in ["proc", "sys"] {
             let bundle = try TestBundle(in: scratch, name: "b-\(dir)")
@@ -98,7 +98,7 @@ struct SecurityTests {
     @Test("CVE-2025-31133: masked paths stay masked when the image's /dev/null is a symlink")
     func devNullSymlink() throws {
         let scratch = Scratch()
-        defer { try? scratch.cleanup() }
+        defer { scratch.cleanup() }
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "cat /proc/keys | wc -c; echo 1 > /proc/sysrq-trigger; echo w=$?"])
         // /dev comes from the image (no tmpfs), and its null points at a procfs file.
         bundle.spec.mounts?.removeAll { $0.destination.hasPrefix("/dev") }

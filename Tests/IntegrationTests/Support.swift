@@ -39,12 +39,16 @@ final class Scratch: @unchecked Sendable {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    func cleanup() throws {
-        // Nothing may be mounted below us any more.
+    /// Checks nothing is mounted below the directory, then removes it (never crossing a mount).
+    func cleanup(sourceLocation: SourceLocation = #_sourceLocation) {
         let mounts = (try? MountInfo.read()) ?? []
         let leaked = mounts.filter { $0.mountPoint.hasPrefix(path) }
-        #expect(leaked.isEmpty, "mounts left below \(path): \(leaked.map(\.mountPoint))")
-        try FileManager.default.removeItem(atPath: path)
+        #expect(leaked.isEmpty, "mounts left below \(path): \(leaked.map(\.mountPoint))", sourceLocation: sourceLocation)
+        do {
+            try Files.removeTree(path)
+        } catch {
+            Issue.record("cannot remove \(path): \(error)", sourceLocation: sourceLocation)
+        }
     }
 }
 
