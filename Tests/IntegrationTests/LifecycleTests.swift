@@ -94,10 +94,7 @@ struct LifecycleTests {
         // The init of a pid namespace ignores signals it has no handler for when they come from
         // outside (pid_namespaces(7)): for SIGTERM to end `sleep` it must not be such an init.
         var bundle = try TestBundle(in: scratch, args: ["sleep", "1000"])
-        bundle.spec.linux?.namespaces?.removeAll { $0.type == "pid" }
-        bundle.spec.mounts?.removeAll { $0.type == "proc" }
-        bundle.spec.linux?.maskedPaths = []
-        bundle.spec.linux?.readonlyPaths = []
+        bundle.dropPidNamespace()
         try bundle.write()
         let runc = Runc(scratch)
         for (signal, code) in [("TERM", Int32(143)), ("SIGKILL", Int32(137)), ("9", Int32(137))] {
@@ -190,10 +187,7 @@ struct LifecycleTests {
         defer { scratch.cleanup() }
         // Without a pid namespace, a background child outlives the shell unless kill --all gets it.
         var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "sleep 1000 & echo $! > /run/child; wait"])
-        bundle.spec.linux?.namespaces?.removeAll { $0.type == "pid" }
-        bundle.spec.mounts?.removeAll { $0.type == "proc" }
-        bundle.spec.linux?.maskedPaths = []
-        bundle.spec.linux?.readonlyPaths = []
+        bundle.dropPidNamespace()
         let shared = scratch.path + "/run"
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
         bundle.spec.mounts?.append(Spec.Mount(destination: "/run", type: "bind", source: shared, options: ["rbind"]))

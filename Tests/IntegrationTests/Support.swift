@@ -93,6 +93,16 @@ struct TestBundle {
         try e.encode(spec).write(to: URL(fileURLWithPath: path + "/config.json"))
     }
 
+    /// No pid namespace of its own (and so no /proc mount, whose masks would have nothing to
+    /// mask): the program is not the init of a pid namespace, so signals with default actions
+    /// reach it from outside and its children can outlive it.
+    mutating func dropPidNamespace() {
+        spec.linux?.namespaces?.removeAll { $0.type == "pid" }
+        spec.mounts?.removeAll { $0.type == "proc" }
+        spec.linux?.maskedPaths = []
+        spec.linux?.readonlyPaths = []
+    }
+
     /// Sets the command and writes config.json.
     mutating func command(_ args: [String]) throws {
         spec.process?.args = args
