@@ -691,6 +691,11 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
 
     if (p->rootfs != NULL) setup_rootfs(c);
 
+    // The container's own (empty) session keyring, so it cannot read the runtime's keys.
+    if (p->session_keyring != NULL &&
+        syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, p->session_keyring, 0, 0, 0) < 0 && errno != ENOSYS)
+        fail(c, CSHIM_STAGE_KEYRING, errno, p->session_keyring);
+
     if (p->hostname && sethostname(p->hostname, s_len(p->hostname)) < 0)
         fail(c, CSHIM_STAGE_HOSTNAME, errno, p->hostname);
     if (p->domainname && setdomainname(p->domainname, s_len(p->domainname)) < 0)

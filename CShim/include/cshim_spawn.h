@@ -49,6 +49,7 @@ enum cshim_stage {
     CSHIM_STAGE_EXEC = 27,
     CSHIM_STAGE_SYSCTL = 28,
     CSHIM_STAGE_CONSOLE = 29,
+    CSHIM_STAGE_KEYRING = 30,
 };
 
 /// Flags of one mount entry.
@@ -154,6 +155,9 @@ struct cshim_spawn_plan {
     const void *_Nullable seccomp_filter; // struct sock_filter[]
     size_t seccomp_len;                   // number of instructions
     unsigned int seccomp_flags;           // SECCOMP_FILTER_FLAG_*
+
+    // A new session keyring of this name (runc: "_ses.<id>"), or NULL to keep the caller's.
+    const char *_Nullable session_keyring;
 
     // Fds kept open across exec (dup2'd to 3, 4, ...: LISTEN_FDS style).
     const int *_Nullable preserve_fds;

@@ -27,6 +27,8 @@ public struct Container: Sendable {
         public var stdio: [FD?] = [nil, nil, nil]
         /// Fds kept open in the container as 3, 4, ... (runc --preserve-fds).
         public var preserveFDs: [FD] = []
+        /// Give the container a session keyring of its own (runc's default; --no-new-keyring).
+        public var newKeyring = true
         /// Base of the cgroup used when the spec has no cgroupsPath: `<base>/<id>`.
         public var defaultCgroupParent = "/husk/runc"
         /// Receives warnings (fields accepted but not applied).
@@ -126,6 +128,7 @@ public struct Container: Sendable {
             planned.plan.gate = try makeGate(dir + "/exec.fifo")
             planned.plan.stdio = options.stdio
             planned.plan.preserveFDs = options.preserveFDs
+            if options.newKeyring { planned.plan.sessionKeyring = "_ses.\(id)" }
 
             let p: SpawnedProcess
             do {

@@ -52,6 +52,8 @@ public struct SpawnPlan: Sendable {
     public var setsid = true
     public var console: FD? = nil
     public var preserveFDs: [FD] = []
+    /// Join a new session keyring of this name (nil: keep the caller's).
+    public var sessionKeyring: String? = nil
 
     public var oomScoreAdj: Int? = nil
 

@@ -12,7 +12,7 @@ import Musl
 public enum SpawnStage: Int32, Sendable {
     case none = 0, pipe, clone, pidNamespace, setup, stdio, setns, cgroupNamespace, oomScoreAdj, rootPropagation,
         rootfs, mount, devices, maskedPaths, readonlyPaths, pivotRoot, readonlyRoot, hostname, rlimits, closeFDs,
-        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console
+        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring
 
     public var name: String {
         switch self {
@@ -46,6 +46,7 @@ public enum SpawnStage: Int32, Sendable {
         case .exec: return "exec"
         case .sysctl: return "sysctl"
         case .console: return "console"
+        case .keyring: return "session keyring"
         }
     }
 }
@@ -168,6 +169,7 @@ public enum Spawner {
             c.seccomp_len = sc.count
             c.seccomp_flags = sc.flags
         }
+        c.session_keyring = plan.sessionKeyring.map { arena.string($0) }
         let preserve = plan.preserveFDs.map(\.raw)
         c.preserve_fds = arena.array(preserve)
         c.npreserve = preserve.count

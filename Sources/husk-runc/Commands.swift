@@ -71,6 +71,7 @@ enum Runc {
         }
         var o = Container.CreateOptions()
         o.pidFile = cl.value("pid-file")
+        o.newKeyring = !cl.flag("no-new-keyring")
         o.warn = { Log.shared.warn($0) }
         if let n = cl.value("preserve-fds") {
             guard let count = Int(n), count >= 0 else {
