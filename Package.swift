@@ -11,10 +11,12 @@ let swiftSettings: [SwiftSetting] = [
 let package = Package(
     name: "Husk",
     products: [
+        .executable(name: "husk", targets: ["husk"]),
         .executable(name: "husk-runc", targets: ["husk-runc"]),
         .library(name: "HuskRuntime", targets: ["HuskRuntime"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
@@ -24,7 +26,7 @@ let package = Package(
             path: "CShim",
             exclude: ["README.md"],
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])],
-            linkerSettings: [.linkedLibrary("seccomp")]
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]
         ),
         .target(
             name: "HuskSystem",
@@ -32,8 +34,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "HuskImage",
+            dependencies: ["HuskSystem", "CShim"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "HuskRuntime",
             dependencies: ["HuskSystem", "CShim"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "husk",
+            dependencies: [
+                "HuskImage", "HuskRuntime", "HuskSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -52,8 +66,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "HuskImageTests",
+            dependencies: ["HuskImage", "HuskSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskRuntime", "HuskSystem", "husk-runc"],
+            dependencies: ["HuskImage", "HuskRuntime", "HuskSystem", "husk-runc", "husk"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -110,6 +111,10 @@ int cshim_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, ui
     } while (r < 0 && errno == EAGAIN);  // RESOLVE_IN_ROOT may ask to retry after a rename race
     return r;
 }
+
+long cshim_xattr_size(const char *path, const char *name) { return (long)lgetxattr(path, name, NULL, 0); }
+
+int cshim_syncfs(int fd) { return syncfs(fd); }
 
 int cshim_mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data) {
     return mount(source, target, fstype, flags, data);

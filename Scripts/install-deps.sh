@@ -5,7 +5,11 @@ set -euo pipefail
 
 packages=(
   libseccomp-dev      # seccomp filters are compiled with libseccomp (CShim)
+  libssl-dev          # SHA-256 of blobs and layers (libcrypto, SHA-NI)
+  zlib1g-dev libzstd-dev  # gzip and zstd layers
   busybox-static      # the root filesystem of test and demo containers
+  umoci skopeo        # image layouts in the tests, the peer in the unpack benchmark
+  zstd gzip           # compressing hand-made test layers
   runc crun           # peers in Scripts/bench.sh
   hyperfine time      # Scripts/bench.sh: timings and peak RSS
   iproute2

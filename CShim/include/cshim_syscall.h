@@ -69,6 +69,7 @@ extern "C" {
 #define CSHIM_OPEN_TREE_CLONE   1U
 #define CSHIM_OPEN_TREE_CLOEXEC 02000000U
 #define CSHIM_AT_RECURSIVE      0x8000U
+#define CSHIM_AT_FDCWD          (-100)
 #define CSHIM_AT_EMPTY_PATH     0x1000U
 #define CSHIM_AT_SYMLINK_NOFOLLOW 0x100U
 #define CSHIM_MOVE_MOUNT_F_EMPTY_PATH 0x00000004U
@@ -109,6 +110,10 @@ int cshim_set_child_subreaper(int on);
 
 /// openat2(2) with struct open_how {flags, mode, resolve}.
 int cshim_openat2(int dirfd, const char *_Nonnull path, uint64_t flags, uint64_t mode, uint64_t resolve);
+/// lgetxattr(2) size query: the length of an xattr of `path` (not following a symlink), or -1.
+long cshim_xattr_size(const char *_Nonnull path, const char *_Nonnull name);
+/// syncfs(2).
+int cshim_syncfs(int fd);
 /// mount(2).
 int cshim_mount(const char *_Nullable source, const char *_Nonnull target, const char *_Nullable fstype,
                 unsigned long flags, const char *_Nullable data);

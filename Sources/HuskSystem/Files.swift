@@ -166,3 +166,12 @@ extension String {
         return String(decoding: UnsafeBufferPointer(rebasing: bytes[0..<end]), as: UTF8.self)
     }
 }
+
+extension StringProtocol {
+    /// Without leading and trailing spaces, tabs, newlines and NULs.
+    public func trimmed() -> String {
+        let drop: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\0" }
+        guard let first = firstIndex(where: { !drop($0) }), let last = lastIndex(where: { !drop($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import FoundationEssentials
+import HuskImage
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `husk`: run Kubernetes pods on this node; manage the images they use.
+struct Husk: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "husk",
+        abstract: "Run Kubernetes pods on this node the way kubelet + containerd + runc would.",
+        version: "husk 0.1.0",
+        subcommands: [Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self])
+
+    // Also here so that global flags may come before the command (`husk --root R pull ...`).
+    @OptionGroup var globals: GlobalOptions
+}
+
+/// Flags every command takes (DESIGN §4-§5).
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Husk's data directory (images, pods).")
+    var root: String = "/var/lib/husk"
+
+    @Option(name: .customLong("image-source"), help: "An OCI image layout (directory or .tar) to pull from, as [REPO=]PATH. Repeatable; searched in order, before the config file's.")
+    var imageSources: [String] = []
+
+    @Option(name: .long, help: "Configuration file (JSON). Default: /etc/husk/config.json when it exists.")
+    var config: String?
+
+    @Option(name: .customLong("max-layer-size"), help: "Refuse a layer that unpacks to more bytes than this (decompression bombs). Default 64 GiB.")
+    var maxLayerSize: UInt64?
+
+    /// The config file: `imageSources` ([REPO=]PATH strings) and `maxLayerSize` (bytes).
+    struct ConfigFile: Decodable {
+        var imageSources: [String]?
+        var maxLayerSize: UInt64?
+    }
+
+    func loadConfig() throws -> ConfigFile {
+        let path = config ?? "/etc/husk/config.json"
+        guard let bytes = try Files.read(path) else {
+            if config != nil { throw HuskError(.notFound, "\(path): no such file") }
+            return ConfigFile()
+        }
+        do {
+            return try JSONDecoder().decode(ConfigFile.self, from: Data(bytes))
+        } catch {
+            throw HuskError(.invalidArgument, "\(path): \(JSONPath.describe(error))")
+        }
+    }
+
+    func sources() throws -> [LayoutSource] {
+        let specs = imageSources + (try loadConfig().imageSources ?? [])
+        return try specs.map { try LayoutSource.parse($0) }
+    }
+
+    func store() throws -> ImageStore {
+        var options = ImageStoreOptions()
+        if let cap = try maxLayerSize ?? loadConfig().maxLayerSize { options.maxLayerBytes = cap }
+        return try ImageStore(root: root, options: options)
+    }
+}
+
+/// Output of read commands.
+enum OutputFormat: String, ExpressibleByArgument {
+    case table, json, yaml
+}
+
+/// Runs a command body: an error becomes one line on stderr and exit status 1.
+func runReporting(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as ImageError {
+        Out.err("husk: \(e.reason.rawValue): \(e.message)\n")
+        throw ExitCode(1)
+    } catch {
+        Out.err("husk: \(error)\n")
+        throw ExitCode(1)
+    }
+}
+
+enum Out {
+    static func out(_ s: String) { write(1, s) }
+    static func err(_ s: String) { write(2, s) }
+
+    static var stdoutIsTerminal: Bool { isatty(1) == 1 }
+    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+
+    private static func write(_ fd: Int32, _ s: String) {
+        let bytes = Array(s.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n <= 0 { return }
+            done += n
+        }
+    }
+
+    static func json(_ value: some Encodable) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(value), as: UTF8.self) + "\n"
+    }
+
+    /// A table with columns padded to their widest cell, as crictl prints them.
+    static func table(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = [Int](repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        return rows.map { r in
+            r.enumerated().map { i, c in i == r.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count + 3) }
+                .joined()
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// 1.2MB, 345kB: the decimal units crictl and docker use.
+    static func size(_ bytes: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var v = Double(bytes)
+        var i = 0
+        while v >= 1000 && i < units.count - 1 {
+            v /= 1000
+            i += 1
+        }
+        if i == 0 { return "\(bytes)B" }
+        let rounded = (v * 10).rounded() / 10
+        return (rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)) + units[i]
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import FoundationEssentials
+import HuskImage
+import HuskSystem
+import Synchronization
+
+struct Pull: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Copy an image from the image sources into the store.")
+
+    @OptionGroup var globals: GlobalOptions
+    @Option(name: .long, help: "Always, IfNotPresent or Never (default: Kubernetes' default for the reference).")
+    var policy: String?
+    @Argument(help: "The image reference (busybox, docker.io/library/busybox:1.36, name@sha256:...).")
+    var reference: String
+
+    func run() throws {
+        try runReporting {
+            let store = try globals.store()
+            let policy = try policy.map { try PullPolicy(parsing: $0) }
+            let progress = Progress(enabled: Out.stderrIsTerminal)
+            let (img, pulled) = try store.ensure(reference, policy: policy, sources: try globals.sources()) { progress.report($0) }
+            progress.finish()
+            let ref = try ImageReference(parsing: reference)
+            if pulled {
+                Out.out("Pulled \(ref) (image \(img.id))\n")
+            } else {
+                Out.out("Image is up to date for \(ref) (image \(img.id))\n")
+            }
+        }
+    }
+}
+
+/// Progress of a pull, one line rewritten in place on a terminal.
+final class Progress: Sendable {
+    private let enabled: Bool
+    private let last = Mutex<Double>(0)
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func report(_ e: PullEvent) {
+        guard enabled else { return }
+        let now = Clock.monotonicSeconds()
+        switch e {
+        case .resolved(let ref, let manifest, let source):
+            Out.err("\r\u{1b}[Kresolved \(ref) to \(manifest.short) in \(source)\n")
+        case .copying(let blob, let done, let total):
+            let due = last.withLock { t -> Bool in
+                if now - t < 0.1 && done < total { return false }
+                t = now
+                return true
+            }
+            if due { Out.err("\r\u{1b}[Kcopying \(blob.short): \(Out.size(done)) / \(Out.size(total))") }
+        case .unpacked(let layer, let bytes, let seconds):
+            Out.err("\r\u{1b}[Kunpacked \(layer.short): \(Out.size(Int64(bytes))) in \(Int(seconds * 1000)) ms\n")
+        }
+    }
+
+    func finish() {
+        if enabled { Out.err("\r\u{1b}[K") }
+    }
+}
+
+struct Images: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the images in the store.")
+
+    @OptionGroup var globals: GlobalOptions
+    @Option(name: .shortAndLong, help: "table or json") var output: OutputFormat = .table
+    @Flag(name: .shortAndLong, help: "Print image IDs only.") var quiet = false
+
+    func run() throws {
+        try runReporting {
+            let images = try globals.store().images()
+            if quiet {
+                Out.out(images.map { $0.id.description + "\n" }.joined())
+                return
+            }
+            switch output {
+            case .json, .yaml:
+                struct Item: Encodable {
+                    let id: String
+                    let repoTags: [String]
+                    let repoDigests: [String]
+                    let size: String
+                    let pulledAt: String
+                }
+                let items = images.map {
+                    Item(id: $0.id.description, repoTags: $0.repoTags, repoDigests: $0.repoDigests, size: String($0.size), pulledAt: $0.pulledAt)
+                }
+                struct List: Encodable { let images: [Item] }
+                Out.out(try Out.json(List(images: items)))
+            case .table:
+                var rows = [["IMAGE", "TAG", "IMAGE ID", "SIZE"]]
+                for img in images {
+                    let tags = img.repoTags.isEmpty ? [img.repoDigests.first.map { String($0.split(separator: "@")[0]) + ":<none>" } ?? "<none>:<none>"] : img.repoTags
+                    for t in tags {
+                        let colon = t.lastIndex(of: ":")!
+                        rows.append([String(t[..<colon]), String(t[t.index(after: colon)...]), img.id.short, Out.size(img.size)])
+                    }
+                }
+                Out.out(Out.table(rows))
+            }
+        }
+    }
+}
+
+struct ImageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image", abstract: "Look at images.", subcommands: [Inspect.self])
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print an image's record and configuration as JSON.")
+
+        @OptionGroup var globals: GlobalOptions
+        @Argument(help: "Reference, image ID or ID prefix.") var image: String
+
+        func run() throws {
+            try runReporting {
+                guard let img = try globals.store().image(matching: image) else {
+                    throw ImageError(reason: .notFound, message: "no such image: \(image)")
+                }
+                Out.out(try Out.json(img))
+            }
+        }
+    }
+}
+
+struct Rmi: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove images (by reference or ID); refused while a container uses one.")
+
+    @OptionGroup var globals: GlobalOptions
+    @Argument(help: "References or image IDs.") var images: [String]
+
+    func run() throws {
+        try runReporting {
+            let store = try globals.store()
+            for text in images {
+                let r = try store.remove(text)
+                if r.untaggedOnly {
+                    Out.out("Untagged: \(text)\n")
+                } else {
+                    Out.out("Deleted: \(r.removed.id)\n")
+                }
+            }
+        }
+    }
+}
+
+struct GC: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc", abstract: "Remove blobs and snapshots no image references, and what crashed pulls left.")
+
+    @OptionGroup var globals: GlobalOptions
+
+    func run() throws {
+        try runReporting {
+            let r = try globals.store().gc()
+            for b in r.blobs { Out.out("removed blob \(b)\n") }
+            for s in r.snapshots { Out.out("removed snapshot \(s)\n") }
+            for l in r.leftovers { Out.out("removed leftover \(l)\n") }
+            Out.out("gc: \(r.blobs.count) blobs (\(Out.size(r.bytes))), \(r.snapshots.count) snapshots, \(r.leftovers.count) leftovers removed\n")
+        }
+    }
+}
