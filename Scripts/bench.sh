@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one hyperfine run (engineering rule 5). Run as root.
 #
-#   Scripts/bench.sh [runs]     husk-runc / crun / runc `run` of /bin/true on one bundle
+#   Scripts/bench.sh [runtime|images|all] [runs]
+#     runtime: husk-runc / crun / runc `run` of /bin/true on one bundle
+#     images:  layer unpack against `umoci unpack`, pull MB/s, `husk images` with 200 images
 #
 # How each runtime is run: crun refuses this hybrid-cgroup host ("cgroups in hybrid mode not
 # supported") unless /sys/fs/cgroup/unified is unmounted, which must only happen in a private
@@ -14,12 +16,18 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
-runs=${1:-100}
+what=${1:-all}
+case "$what" in runtime|images|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|all] [runs]" >&2; exit 2 ;; esac
+runs=${2:-}
 
 "$HUSK_TOP/Scripts/install-deps.sh"
 echo "bench: building release binaries ..." >&2
-husk_build_release --product husk-runc
+husk_build_release
 husk="$HUSK_RELEASE_SCRATCH/release/husk-runc"
+huskcli="$HUSK_RELEASE_SCRATCH/release/husk"
+
+if [ "$what" = runtime ] || [ "$what" = all ]; then
+runs=${runs:-100}
 
 work=$(mktemp -d /tmp/husk-bench-XXXXXX)
 state=$(mktemp -d /run/husk-bench-XXXXXX)
@@ -84,3 +92,8 @@ awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" '
     printf "ratio without the wrapper (median - wrapper-only):  husk-runc/crun %.2fx, husk-runc/runc %.2fx\n",
       (median["husk-runc"] - w) / (median["crun"] - w), (median["husk-runc"] - w) / (median["runc"] - w)
   }' "$work/run.csv"
+fi
+
+if [ "$what" = images ] || [ "$what" = all ]; then
+  exec "$HUSK_TOP/Scripts/bench-images.sh" "$huskcli" "${runs:-10}"
+fi
