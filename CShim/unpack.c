@@ -38,7 +38,7 @@ struct xattr {
     size_t len;
 };
 
-// Overrides from PAX ('x' for the next entry, 'g' for all) and GNU long names.
+// Overrides from PAX ('x', for the next entry) and GNU long names.
 struct overrides {
     char *path;
     char *linkpath;
@@ -65,6 +65,8 @@ struct entry {
 struct dirtime {
     char *path;
     struct timespec mtime;
+    unsigned int mode;
+    int mode_set;
 };
 
 struct tar {
@@ -79,7 +81,7 @@ struct tar {
     int file_fd;
     char *acc;
     size_t acc_len;
-    struct overrides next, global;
+    struct overrides next;
     struct entry cur;
     int zero_blocks;
     char cache_path[PATH_MAX];
@@ -280,6 +282,12 @@ static int parent_fd(struct tar *t, const char *parent, int no_symlinks, const c
                     if (prev_owned) close(prev);
                     return -fail(t, e, "entry %s: cannot create parent directory %s: %s", entry, prefix, strerror(e));
                 }
+                // 0755 whatever the process umask is.
+                int made = openat(prev, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (made >= 0) {
+                    fchmod(made, 0755);
+                    close(made);
+                }
                 next = (int)sys_openat2(t->rootfd, prefix, O_PATH | O_DIRECTORY, resolve);
             }
             if (next < 0) {
@@ -347,9 +355,12 @@ static int make_room(struct tar *t, int pfd, const char *name, int want_dir) {
         return -fail(t, errno, "entry %s: %s", t->cur.path, strerror(errno));
     }
     if (want_dir && S_ISDIR(st.st_mode)) return 1;
-    invalidate_cache(t);
+    // pfd may be the cached fd: use it first, drop the cache after (what was removed may
+    // have been on the cached path). Callers fetch their parent again.
     int r = S_ISDIR(st.st_mode) ? remove_tree(pfd, name) : unlinkat(pfd, name, 0);
-    if (r < 0) return -fail(t, errno, "entry %s: cannot replace what is there: %s", t->cur.path, strerror(errno));
+    int e = errno;
+    invalidate_cache(t);
+    if (r < 0) return -fail(t, e, "entry %s: cannot replace what is there: %s", t->cur.path, strerror(e));
     return 0;
 }
 
@@ -386,14 +397,19 @@ static int apply_meta_nofollow(struct tar *t, int pfd, const char *name, int chm
     if (t->opts->preserve_owner && fchownat(pfd, name, (uid_t)t->cur.uid, (gid_t)t->cur.gid, AT_SYMLINK_NOFOLLOW) < 0)
         return fail(t, errno, "entry %s: chown: %s", t->cur.path, strerror(errno));
     if (chmod_it) {
-        // Devices and fifos: go through an O_PATH fd of the node itself, so nothing is followed.
-        int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) return fail(t, errno, "entry %s: %s", t->cur.path, strerror(errno));
-        char p[64];
-        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-        int r = chmod(p, t->cur.mode & 07777);
+        // Devices and fifos: fchmodat2 never follows a symlink (Linux 6.6); older kernels go
+        // through an O_PATH fd of the node itself.
+        int r = (int)syscall(452 /* SYS_fchmodat2 */, pfd, name, t->cur.mode & 07777, AT_SYMLINK_NOFOLLOW);
         int e = errno;
-        close(fd);
+        if (r < 0 && (e == ENOSYS || e == EOPNOTSUPP)) {
+            int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) return fail(t, errno, "entry %s: %s", t->cur.path, strerror(errno));
+            char p[64];
+            snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+            r = chmod(p, t->cur.mode & 07777);
+            e = errno;
+            close(fd);
+        }
         if (r < 0) return fail(t, e, "entry %s: chmod: %s", t->cur.path, strerror(e));
     }
     struct timespec ts[2] = {t->cur.mtime, t->cur.mtime};
@@ -413,6 +429,8 @@ static int remember_dir(struct tar *t) {
     t->dirs[t->ndirs].path = strdup(t->cur.path);
     if (t->dirs[t->ndirs].path == NULL) return fail(t, ENOMEM, "out of memory");
     t->dirs[t->ndirs].mtime = t->cur.mtime;
+    t->dirs[t->ndirs].mode = t->cur.mode & 07777;
+    t->dirs[t->ndirs].mode_set = 1;
     t->ndirs++;
     return 0;
 }
@@ -421,7 +439,10 @@ static int remember_dir(struct tar *t) {
 
 static int start_entry(struct tar *t) {
     struct entry *e = &t->cur;
+    if (t->opts->max_entries && t->res->entries >= t->opts->max_entries)
+        return fail(t, EFBIG, "the layer has more than %llu entries (the cap)", (unsigned long long)t->opts->max_entries);
     if (e->path[0] == 0) {
+        t->res->entries++;
         // The root itself ("./"): its metadata goes on the snapshot directory, as umoci does.
         if (e->type != '5') return 0;
         int dfd = openat(t->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -430,9 +451,7 @@ static int start_entry(struct tar *t) {
         close(dfd);
         return rc ? rc : remember_dir(t);
     }
-    if (t->opts->max_entries && ++t->res->entries > t->opts->max_entries)
-        return fail(t, EFBIG, "the layer has more than %llu entries (the cap)", (unsigned long long)t->opts->max_entries);
-    if (!t->opts->max_entries) t->res->entries++;
+    t->res->entries++;
 
     char parent[PATH_MAX];
     const char *name;
@@ -499,7 +518,11 @@ static int start_entry(struct tar *t) {
         }
         int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0) return fail(t, errno, "entry %s: %s", e->path, strerror(errno));
+        // Owner-writable until the end (set_dir_times applies the final mode).
+        unsigned int final_mode = e->mode;
+        e->mode = (e->mode | 0700) & 07777;
         int rc = apply_meta_fd(t, dfd, 0);
+        e->mode = final_mode;
         close(dfd);
         if (rc) return rc;
         return remember_dir(t);
@@ -588,9 +611,14 @@ static int finish_file(struct tar *t) {
 
 // MARK: - PAX
 
+#define MAX_XATTRS 256             // per entry
+#define MAX_XATTR_VALUE (64 << 10) // the kernel's limit for one value
+
 static int add_xattr(struct tar *t, struct overrides *o, const char *name, const char *value, size_t len) {
     if (strncmp(name, "trusted.", 8) == 0)
         return fail(t, EPERM, "a layer may not set trusted.* xattrs (%s): they steer overlayfs", name);
+    if (o->nxattrs >= MAX_XATTRS || len > MAX_XATTR_VALUE)
+        return fail(t, EFBIG, "too many or too large xattrs for one entry (after %s)", t->cur.path);
     struct xattr *x = realloc(o->xattrs, (o->nxattrs + 1) * sizeof(*x));
     if (x == NULL) return fail(t, ENOMEM, "out of memory");
     o->xattrs = x;
@@ -626,6 +654,11 @@ static int parse_time(const char *v, size_t len, struct timespec *ts) {
         while (digits++ < 9) nsec *= 10;
     }
     if (*end) return -1;
+    if (buf[0] == '-' && nsec > 0) {
+        // "-1.5" is 1.5 s before the epoch: -2 s + 0.5 s.
+        sec -= 1;
+        nsec = 1000000000L - nsec;
+    }
     ts->tv_sec = (time_t)sec;
     ts->tv_nsec = nsec;
     return 0;
@@ -637,8 +670,14 @@ static int parse_pax(struct tar *t, struct overrides *o) {
         // "<len> <key>=<value>\n"
         size_t j = i;
         size_t reclen = 0;
-        while (j < t->acc_len && t->acc[j] >= '0' && t->acc[j] <= '9') reclen = reclen * 10 + (size_t)(t->acc[j++] - '0');
-        if (j >= t->acc_len || t->acc[j] != ' ' || reclen == 0 || i + reclen > t->acc_len || t->acc[i + reclen - 1] != '\n')
+        int digits = 0;
+        while (j < t->acc_len && t->acc[j] >= '0' && t->acc[j] <= '9' && digits < 10) {
+            reclen = reclen * 10 + (size_t)(t->acc[j++] - '0');
+            digits++;
+        }
+        // A record is "<len> <key>=<value>\n" and lies entirely within the header data.
+        if (j >= t->acc_len || t->acc[j] != ' ' || reclen == 0 || reclen > t->acc_len - i || j + 1 >= i + reclen ||
+            t->acc[i + reclen - 1] != '\n')
             return fail(t, EINVAL, "malformed PAX header (after entry %s)", t->cur.path[0] ? t->cur.path : "<start>");
         const char *key = t->acc + j + 1;
         const char *eq = memchr(key, '=', (size_t)(t->acc + i + reclen - 1 - key));
@@ -646,7 +685,7 @@ static int parse_pax(struct tar *t, struct overrides *o) {
         size_t klen = (size_t)(eq - key);
         const char *val = eq + 1;
         size_t vlen = (size_t)(t->acc + i + reclen - 1 - val);
-        char k[256];
+        char k[512];  // "SCHILY.xattr." + an xattr name of up to 255 bytes
         if (klen >= sizeof(k)) return fail(t, EINVAL, "PAX key too long");
         memcpy(k, key, klen);
         k[klen] = 0;
@@ -703,7 +742,7 @@ static int handle_header(struct tar *t) {
         if (++t->zero_blocks >= 2) t->state = S_END;
         return 0;
     }
-    t->zero_blocks = 0;
+    if (t->zero_blocks) return fail(t, EINVAL, "a tar header follows a single zero block (corrupt archive)");
     if (!checksum_ok(h)) return fail(t, EINVAL, "corrupt tar header (bad checksum) after entry %s", t->cur.path);
 
     char type = (char)h[156];
@@ -714,6 +753,13 @@ static int handle_header(struct tar *t) {
     if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
         if (size > MAX_META) return fail(t, EFBIG, "a %c header of %llu bytes is over the cap", type, (unsigned long long)size);
         t->kind = type == 'x' ? D_PAX : type == 'g' ? D_PAX_GLOBAL : type == 'L' ? D_LONGNAME : D_LONGLINK;
+        if (t->kind == D_PAX_GLOBAL) {
+            t->kind = D_SKIP;
+            t->remaining = size;
+            t->pad = (BLOCK - size % BLOCK) % BLOCK;
+            t->state = size ? S_DATA : (t->pad ? S_PAD : S_HEADER);
+            return 0;
+        }
         free(t->acc);
         t->acc = malloc(size + 1);
         if (t->acc == NULL) return fail(t, ENOMEM, "out of memory");
@@ -739,9 +785,8 @@ static int handle_header(struct tar *t) {
     char raw[PATH_MAX], rawlink[PATH_MAX];
     int ustar = memcmp(h + 257, "ustar\0", 6) == 0;
     if (t->next.path) {
+        if (strlen(t->next.path) >= sizeof(raw)) return fail(t, ENAMETOOLONG, "an entry name is longer than PATH_MAX");
         snprintf(raw, sizeof(raw), "%s", t->next.path);
-    } else if (t->global.path) {
-        snprintf(raw, sizeof(raw), "%s", t->global.path);
     } else {
         char name[101], prefix[156];
         field(name, h, 100);
@@ -752,9 +797,10 @@ static int handle_header(struct tar *t) {
         else
             snprintf(raw, sizeof(raw), "%s", name);
     }
-    if (t->next.linkpath)
+    if (t->next.linkpath) {
+        if (strlen(t->next.linkpath) >= sizeof(rawlink)) return fail(t, ENAMETOOLONG, "entry %s: its link target is longer than PATH_MAX", raw);
         snprintf(rawlink, sizeof(rawlink), "%s", t->next.linkpath);
-    else
+    } else
         field(rawlink, h + 157, 100);
     if (raw[0] == 0) return fail(t, EINVAL, "an entry has an empty name");
     const char *why = NULL;
@@ -770,14 +816,9 @@ static int handle_header(struct tar *t) {
             return fail(t, EINVAL, "entry %s: corrupt device numbers", e->path);
     }
     e->mode = (unsigned int)(mode & 07777);
-    e->uid = t->next.has_uid ? t->next.uid : t->global.has_uid ? t->global.uid : uid;
-    e->gid = t->next.has_gid ? t->next.gid : t->global.has_gid ? t->global.gid : gid;
-    if (t->next.has_mtime)
-        e->mtime = t->next.mtime;
-    else if (t->global.has_mtime)
-        e->mtime = t->global.mtime;
-    else
-        e->mtime = (struct timespec){(time_t)mtime, 0};
+    e->uid = t->next.has_uid ? t->next.uid : uid;
+    e->gid = t->next.has_gid ? t->next.gid : gid;
+    e->mtime = t->next.has_mtime ? t->next.mtime : (struct timespec){(time_t)mtime, 0};
     e->size = t->next.has_size ? t->next.size : size;
     e->devmajor = (unsigned int)maj;
     e->devminor = (unsigned int)min;
@@ -785,18 +826,15 @@ static int handle_header(struct tar *t) {
     e->nxattrs = t->next.nxattrs;
     if (e->uid > 0xFFFFFFFEULL || e->gid > 0xFFFFFFFEULL) return fail(t, EINVAL, "entry %s: uid or gid out of range", e->path);
 
+    // Links, devices, directories and fifos carry no data whatever their size field says
+    // (as Go's archive/tar reads them): skipping "their" data would hide entries from other
+    // readers.
     int has_data = (type == '0' || type == '\0' || type == '7');
     t->kind = D_SKIP;
     t->file_fd = -1;
     if (start_entry(t)) return t->res->error;
 
     t->remaining = has_data ? e->size : 0;
-    // Data of non-regular entries (a size field on a link) is skipped, padding included.
-    uint64_t skip = has_data ? 0 : e->size;
-    if (!has_data && type != '5' && skip) {
-        t->remaining = skip;
-        t->kind = D_SKIP;
-    }
     uint64_t total = t->remaining;
     t->pad = (BLOCK - total % BLOCK) % BLOCK;
     if (total) {
@@ -819,8 +857,8 @@ static int end_of_data(struct tar *t) {
         if (parse_pax(t, &t->next)) return t->res->error;
         break;
     case D_PAX_GLOBAL:
-        t->acc[t->acc_len] = 0;
-        if (parse_pax(t, &t->global)) return t->res->error;
+        // Ignored, as docker and containerd do: a global header must not rename, re-own or
+        // re-stamp every later entry.
         break;
     case D_LONGNAME:
     case D_LONGLINK: {
@@ -902,13 +940,17 @@ static int tar_feed(struct tar *t, const unsigned char *p, size_t n) {
 
 // Deferred directory times: adding entries changed them; set them last, innermost first.
 static void set_dir_times(struct tar *t) {
-    for (size_t i = t->ndirs; i-- > 0;) {
-        int fd = t->dirs[i].path[0] ? (int)sys_openat2(t->rootfd, t->dirs[i].path, O_PATH | O_DIRECTORY,
-                                                       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+    // Forward: for a directory listed twice the last entry wins. Setting a directory's times
+    // does not touch its parent's, so the order is otherwise free.
+    for (size_t i = 0; i < t->ndirs; i++) {
+        int fd = t->dirs[i].path[0] ? (int)sys_openat2(t->rootfd, t->dirs[i].path, O_RDONLY | O_DIRECTORY,
+                                                       RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
                                     : dup(t->rootfd);
         if (fd < 0) continue;  // replaced by a later entry
+        // Directory modes come last too, so that a read-only directory could be filled first.
+        if (t->dirs[i].mode_set) fchmod(fd, t->dirs[i].mode);
         struct timespec ts[2] = {t->dirs[i].mtime, t->dirs[i].mtime};
-        utimensat(fd, "", ts, AT_EMPTY_PATH);
+        futimens(fd, ts);
         close(fd);
     }
 }
@@ -1070,7 +1112,6 @@ done:
     free(out);
     free(t.acc);
     free_overrides(&t.next);
-    free_overrides(&t.global);
     for (size_t i = 0; i < t.ndirs; i++) free(t.dirs[i].path);
     free(t.dirs);
     return res->error;

@@ -146,6 +146,7 @@ extension ImageStore {
         let start = Clock.monotonicSeconds()
         do {
             guard mkdir(tmp, 0o755) == 0 else { throw SystemCallError("mkdir", tmp, currentErrno) }
+            chmod(tmp, 0o755)  // whatever the umask is
             let dir = try FD.open(tmp, O_RDONLY | O_DIRECTORY)
             let blob = try FD.open(blobPath(layer.digest), O_RDONLY)
             var opts = cshim_unpack_options()

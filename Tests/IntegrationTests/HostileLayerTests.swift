@@ -264,3 +264,127 @@ func expectNothingKept(_ store: ImageStore, sourceLocation: SourceLocation = #_s
     let ingest = (try? FileManager.default.contentsOfDirectory(atPath: store.root + "/ingest")) ?? []
     #expect(ingest.isEmpty, "ingest leftovers: \(ingest)", sourceLocation: sourceLocation)
 }
+
+/// Regressions for the findings of the extractor's security review: each layer here once made
+/// the extractor misbehave.
+@Suite("Extractor review regressions", .enabled(if: Host.canTestImages, Host.imageSkipReason))
+struct ExtractorRegressionTests {
+    func pull(_ tar: [UInt8], in scratch: Scratch, args: [String] = [], timeout: TimeInterval = 60) throws -> (RunResult, HuskCLI) {
+        var w = try LayoutWriter(scratch.path + "/layout")
+        try w.addImage(tag: "1", layers: [.init(tar: tar)])
+        let husk = HuskCLI(scratch, sources: [w.path])
+        return (husk.run(args + ["pull", "r:1"], timeout: timeout), husk)
+    }
+
+    @Test("later entries replace earlier ones inside subdirectories (file, directory, symlink, whiteout)")
+    func replaceInSubdirectories() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var t = TarWriter()
+        t.add("d/", .dir, mode: 0o755)
+        t.addFile("d/f", "one")
+        t.addFile("d/f", "two")
+        t.add("d/x/", .dir, mode: 0o755)
+        t.addFile("d/x/inner", "i")
+        t.addFile("d/x", "file over dir")
+        t.add("d/y", .symlink, link: "f")
+        t.add("d/y/", .dir, mode: 0o755)
+        t.addFile("d/z", "gone")
+        t.add("d/.wh.z", .file, mode: 0)
+        let (r, husk) = try pull(t.finish(), in: scratch)
+        #expect(r.status == 0, "\(r.stderr)")
+        let snap = try husk.store.snapshotPaths(try #require(try husk.store.image(matching: "r:1")))[0]
+        #expect(try String(contentsOfFile: snap + "/d/f", encoding: .utf8) == "two")
+        #expect(try String(contentsOfFile: snap + "/d/x", encoding: .utf8) == "file over dir")
+        var isDir: ObjCBool = false
+        #expect(FileManager.default.fileExists(atPath: snap + "/d/y", isDirectory: &isDir) && isDir.boolValue)
+        var st = stat()
+        #expect(lstat(snap + "/d/z", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0, "no whiteout at d/z")
+    }
+
+    @Test("a PAX record length that wraps around is refused, not looped on")
+    func paxOverflow() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        for tail in [" comment=y\n", " nokeyhere\n"] {
+            var body = Array("5 a=\n20 comment=xxxxxxxx\n".utf8)
+            body += Array(String(UInt64.max - 25 + 6).utf8) + Array(tail.utf8)
+            var t = TarWriter()
+            t.addMeta(.pax, body)
+            t.addFile("f", "x")
+            let (r, _) = try pull(t.finish(), in: scratch, timeout: 20)
+            #expect(r.status == 1 && r.stderr.contains("malformed PAX header"), "\(r.status) \(r.stderr)")
+        }
+    }
+
+    @Test("links and devices carry no data, whatever their size field says (no entry hidden from other readers)")
+    func headerOnlyTypes() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var inner = TarWriter()
+        inner.addFile("etc/ld.so.preload", "/evil.so\n")
+        let payload = Array(inner.bytes)
+        var t = TarWriter()
+        t.add("s", .symlink, link: "target", sizeField: 512)
+        t.add("hidden", .file, content: payload)
+        t.addFile("visible", "ok")
+        let (r, husk) = try pull(t.finish(), in: scratch)
+        #expect(r.status == 0, "\(r.stderr)")
+        let snap = try husk.store.snapshotPaths(try #require(try husk.store.image(matching: "r:1")))[0]
+        #expect(!FileManager.default.fileExists(atPath: snap + "/etc/ld.so.preload"))
+        #expect(FileManager.default.fileExists(atPath: snap + "/hidden"))
+        #expect(FileManager.default.fileExists(atPath: snap + "/visible"))
+    }
+
+    @Test("xattr floods are refused; global PAX headers change nothing; long paths are refused")
+    func paxAbuse() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var flood = TarWriter()
+        for i in 0..<300 { flood.addMeta(.pax, TarWriter.paxBody([("SCHILY.xattr.user.a\(i)", Array("b".utf8))])) }
+        flood.addFile("f", "x")
+        let (r1, _) = try pull(flood.finish(), in: scratch)
+        #expect(r1.status == 1 && r1.stderr.contains("too many or too large xattrs"), "\(r1.stderr)")
+
+        let scratch2 = Scratch()
+        defer { scratch2.cleanup() }
+        var g = TarWriter()
+        g.addMeta(.paxGlobal, TarWriter.paxBody([("uid", Array("0".utf8)), ("path", Array("renamed".utf8))]))
+        g.add("setuid", .file, mode: 0o4755, content: Array("x".utf8), uid: 1000, gid: 1000)
+        let (r2, husk2) = try pull(g.finish(), in: scratch2)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let snap = try husk2.store.snapshotPaths(try #require(try husk2.store.image(matching: "r:1")))[0]
+        var st = stat()
+        #expect(lstat(snap + "/setuid", &st) == 0 && st.st_uid == 1000, "a global header re-owned an entry")
+        #expect(!FileManager.default.fileExists(atPath: snap + "/renamed"))
+
+        let scratch3 = Scratch()
+        defer { scratch3.cleanup() }
+        var long = TarWriter()
+        long.add("x", .file, content: [], pax: [("path", Array(("etc/" + String(repeating: "./", count: 2045) + "xx/name").utf8))])
+        let (r3, _) = try pull(long.finish(), in: scratch3)
+        #expect(r3.status == 1 && r3.stderr.contains("longer than PATH_MAX"), "\(r3.stderr)")
+    }
+
+    @Test("directory times: the last of duplicate entries wins; implicit parents are 0755 under any umask")
+    func directoryMetadata() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var t = TarWriter()
+        t.add("d/", .dir, mode: 0o755, mtime: 1000)
+        t.add("d/", .dir, mode: 0o555, mtime: 3000)
+        t.addFile("d/f", "x")
+        t.addFile("implicit/parent/f", "y")
+        var w = try LayoutWriter(scratch.path + "/layout")
+        try w.addImage(tag: "1", layers: [.init(tar: t.finish())])
+        let root = scratch.path + "/root"
+        let r = run(["/bin/sh", "-c", "umask 077; exec \"$0\" --root \"$1\" --image-source \"$2\" pull r:1", huskPath, root, w.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let store = try ImageStore(root: root)
+        let snap = try store.snapshotPaths(try #require(try store.image(matching: "r:1")))[0]
+        var st = stat()
+        #expect(stat(snap + "/d", &st) == 0 && st.st_mtim.tv_sec == 3000 && (st.st_mode & 0o7777) == 0o555)
+        #expect(stat(snap + "/implicit", &st) == 0 && (st.st_mode & 0o7777) == 0o755, "implicit parent mode \(String(st.st_mode & 0o7777, radix: 8))")
+        #expect(stat(snap, &st) == 0 && (st.st_mode & 0o7777) == 0o755)
+    }
+}

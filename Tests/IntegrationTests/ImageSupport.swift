@@ -45,28 +45,40 @@ struct TarWriter {
     private(set) var bytes: [UInt8] = []
 
     enum Kind: UInt8 {
-        case file = 48, hardlink = 49, symlink = 50, char = 51, block = 52, dir = 53, fifo = 54, pax = 120
+        case file = 48, hardlink = 49, symlink = 50, char = 51, block = 52, dir = 53, fifo = 54, pax = 120, paxGlobal = 103
     }
 
+    /// One PAX extended header body from records.
+    static func paxBody(_ records: [(String, [UInt8])]) -> [UInt8] {
+        var body: [UInt8] = []
+        for (k, v) in records {
+            let rest = Array(" \(k)=".utf8) + v + [10]
+            var len = rest.count + 1
+            while String(len).count + rest.count != len { len = String(len).count + rest.count }
+            body += Array(String(len).utf8) + rest
+        }
+        return body
+    }
+
+    /// - Parameter sizeField: what the header's size says, when it must lie.
     mutating func add(
         _ name: String, _ kind: Kind = .file, mode: Int = 0o644, content: [UInt8] = [], link: String = "",
         uid: Int = 0, gid: Int = 0, mtime: Int = 1_700_000_000, devmajor: Int = 0, devminor: Int = 0,
-        pax: [(String, [UInt8])] = []
+        pax: [(String, [UInt8])] = [], sizeField: Int? = nil
     ) {
-        if !pax.isEmpty {
-            var body: [UInt8] = []
-            for (k, v) in pax {
-                let rest = Array(" \(k)=".utf8) + v + [10]
-                var len = rest.count + 1
-                while String(len).count + rest.count != len { len = String(len).count + rest.count }
-                body += Array(String(len).utf8) + rest
-            }
-            addHeader("PaxHeader", .pax, mode: 0o644, size: body.count, link: "", uid: 0, gid: 0, mtime: mtime, maj: 0, min: 0)
-            append(body)
-        }
-        addHeader(name, kind, mode: mode, size: content.count, link: link, uid: uid, gid: gid, mtime: mtime, maj: devmajor, min: devminor)
+        if !pax.isEmpty { addMeta(.pax, TarWriter.paxBody(pax)) }
+        addHeader(name, kind, mode: mode, size: sizeField ?? content.count, link: link, uid: uid, gid: gid, mtime: mtime, maj: devmajor, min: devminor)
         append(content)
     }
+
+    /// A PAX ('x' or 'g') header with a raw body.
+    mutating func addMeta(_ kind: Kind, _ body: [UInt8]) {
+        addHeader("PaxHeader", kind, mode: 0o644, size: body.count, link: "", uid: 0, gid: 0, mtime: 0, maj: 0, min: 0)
+        append(body)
+    }
+
+    /// Bytes as they are (for archives inside archives).
+    mutating func addRaw(_ data: [UInt8]) { append(data) }
 
     mutating func addFile(_ name: String, _ text: String, mode: Int = 0o644) {
         add(name, .file, mode: mode, content: Array(text.utf8))
