@@ -207,8 +207,15 @@ public final class ImageStore: Sendable {
         guard Digest.of(bytes) == d.digest, Int64(bytes.count) == d.size else {
             throw ImageError(reason: .errImagePull, message: "blob \(d.digest) does not match its descriptor")
         }
+        // Like every blob: written in ingest/ and renamed into blobs/ once whole and synced, so
+        // blobs/ never holds anything but complete, verified blobs.
+        let tmp = ingestDir + "/\(d.digest.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         do {
-            try Files.writeAtomically(blobPath(d.digest), bytes, mode: 0o600)
+            let out = try FD.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            defer { unlink(tmp) }
+            try out.writeAll(bytes)
+            try syscall("fsync", tmp) { fsync(out.raw) }
+            try syscall("rename", blobPath(d.digest)) { rename(tmp, blobPath(d.digest)) }
         } catch {
             throw ImageError(reason: .storeError, message: "cannot store blob \(d.digest): \(error)")
         }
