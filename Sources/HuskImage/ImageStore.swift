@@ -28,7 +28,7 @@ public struct ImageRecord: Codable, Sendable, Equatable {
 }
 
 /// The image index on disk: every record, rewritten atomically under the store lock.
-struct ImageIndexFile: Codable {
+struct ImageIndexFile {
     var images: [ImageRecord]
 }
 
@@ -85,21 +85,18 @@ public final class ImageStore: Sendable {
             throw ImageError(reason: .storeError, message: "cannot read \(indexPath): \(error)")
         }
         guard let bytes else { return ImageIndexFile(images: []) }
-        do {
-            return try JSONDecoder().decode(ImageIndexFile.self, from: Data(bytes))
-        } catch {
-            throw ImageError(reason: .storeError, message: "\(indexPath): \(JSONPath.describe(error))")
+        let r = try parseJSON(bytes, what: indexPath, reason: .storeError)
+        return try decodeJSON(indexPath, reason: .storeError) { () throws(FieldError) in
+            ImageIndexFile(images: try r.optArray("images") { (i) throws(FieldError) in try ImageRecord(json: i) } ?? [])
         }
     }
 
     func writeIndex(_ index: ImageIndexFile) throws(ImageError) {
+        let text = JSONText.object([("images", JSONText.array(index.images.map(\.jsonText)))])
         do {
-            let data = try JSONEncoder().encode(index)
-            try Files.writeAtomically(indexPath, data, mode: 0o600)
-        } catch let e as SystemCallError {
-            throw ImageError(reason: .storeError, message: "cannot write \(indexPath): \(e)")
+            try Files.writeAtomically(indexPath, Array(text.utf8), mode: 0o600)
         } catch {
-            throw ImageError(reason: .storeError, message: "cannot encode the image index: \(error)")
+            throw ImageError(reason: .storeError, message: "cannot write \(indexPath): \(error)")
         }
     }
 

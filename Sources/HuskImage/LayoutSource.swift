@@ -88,11 +88,8 @@ public final class LayoutSource: Sendable, CustomStringConvertible {
     /// index.json of the layout.
     public func index() throws(ImageError) -> ImageIndex {
         let bytes = try readFile("index.json")
-        do {
-            return try JSONDecoder().decode(ImageIndex.self, from: Data(bytes))
-        } catch {
-            throw ImageError(reason: .storeError, message: "\(path)/index.json: \(JSONPath.describe(error))")
-        }
+        let r = try parseJSON(bytes, what: "\(path)/index.json", reason: .storeError)
+        return try decodeJSON("\(path)/index.json", reason: .storeError) { () throws(FieldError) in try ImageIndex(json: r) }
     }
 
     /// Where a blob is, or nil when the layout does not have it.

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import HuskSystem
 
 /// A reference resolved in a source: the manifest for this platform, its config, verified.
@@ -64,40 +63,24 @@ public enum Resolver {
         return nil
     }
 
-    /// The fields that tell an index from a manifest, all optional: checked before the
-    /// document is decoded as what its descriptor says it is.
-    struct Shape: Decodable {
-        var mediaType: String?
-        var manifests: JSONValue?
-        var config: JSONValue?
-        var layers: JSONValue?
-    }
-
     /// CVE-2021-41190: a document must be what its descriptor says, and must not be readable
-    /// as both an index and a manifest.
-    static func checkShape(_ bytes: [UInt8], _ d: Descriptor, what: String) throws(ImageError) {
-        let shape: Shape
-        do {
-            shape = try JSONDecoder().decode(Shape.self, from: Data(bytes))
-        } catch {
-            throw ImageError(reason: .errImagePull, message: "\(what) \(d.digest): \(JSONPath.describe(error))")
+    /// as both an index and a manifest. Checked before it is read as what it claims to be.
+    static func checkShape(_ r: JSONReader, _ d: Descriptor, what: String) throws(ImageError) {
+        guard r.object != nil else {
+            throw ImageError(reason: .errImagePull, message: "\(what) \(d.digest) is not a JSON object")
         }
-        if let mt = shape.mediaType, mt != d.mediaType {
+        if case .string(let mt)? = r.child("mediaType")?.value, mt != d.mediaType {
             throw ImageError(reason: .errImagePull, message: "\(what) \(d.digest) says its media type is \(mt), its descriptor says \(d.mediaType)")
         }
-        if shape.manifests != nil && (shape.config != nil || shape.layers != nil) {
+        if r.has("manifests") && (r.has("config") || r.has("layers")) {
             throw ImageError(reason: .errImagePull, message: "\(what) \(d.digest) has both manifests and config or layers: an ambiguous document is refused")
         }
     }
 
     static func readIndex(_ d: Descriptor, source: LayoutSource) throws(ImageError) -> ImageIndex {
-        let bytes = try source.readBlob(d)
-        try checkShape(bytes, d, what: "index")
-        do {
-            return try JSONDecoder().decode(ImageIndex.self, from: Data(bytes))
-        } catch {
-            throw ImageError(reason: .errImagePull, message: "index \(d.digest): \(JSONPath.describe(error))")
-        }
+        let r = try parseJSON(try source.readBlob(d), what: "index \(d.digest)", reason: .errImagePull)
+        try checkShape(r, d, what: "index")
+        return try decodeJSON("index \(d.digest)", reason: .errImagePull) { () throws(FieldError) in try ImageIndex(json: r) }
     }
 
     static func descend(
@@ -124,12 +107,10 @@ public enum Resolver {
             throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": \(d.digest) has media type \(d.mediaType), not an image manifest or index")
         }
         let bytes = try source.readBlob(d)
-        try checkShape(bytes, d, what: "manifest")
-        let manifest: ImageManifest
-        do {
-            manifest = try JSONDecoder().decode(ImageManifest.self, from: Data(bytes))
-        } catch {
-            throw ImageError(reason: .errImagePull, message: "manifest \(d.digest): \(JSONPath.describe(error))")
+        let mr = try parseJSON(bytes, what: "manifest \(d.digest)", reason: .errImagePull)
+        try checkShape(mr, d, what: "manifest")
+        let manifest = try decodeJSON("manifest \(d.digest)", reason: .errImagePull) { () throws(FieldError) in
+            try ImageManifest(json: mr)
         }
         guard MediaType.configs.contains(manifest.config.mediaType) else {
             throw ImageError(reason: .errImagePull, message: "manifest \(d.digest): config media type \(manifest.config.mediaType) is not an image config (an artifact, not an image)")
@@ -138,11 +119,9 @@ public enum Resolver {
             throw ImageError(reason: .errImagePull, message: "manifest \(d.digest): layers[\(i)] has media type \(l.mediaType), which Husk cannot unpack")
         }
         let configBytes = try source.readBlob(manifest.config)
-        let config: ImageConfig
-        do {
-            config = try JSONDecoder().decode(ImageConfig.self, from: Data(configBytes))
-        } catch {
-            throw ImageError(reason: .errImagePull, message: "config \(manifest.config.digest): \(JSONPath.describe(error))")
+        let cr = try parseJSON(configBytes, what: "config \(manifest.config.digest)", reason: .errImagePull)
+        let config = try decodeJSON("config \(manifest.config.digest)", reason: .errImagePull) { () throws(FieldError) in
+            try ImageConfig(json: cr)
         }
         guard config.rootfs.diff_ids.count == manifest.layers.count else {
             throw ImageError(reason: .errImagePull, message: "image \(manifest.config.digest): \(manifest.layers.count) layers but \(config.rootfs.diff_ids.count) diff_ids")
