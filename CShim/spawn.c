@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -55,6 +57,12 @@ _Static_assert(sizeof(gid_t) == sizeof(unsigned int), "gid_t");
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#define SYS_move_mount 429
 #endif
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
@@ -294,10 +302,16 @@ static void do_mount(struct child *c, const struct cshim_mount *m) {
     int as_file = (m->options & CSHIM_MOUNT_TARGET_FILE) != 0;
 
     if (m->options & CSHIM_MOUNT_BIND) {
-        if (m->source == NULL) fail(c, stage, EINVAL, m->target);
-        // The source is a host path, opened before anything is mounted on the target.
-        srcfd = open(m->source, O_PATH | O_CLOEXEC);
-        if (srcfd < 0) fail(c, stage, errno, m->source);
+        if (m->source_fd >= 0) {
+            // Resolved by the caller (a volume subPath, inside the volume): use that very file.
+            srcfd = fcntl(m->source_fd, F_DUPFD_CLOEXEC, 0);
+            if (srcfd < 0) fail(c, stage, errno, m->target);
+        } else {
+            if (m->source == NULL) fail(c, stage, EINVAL, m->target);
+            // The source is a host path, opened before anything is mounted on the target.
+            srcfd = open(m->source, O_PATH | O_CLOEXEC);
+        }
+        if (srcfd < 0) fail(c, stage, errno, m->source ? m->source : m->target);
         struct stat st;
         if (fstat(srcfd, &st) < 0) fail(c, stage, errno, m->source);
         as_file = !S_ISDIR(st.st_mode);
@@ -454,6 +468,29 @@ static void setup_rootfs(struct child *c) {
     const struct cshim_spawn_plan *p = c->plan;
     unsigned long prop = p->root_propagation ? p->root_propagation : (MS_SLAVE | MS_REC);
     if (mount(NULL, "/", NULL, prop, NULL) < 0) fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
+
+    if (p->overlay_lower != NULL && p->noverlay_lower > 0) {
+        // The container's root: its image's layers plus its own upper dir, mounted here in
+        // the child's mount namespace with the new mount API (lowerdir+ per layer, Linux 6.8).
+        const int ostage = CSHIM_STAGE_ROOTFS;
+        int fs = (int)syscall(SYS_fsopen, "overlay", 1U /* FSOPEN_CLOEXEC */);
+        if (fs < 0) fail(c, ostage, errno, "overlay");
+        for (size_t i = 0; i < p->noverlay_lower; i++) {
+            if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "lowerdir+", p->overlay_lower[i], 0) < 0)
+                fail(c, ostage, errno, p->overlay_lower[i]);
+        }
+        if (p->overlay_upper && syscall(SYS_fsconfig, fs, 1, "upperdir", p->overlay_upper, 0) < 0)
+            fail(c, ostage, errno, p->overlay_upper);
+        if (p->overlay_work && syscall(SYS_fsconfig, fs, 1, "workdir", p->overlay_work, 0) < 0)
+            fail(c, ostage, errno, p->overlay_work);
+        if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) fail(c, ostage, errno, "overlay");
+        int mnt = (int)syscall(SYS_fsmount, fs, 1U /* FSMOUNT_CLOEXEC */, 0);
+        if (mnt < 0) fail(c, ostage, errno, "overlay");
+        if (syscall(SYS_move_mount, mnt, "", AT_FDCWD, p->rootfs, 4U /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
+            fail(c, ostage, errno, p->rootfs);
+        close(mnt);
+        close(fs);
+    }
 
     // Bind the rootfs onto itself so it is a mount point pivot_root can use.
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) fail(c, CSHIM_STAGE_ROOTFS, errno, p->rootfs);
@@ -696,6 +733,19 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
         syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, p->session_keyring, 0, 0, 0) < 0 && errno != ENOSYS)
         fail(c, CSHIM_STAGE_KEYRING, errno, p->session_keyring);
 
+    if (p->loopback_up) {
+        // `lo` of a new network namespace starts down (containers talk over localhost).
+        int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (sk < 0) fail(c, CSHIM_STAGE_LOOPBACK, errno, "socket");
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof(ifr));
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (ioctl(sk, SIOCGIFFLAGS, &ifr) < 0) fail(c, CSHIM_STAGE_LOOPBACK, errno, "lo");
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0) fail(c, CSHIM_STAGE_LOOPBACK, errno, "lo");
+        close(sk);
+    }
+
     if (p->hostname && sethostname(p->hostname, s_len(p->hostname)) < 0)
         fail(c, CSHIM_STAGE_HOSTNAME, errno, p->hostname);
     if (p->domainname && setdomainname(p->domainname, s_len(p->domainname)) < 0)
@@ -725,13 +775,19 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
             else if (p->stdio[i] == i) fcntl(i, F_SETFD, 0);
     }
     // Move the fds we still need above the preserved range, then lay the preserved ones out.
-    int keep[3 + 64];
+    int keep[4 + 64];
     size_t nkeep = 0;
     unsigned int top = 3 + (unsigned int)p->npreserve + 64;
     int report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, (int)top);
     if (report_fd < 0) fail(c, CSHIM_STAGE_CLOSE_FDS, errno, "report pipe");
     c->report_fd = report_fd;
     keep[nkeep++] = report_fd;
+    int exec_fd = -1;
+    if (p->exec_fd >= 0) {
+        exec_fd = fcntl(p->exec_fd, F_DUPFD_CLOEXEC, (int)top);
+        if (exec_fd < 0) fail(c, CSHIM_STAGE_CLOSE_FDS, errno, "exec fd");
+        keep[nkeep++] = exec_fd;
+    }
     int gate_fd = -1;
     if (p->gate_fd >= 0) {
         gate_fd = fcntl(p->gate_fd, F_DUPFD_CLOEXEC, (int)top);
@@ -775,7 +831,7 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
 
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(c, CSHIM_STAGE_NO_NEW_PRIVS, errno, "prctl");
 
-    lookup_exe(c);
+    if (exec_fd < 0) lookup_exe(c);
 
     if (gate_fd >= 0) {
         report(c, MSG_READY, 0, 0, NULL);
@@ -790,7 +846,12 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
 
     if (p->no_new_privs) load_seccomp(c);
 
-    execve(c->exe, (char *const *)p->argv, (char *const *)p->envp);
+    if (exec_fd >= 0) {
+        syscall(SYS_execveat, exec_fd, "", (char *const *)p->argv, (char *const *)p->envp, AT_EMPTY_PATH);
+        s_copy(c->exe, sizeof(c->exe), p->argv[0]);
+    } else {
+        execve(c->exe, (char *const *)p->argv, (char *const *)p->envp);
+    }
     int err = errno;
     // After create, the runtime that read our reports may be gone: do not die of SIGPIPE,
     // and say it on stderr too.

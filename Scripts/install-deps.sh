@@ -10,6 +10,7 @@ packages=(
   busybox-static      # the root filesystem of test and demo containers
   umoci skopeo        # image layouts in the tests, the peer in the unpack benchmark
   zstd gzip           # compressing hand-made test layers
+  musl-tools          # the pause process: a 13 KB static executable (Plugins/PauseBuilder)
   runc crun           # peers in Scripts/bench.sh
   hyperfine time      # Scripts/bench.sh: timings and peak RSS
   iproute2

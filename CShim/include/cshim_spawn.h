@@ -50,6 +50,7 @@ enum cshim_stage {
     CSHIM_STAGE_SYSCTL = 28,
     CSHIM_STAGE_CONSOLE = 29,
     CSHIM_STAGE_KEYRING = 30,
+    CSHIM_STAGE_LOOPBACK = 31,
 };
 
 /// Flags of one mount entry.
@@ -67,6 +68,7 @@ struct cshim_mount {
     unsigned long flags;            // MS_* flags without propagation bits
     unsigned long propagation;      // MS_SHARED/SLAVE/PRIVATE/UNBINDABLE [| MS_REC], or 0
     unsigned int options;           // CSHIM_MOUNT_*
+    int source_fd;                  // bind: an O_PATH fd of the source (resolved by the caller), or -1
 };
 
 struct cshim_device {
@@ -118,6 +120,12 @@ struct cshim_spawn_plan {
 
     // Root filesystem (skipped when rootfs is NULL, e.g. a joined mount namespace).
     const char *_Nullable rootfs;   // absolute host path
+    // When set, an overlay is mounted at rootfs first, inside the child's mount namespace
+    // (nothing appears in the host's mount table): lower dirs topmost first.
+    const char *_Nullable const *_Nullable overlay_lower;
+    size_t noverlay_lower;
+    const char *_Nullable overlay_upper;
+    const char *_Nullable overlay_work;
     unsigned long root_propagation; // applied to "/" first; default MS_SLAVE|MS_REC
     int rootfs_readonly;
     const struct cshim_mount *_Nullable mounts;
@@ -168,6 +176,12 @@ struct cshim_spawn_plan {
     const char *_Nullable const *_Nullable argv; // required, NULL-terminated
     const char *_Nullable const *_Nullable envp; // required, NULL-terminated
     const char *_Nullable path_env;              // PATH used to find argv[0], or NULL for the default
+
+    // Run this open executable (execveat AT_EMPTY_PATH: a sealed memfd) instead of looking
+    // argv[0] up, or -1.
+    int exec_fd;
+    // Bring the loopback interface of the (new) network namespace up.
+    int loopback_up;
 
     // Start gate: the child reads one byte from this fd after all setup, before exec.
     // -1 = exec at once.

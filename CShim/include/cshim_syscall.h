@@ -112,6 +112,15 @@ int cshim_set_child_subreaper(int on);
 int cshim_openat2(int dirfd, const char *_Nonnull path, uint64_t flags, uint64_t mode, uint64_t resolve);
 /// lgetxattr(2) size query: the length of an xattr of `path` (not following a symlink), or -1.
 long cshim_xattr_size(const char *_Nonnull path, const char *_Nonnull name);
+/// epoll_create1(EPOLL_CLOEXEC).
+int cshim_epoll_create(void);
+/// Watches fd for input and hang-up (EPOLLIN|EPOLLRDHUP).
+int cshim_epoll_add(int ep, int fd);
+int cshim_epoll_del(int ep, int fd);
+/// epoll_wait into parallel arrays of fds and event masks (EINTR: 0 events).
+int cshim_epoll_wait(int ep, int *_Nonnull fds, uint32_t *_Nonnull events, int max, int timeout_ms);
+/// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK).
+int cshim_eventfd(void);
 /// syncfs(2).
 int cshim_syncfs(int fd);
 /// mount(2).
@@ -141,6 +150,10 @@ unsigned int cshim_major(uint64_t dev);
 unsigned int cshim_minor(uint64_t dev);
 /// memfd_create(2) with MFD_CLOEXEC.
 int cshim_memfd_create(const char *_Nonnull name);
+/// memfd_create(2) with MFD_CLOEXEC|MFD_ALLOW_SEALING.
+int cshim_memfd_sealed_create(const char *_Nonnull name);
+/// Seals a memfd against writes, growth, shrinking and further seals.
+int cshim_memfd_seal(int fd);
 /// prctl(PR_SET_DUMPABLE, v).
 int cshim_set_dumpable(int dumpable);
 /// The English text of an errno, independent of the locale (strerrordesc_np).
@@ -160,6 +173,24 @@ int cshim_signalfd_read(int fd);
 /// Waits until one of two fds is readable: returns 0 or 1 for the first one that is, -1 on
 /// error. timeout_ms < 0 waits forever; returns 2 on timeout.
 int cshim_poll2(int fd0, int fd1, int timeout_ms);
+/// Blocks `sigs` in the calling thread (threads created later inherit the mask) and returns a
+/// CLOEXEC, non-blocking signalfd that reads them, or -1.
+int cshim_signalfd_for(const int *_Nonnull sigs, int n);
+
+/// A listening unix stream socket (CLOEXEC) bound at `path` (a path, never abstract), or -1.
+int cshim_unix_listen(const char *_Nonnull path, int backlog);
+/// accept4(SOCK_CLOEXEC), retried on EINTR.
+int cshim_accept(int sock);
+/// A unix stream socket (CLOEXEC) connected to `path`, or -1.
+int cshim_unix_connect(const char *_Nonnull path);
+/// sendmsg of `len` bytes with `nfds` descriptors as SCM_RIGHTS (nfds <= 8). Returns bytes
+/// sent or -1.
+long cshim_send_with_fds(int sock, const void *_Nonnull buf, unsigned long len, const int *_Nullable fds, int nfds);
+/// recvmsg of up to `len` bytes; received descriptors (CLOEXEC) go to `fds` (room for 8) and
+/// their count to `*nfds`. Returns bytes read (0 at EOF) or -1.
+long cshim_recv_with_fds(int sock, void *_Nonnull buf, unsigned long len, int *_Nonnull fds, int *_Nonnull nfds);
+/// The peer's credentials of a unix socket (SO_PEERCRED): uid, or -1.
+int cshim_peer_uid(int sock);
 /// The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap), or -1.
 int cshim_cap_last_cap(void);
 

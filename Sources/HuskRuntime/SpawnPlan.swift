@@ -5,7 +5,7 @@ import HuskSystem
 /// `SpawnPlanner` from a spec; fds (cgroup, namespaces, gate, stdio) are filled in by the
 /// caller that owns them. `Spawner` lays it out as C memory and runs it.
 public struct SpawnPlan: Sendable {
-    public struct MountEntry: Sendable, Equatable {
+    public struct MountEntry: Sendable {
         public var source: String?
         public var target: String
         public var fstype: String?
@@ -13,6 +13,9 @@ public struct SpawnPlan: Sendable {
         public var flags: UInt = 0
         public var propagation: UInt = 0
         public var options: UInt32 = 0
+        /// For binds: the source already opened (O_PATH) by the caller, e.g. a subPath resolved
+        /// inside its volume.
+        public var sourceFD: FD? = nil
 
         public init(source: String?, target: String, fstype: String?, data: String? = nil, flags: UInt = 0,
                     propagation: UInt = 0, options: UInt32 = 0) {
@@ -38,6 +41,11 @@ public struct SpawnPlan: Sendable {
     public struct NamespaceJoin: Sendable {
         public var fd: FD
         public var type: UInt64  // CLONE_NEW*
+
+        public init(fd: FD, type: UInt64) {
+            self.fd = fd
+            self.type = type
+        }
     }
 
     // Namespaces.
@@ -59,6 +67,8 @@ public struct SpawnPlan: Sendable {
 
     // Root filesystem.
     public var rootfs: String? = nil
+    /// An overlay mounted at `rootfs` in the child: lower dirs lowest first, upper, work.
+    public var overlay: (lower: [String], upper: String, work: String)? = nil
     public var rootPropagation: UInt = 0
     public var rootfsReadonly = false
     public var mounts: [MountEntry] = []
@@ -90,10 +100,28 @@ public struct SpawnPlan: Sendable {
     public var cwd = "/"
     public var argv: [String] = []
     public var env: [String] = []
+    /// An open executable to run (a sealed memfd) instead of finding argv[0].
+    public var executable: FD? = nil
+    /// Bring `lo` of the new network namespace up.
+    public var loopbackUp = false
     /// Wait for one byte on this fd after setup, before exec (the start gate).
     public var gate: FD? = nil
 
     public init() {}
+
+    /// A plain host process (a CNI plugin, a helper): no namespaces, no root change, the caller's
+    /// capabilities, the caller's cgroup.
+    public static func host(argv: [String], env: [String]) -> SpawnPlan {
+        var p = SpawnPlan()
+        p.argv = argv
+        p.env = env
+        let caps = Capabilities.current()
+        p.bounding = caps.bounding
+        p.effective = caps.effective
+        p.permitted = caps.permitted
+        p.inheritable = 0
+        return p
+    }
 
     /// PATH from the environment, used to find argv[0].
     public var pathEnv: String? {

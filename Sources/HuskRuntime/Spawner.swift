@@ -12,7 +12,7 @@ import Musl
 public enum SpawnStage: Int32, Sendable {
     case none = 0, pipe, clone, pidNamespace, setup, stdio, setns, cgroupNamespace, oomScoreAdj, rootPropagation,
         rootfs, mount, devices, maskedPaths, readonlyPaths, pivotRoot, readonlyRoot, hostname, rlimits, closeFDs,
-        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring
+        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring, loopback
 
     public var name: String {
         switch self {
@@ -47,6 +47,7 @@ public enum SpawnStage: Int32, Sendable {
         case .sysctl: return "sysctl"
         case .console: return "console"
         case .keyring: return "session keyring"
+        case .loopback: return "loopback"
         }
     }
 }
@@ -119,12 +120,18 @@ public enum Spawner {
         c.set_oom_score_adj = plan.oomScoreAdj == nil ? 0 : 1
         c.rootfs = plan.rootfs.map { arena.string($0) }
         c.root_propagation = plan.rootPropagation
+        if let o = plan.overlay {
+            c.overlay_lower = arena.stringArray(o.lower.reversed(), terminated: false)
+            c.noverlay_lower = o.lower.count
+            c.overlay_upper = arena.string(o.upper)
+            c.overlay_work = arena.string(o.work)
+        }
         c.rootfs_readonly = plan.rootfsReadonly ? 1 : 0
         let mounts = plan.mounts.map {
             cshim_mount(
                 source: $0.source.map { arena.string($0) }, target: arena.string($0.target),
                 fstype: $0.fstype.map { arena.string($0) }, data: $0.data.map { arena.string($0) }, flags: $0.flags,
-                propagation: $0.propagation, options: $0.options)
+                propagation: $0.propagation, options: $0.options, source_fd: $0.sourceFD?.raw ?? -1)
         }
         c.mounts = arena.array(mounts)
         c.nmounts = mounts.count
@@ -178,9 +185,13 @@ public enum Spawner {
         c.envp = arena.stringArray(plan.env, terminated: true)
         c.path_env = plan.pathEnv.map { arena.string($0) }
         c.gate_fd = plan.gate?.raw ?? -1
+        c.exec_fd = plan.executable?.raw ?? -1
+        c.loopback_up = plan.loopbackUp ? 1 : 0
 
         var result = cshim_spawn_result()
+        Children.willSpawn()
         let r = withExtendedLifetime(plan) { cshim_spawn(&c, &result) }
+        Children.spawned(r == 0 ? result.pid : nil)
         if r != 0 { throw SpawnError(result) }
         let pidfd = PidFD(adopting: result.pidfd, pid: result.pid)
         return SpawnedProcess(pidfd: pidfd, report: result.report_fd >= 0 ? FD(adopting: result.report_fd) : nil)

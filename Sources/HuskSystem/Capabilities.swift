@@ -36,4 +36,15 @@ public enum Capabilities {
     public static func names(of mask: UInt64) -> [String] {
         (0..<64).filter { mask & (1 << UInt64($0)) != 0 }.map { $0 < names.count ? names[$0] : "CAP_\($0)" }
     }
+
+    /// This process's capability sets (CapEff, CapPrm, CapInh, CapBnd of /proc/self/status).
+    public static func current() -> (effective: UInt64, permitted: UInt64, inheritable: UInt64, bounding: UInt64) {
+        var sets: [String: UInt64] = [:]
+        let text = (try? Files.readString("/proc/self/status")).flatMap { $0 } ?? ""
+        for line in text.split(separator: "\n") where line.hasPrefix("Cap") {
+            let parts = line.split(whereSeparator: { $0 == ":" || $0 == "\t" || $0 == " " })
+            if parts.count == 2, let v = UInt64(parts[1], radix: 16) { sets[String(parts[0])] = v }
+        }
+        return (sets["CapEff"] ?? 0, sets["CapPrm"] ?? 0, sets["CapInh"] ?? 0, sets["CapBnd"] ?? 0)
+    }
 }

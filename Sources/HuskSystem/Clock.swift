@@ -34,4 +34,16 @@ public enum Clock {
         return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
             + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(nanos)Z"
     }
+
+    /// RFC 3339 in UTC with whole seconds, as Kubernetes writes metav1.Time:
+    /// `2016-10-06T00:17:09Z`.
+    public static func rfc3339(_ t: (sec: Int, nsec: Int) = now()) -> String {
+        seconds(of: rfc3339Nano(t))
+    }
+
+    /// An RFC 3339 time with its fraction of a second removed.
+    public static func seconds(of text: String) -> String {
+        guard let dot = text.firstIndex(of: "."), let z = text.lastIndex(of: "Z"), dot < z else { return text }
+        return String(text[..<dot]) + "Z"
+    }
 }

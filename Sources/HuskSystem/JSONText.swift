@@ -43,3 +43,51 @@ public enum JSONText {
         object(map.sorted { $0.key < $1.key }.map { ($0.key, string($0.value)) }, indent: indent, level: level)
     }
 }
+
+extension JSONValue {
+    /// JSON text without Codable (a supervisor stays small): keys sorted, integral numbers
+    /// without a fraction; `indent` pretty prints with that many spaces per level.
+    public func serialized(indent: Int? = nil) -> String {
+        var out = ""
+        write(into: &out, indent: indent, level: 0)
+        return out
+    }
+
+    private func write(into out: inout String, indent: Int?, level: Int) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let d):
+            if d.rounded() == d, abs(d) < 1e18 { out += String(Int64(d)) } else { out += "\(d)" }
+        case .string(let s): out += JSONText.string(s)
+        case .array(let a):
+            if a.isEmpty {
+                out += "[]"
+                return
+            }
+            out += "["
+            for (i, v) in a.enumerated() {
+                if i > 0 { out += "," }
+                if let indent { out += "\n" + String(repeating: " ", count: indent * (level + 1)) }
+                v.write(into: &out, indent: indent, level: level + 1)
+            }
+            if let indent { out += "\n" + String(repeating: " ", count: indent * level) }
+            out += "]"
+        case .object(let o):
+            if o.isEmpty {
+                out += "{}"
+                return
+            }
+            out += "{"
+            for (i, k) in o.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                if let indent { out += "\n" + String(repeating: " ", count: indent * (level + 1)) }
+                out += JSONText.string(k)
+                out += indent == nil ? ":" : ": "
+                o[k]!.write(into: &out, indent: indent, level: level + 1)
+            }
+            if let indent { out += "\n" + String(repeating: " ", count: indent * level) }
+            out += "}"
+        }
+    }
+}

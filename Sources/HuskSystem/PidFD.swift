@@ -68,6 +68,7 @@ public final class PidFD: Sendable {
         var status: Int32 = 0
         try syscall("waitid", "pid \(pid)") { cshim_waitid_pidfd(fd.raw, options, &p, &code, &status) }
         if p == 0 { return nil }
+        Children.reaped(pid)
         switch code {
         case Int32(CLD_EXITED): return .exited(status)
         case Int32(CLD_KILLED): return .signaled(status, coreDumped: false)
