@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The C core: syscall wrappers and the child-side executor (DESIGN §3).
@@ -43,10 +44,19 @@ let package = Package(
             dependencies: ["HuskSystem", "CShim"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HuskPod",
+            dependencies: ["HuskImage", "HuskRuntime", "HuskSystem", "CShim", .product(name: "Yams", package: "Yams")],
+            exclude: ["pause"],
+            swiftSettings: swiftSettings,
+            plugins: ["PauseBuilder"]
+        ),
+        .plugin(name: "PauseBuilder", capability: .buildTool()),
         .executableTarget(
             name: "husk",
             dependencies: [
-                "HuskImage", "HuskRuntime", "HuskSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "HuskPod", "HuskImage", "HuskRuntime", "HuskSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -71,8 +81,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "HuskPodTests",
+            dependencies: ["HuskPod", "HuskImage", "HuskSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskImage", "HuskRuntime", "HuskSystem", "husk-runc", "husk"],
+            dependencies: ["HuskImage", "HuskPod", "HuskRuntime", "HuskSystem", "husk-runc", "husk"],
             swiftSettings: swiftSettings
         ),
     ]

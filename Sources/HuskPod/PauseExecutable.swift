@@ -1,0 +1,31 @@
+import CShim
+import FoundationEssentials
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The pause executable in a sealed memfd: seen from a container through /proc/<pause>/exe
+/// it is `memfd:husk-pause`, read-only, never the host's filesystem or a writable binary
+/// (security.md, Husk-specific rows).
+public enum PauseExecutable {
+    /// A memfd holding the pause executable, sealed against every change.
+    public static func open() throws(HuskError) -> FD {
+        guard let bytes = Data(base64Encoded: pauseExecutableBase64) else {
+            throw HuskError(.internalError, "the embedded pause executable is corrupt")
+        }
+        let raw = cshim_memfd_sealed_create("husk-pause")
+        guard raw >= 0 else { throw HuskError(.system, "memfd_create: \(currentErrno.text)") }
+        let fd = FD(adopting: raw)
+        do {
+            try fd.writeAll(Array(bytes))
+            try syscall("fcntl", "husk-pause") { cshim_memfd_seal(fd.raw) }
+        } catch {
+            throw HuskError(.system, "cannot prepare the pause executable", cause: error)
+        }
+        return fd
+    }
+
+    public static var size: Int { (pauseExecutableBase64.count / 4) * 3 }
+}
