@@ -1,0 +1,158 @@
+import CShim
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Lifecycle hook actions (pod-semantics §5; kubelet's lifecycle/handlers.go).
+enum Hooks {
+    /// Runs a hook; returns nil on success, or what went wrong. `deadline` (monotonic) bounds a
+    /// preStop; postStart has none.
+    static func run(
+        _ handler: Handler, in h: ContainerHandle, runtime: ContainerRuntime, container: ContainerSpec,
+        deadline: Double?, cancelled: @escaping () -> Bool
+    ) -> String? {
+        switch handler {
+        case .exec(let command):
+            // CRI ExecSync inside the container; success iff exit 0.
+            let null: FD
+            do {
+                null = try FD.open("/dev/null", O_RDWR)
+            } catch {
+                return "\(error)"
+            }
+            let p: SpawnedProcess
+            do {
+                p = try runtime.exec(h, argv: command, stdio: [null, null, null])
+            } catch {
+                return error.message
+            }
+            let exited = p.pidfd.waitForExit(timeout: deadline.map { max(0, $0 - Clock.monotonicSeconds()) })
+            if !exited {
+                // A hook past the grace period is abandoned (it dies with the container).
+                try? p.pidfd.signal(SIGKILL)
+                _ = try? p.pidfd.wait()
+                return "command \(command) did not finish within the grace period"
+            }
+            let status = (try? p.pidfd.wait()) ?? .exited(255)
+            return status.code == 0 ? nil : "command '\(command.joined(separator: " "))' exited with \(status.code)"
+        case .httpGet(let g):
+            let port: Int
+            switch g.port {
+            case .number(let n): port = Int(n)
+            case .name(let name):
+                guard let p = container.ports.first(where: { $0.name == name }) else { return "no container port named \(name)" }
+                port = Int(p.containerPort)
+            }
+            // From the node to the pod's address; a pod without one (no CNI) is reached from
+            // inside its network namespace, on 127.0.0.1.
+            let host = g.host ?? runtime.sandbox.podIP
+            let netns = host == nil ? runtime.sandbox.pause?.fd : nil
+            let r = HTTPClient.get(
+                host: host ?? "127.0.0.1", port: port, path: g.path, scheme: g.scheme.lowercased(), headers: g.headers,
+                userAgent: "kube-lifecycle/1.34", deadline: deadline, netns: netns)
+            switch r {
+            case .success: return nil  // any HTTP response is a success (kubernetes#56963)
+            case .failure(let e): return e.message
+            }
+        case .sleep(let seconds):
+            let end = Clock.monotonicSeconds() + Double(seconds)
+            while Clock.monotonicSeconds() < end {
+                if cancelled() { return "sleep was interrupted" }
+                if let d = deadline, Clock.monotonicSeconds() >= d { return nil }
+                usleep(20_000)
+            }
+            return nil
+        case .tcpSocket:
+            // Deprecated and never implemented for hooks: kubelet fails it at run time.
+            return "tcpSocket is not a valid lifecycle handler"
+        case .grpc:
+            return "grpc is not a valid lifecycle handler"
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over TCP (IPv4), for httpGet hooks and probes.
+public enum HTTPClient {
+    public struct Failure: Error, Sendable {
+        public var message: String
+    }
+
+    /// GETs `path`; returns the status code. With `netns`, the connection is made from inside
+    /// that network namespace (a thread enters it, then exits).
+    public static func get(
+        host: String, port: Int, path: String, scheme: String = "http", headers: [(name: String, value: String)] = [],
+        userAgent: String, deadline: Double?, netns: FD?
+    ) -> Result<Int, Failure> {
+        final class Box: @unchecked Sendable {  // guarded by the monitor
+            var result: Result<Int, Failure>? = nil
+        }
+        let box = Box()
+        let m = Monitor()
+        Threads.spawn("http-get") {
+            if let netns, cshim_setns(netns.raw, Int32(truncatingIfNeeded: CSHIM_CLONE_NEWNET)) != 0 {
+                let e = currentErrno
+                m.locked {
+                    box.result = .failure(Failure(message: "cannot enter the pod's network namespace: \(e.text)"))
+                    m.broadcast()
+                }
+                return
+            }
+            let r = request(host: host, port: port, path: path, scheme: scheme, headers: headers, userAgent: userAgent, deadline: deadline)
+            m.locked {
+                box.result = r
+                m.broadcast()
+            }
+        }
+        let done = m.wait(for: { box.result != nil }, until: deadline)
+        return done ? (m.locked { box.result! }) : .failure(Failure(message: "timed out"))
+    }
+
+    static func request(
+        host: String, port: Int, path: String, scheme: String, headers: [(name: String, value: String)], userAgent: String,
+        deadline: Double?
+    ) -> Result<Int, Failure> {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
+            return .failure(Failure(message: "\(host) is not an IPv4 address"))
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(Failure(message: "socket: \(currentErrno.text)")) }
+        defer { close(fd) }
+        let ms: Int32 = deadline.map { Int32(max(1, min(60_000, ($0 - Clock.monotonicSeconds()) * 1000))) } ?? 30_000
+        var tv = timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 { return .failure(Failure(message: "Get \"\(scheme)://\(host):\(port)\(path)\": dial tcp \(host):\(port): \(currentErrno.text)")) }
+        var req = "GET \(path.isEmpty ? "/" : path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: \(userAgent)\r\nAccept: */*\r\nConnection: close\r\n"
+        for h in headers { req += "\(h.name): \(h.value)\r\n" }
+        req += "\r\n"
+        let bytes = Array(req.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return .failure(Failure(message: "send: \(currentErrno.text)")) }
+            sent += n
+        }
+        var resp: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while !resp.contains(10) && resp.count < 8192 {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            resp += buf[0..<n]
+        }
+        let line = String(decoding: resp.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
+        let parts = line.split(separator: " ")
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let code = Int(parts[1]) else {
+            return .failure(Failure(message: "no HTTP response from \(host):\(port)"))
+        }
+        return .success(code)
+    }
+}

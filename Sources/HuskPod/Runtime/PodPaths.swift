@@ -1,0 +1,91 @@
+import HuskSystem
+
+/// Where a pod's things live (DESIGN §4): `--root` for data (images, emptyDirs, upper dirs),
+/// `--state` for runtime state (status, events, sockets), `--log-dir` for container logs.
+public struct HuskSettings: Sendable, Equatable {
+    public var root = "/var/lib/husk"
+    public var state = "/run/husk"
+    public var logDir = "/var/log/pods"
+    public var imageSources: [String] = []
+    public var maxLayerSize: UInt64? = nil
+    /// CNI: a config here gives pods an address on a bridge (DESIGN §6). None: loopback only.
+    public var cniConfDir = "/etc/cni/net.d"
+    public var cniBinDirs = ["/usr/lib/cni", "/opt/cni/bin"]
+    /// Where Localhost seccomp profiles are (kubelet's default).
+    public var seccompDir = "/var/lib/kubelet/seccomp"
+    /// Multiplies kubelet's back-off constants (10 s doubling to 300 s, reset after 600 s):
+    /// tests run them faster. 1 is Kubernetes.
+    public var backoffScale = 1.0
+
+    public init() {}
+
+    public var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "root": .string(root), "state": .string(state), "logDir": .string(logDir),
+            "imageSources": .array(imageSources.map { .string($0) }), "cniConfDir": .string(cniConfDir),
+            "cniBinDirs": .array(cniBinDirs.map { .string($0) }), "seccompDir": .string(seccompDir),
+        ]
+        if let m = maxLayerSize { o["maxLayerSize"] = .number(Double(m)) }
+        if backoffScale != 1 { o["backoffScale"] = .number(backoffScale) }
+        return .object(o)
+    }
+
+    public init(json r: JSONReader) throws(FieldError) {
+        root = try r.optString("root") ?? root
+        state = try r.optString("state") ?? state
+        logDir = try r.optString("logDir") ?? logDir
+        imageSources = try r.optStringArray("imageSources") ?? []
+        maxLayerSize = try r.optInt("maxLayerSize").map { UInt64($0) }
+        cniConfDir = try r.optString("cniConfDir") ?? cniConfDir
+        cniBinDirs = try r.optStringArray("cniBinDirs") ?? cniBinDirs
+        seccompDir = try r.optString("seccompDir") ?? seccompDir
+        backoffScale = try r.optDouble("backoffScale") ?? 1
+    }
+}
+
+/// The directories of one pod.
+public struct PodPaths: Sendable {
+    public let settings: HuskSettings
+    public let uid: String
+    public let namespace: String
+    public let name: String
+
+    public init(settings: HuskSettings, pod: Pod) {
+        self.settings = settings
+        uid = pod.metadata.uid
+        namespace = pod.metadata.namespace
+        name = pod.metadata.name
+    }
+
+    /// `<state>/pods/<uid>`, 0700: pod.json, status.json, events, the control socket.
+    public var state: String { settings.state + "/pods/" + uid }
+    public var podJSON: String { state + "/pod.json" }
+    public var statusJSON: String { state + "/status.json" }
+    public var events: String { state + "/events.jsonl" }
+    public var socket: String { state + "/control.sock" }
+    public var supervisorLog: String { state + "/supervisor.log" }
+    public var supervisorPid: String { state + "/supervisor.pid" }
+    /// An empty read-only directory: the pause process's root.
+    public var pauseRoot: String { state + "/pause-root" }
+
+    /// `<root>/pods/<uid>`: emptyDirs, /etc files, containers' upper dirs.
+    public var data: String { settings.root + "/pods/" + uid }
+    public var etcHosts: String { data + "/etc-hosts" }
+    public var etcHostname: String { data + "/hostname" }
+    public var resolvConf: String { data + "/resolv.conf" }
+    public var shm: String { data + "/shm" }
+    public func emptyDir(_ volume: String) -> String { data + "/volumes/kubernetes.io~empty-dir/" + volume }
+    public func instance(_ container: String, attempt: Int) -> String { data + "/containers/\(container)/\(attempt)" }
+
+    /// `<log-dir>/<namespace>_<name>_<uid>`
+    public var logs: String { settings.logDir + "/\(namespace)_\(name)_\(uid)" }
+    public func log(_ container: String, attempt: Int) -> String { logs + "/\(container)/\(attempt).log" }
+
+    /// The pod's cgroup, inside Husk's subtree: `/husk/<uid>` (DESIGN §7).
+    public var cgroup: String { "/husk/" + uid }
+
+    /// `<state>/names/<namespace>_<name>`: the uid of the pod with that name.
+    public static func nameFile(_ settings: HuskSettings, namespace: String, name: String) -> String {
+        settings.state + "/names/\(namespace)_\(name)"
+    }
+}
