@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HuskImage
+import HuskPod
 import HuskSystem
 
 #if canImport(Glibc)
@@ -13,7 +14,10 @@ struct Husk: ParsableCommand {
         commandName: "husk",
         abstract: "Run Kubernetes pods on this node the way kubelet + containerd + runc would.",
         version: "husk 0.1.0",
-        subcommands: [Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self])
+        subcommands: [
+            Run.self, Pods.self, PS.self, Inspect.self, Events.self, Logs.self, Exec.self, Stop.self, Remove.self,
+            Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self,
+        ])
 
     // Also here so that global flags may come before the command (`husk --root R pull ...`).
     @OptionGroup var globals: GlobalOptions
@@ -26,6 +30,21 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .customLong("image-source"), help: "An OCI image layout (directory or .tar) to pull from, as [REPO=]PATH. Repeatable; searched in order, before the config file's.")
     var imageSources: [String] = []
+
+    @Option(name: .long, help: "Runtime state: pod records, status, events, control sockets.")
+    var state: String = "/run/husk"
+
+    @Option(name: .customLong("log-dir"), help: "Container logs: <log-dir>/<namespace>_<pod>_<uid>/<container>/<restart>.log.")
+    var logDir: String = "/var/log/pods"
+
+    @Option(name: .customLong("cni-conf-dir"), help: "CNI network configurations; none there: pods get loopback only.")
+    var cniConfDir: String = "/etc/cni/net.d"
+
+    @Option(name: .customLong("cni-bin-dir"), help: "Where CNI plugins are (repeatable).")
+    var cniBinDirs: [String] = []
+
+    @Option(name: .customLong("backoff-scale"), help: ArgumentHelp("Multiplies kubelet's back-off times (tests).", visibility: .hidden))
+    var backoffScale: Double = 1
 
     @Option(name: .long, help: "Configuration file (JSON). Default: /etc/husk/config.json when it exists.")
     var config: String?
@@ -55,6 +74,28 @@ struct GlobalOptions: ParsableArguments {
     func sources() throws -> [LayoutSource] {
         let specs = imageSources + (try loadConfig().imageSources ?? [])
         return try specs.map { try LayoutSource.parse($0) }
+    }
+
+    /// The settings a pod is run with (recorded with it).
+    func settings() throws -> HuskSettings {
+        var s = HuskSettings()
+        s.root = Files.absolute(root)
+        s.state = Files.absolute(state)
+        s.logDir = Files.absolute(logDir)
+        s.cniConfDir = Files.absolute(cniConfDir)
+        if !cniBinDirs.isEmpty { s.cniBinDirs = cniBinDirs.map { Files.absolute($0) } }
+        let config = try loadConfig()
+        s.imageSources = (imageSources + (config.imageSources ?? [])).map { spec in
+            // Sources as absolute paths: the supervisor runs from /.
+            guard let eq = spec.firstIndex(of: "="), !spec.hasPrefix("/") || !spec[..<eq].contains("/") else { return Files.absolute(spec) }
+            return String(spec[...eq]) + Files.absolute(String(spec[spec.index(after: eq)...]))
+        }
+        s.maxLayerSize = maxLayerSize ?? config.maxLayerSize
+        guard backoffScale > 0, backoffScale <= 1 else {
+            throw HuskError(.invalidArgument, "--backoff-scale must be greater than 0 and at most 1")
+        }
+        s.backoffScale = backoffScale
+        return s
     }
 
     func store() throws -> ImageStore {

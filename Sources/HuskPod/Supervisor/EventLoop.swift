@@ -1,0 +1,107 @@
+import CShim
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervisor's event loop: epoll over pidfds, log pipes and the control socket, timers,
+/// and work posted from other threads. Everything registered here runs on the loop's thread.
+public final class EventLoop: @unchecked Sendable {  // mutable state only on the loop thread or under `lock`
+    private let epfd: CInt
+    private let wake: CInt
+    private var handlers: [CInt: (UInt32) -> Void] = [:]
+    private var timers: [(at: Double, id: Int, action: () -> Void)] = []
+    private var nextTimer = 0
+    private var posted: [() -> Void] = []
+    private let lock = Monitor()
+
+    public init() throws(HuskError) {
+        epfd = cshim_epoll_create()
+        wake = cshim_eventfd()
+        guard epfd >= 0, wake >= 0 else { throw HuskError(.system, "epoll: \(currentErrno.text)") }
+        add(wake) { [wake] _ in
+            var v: UInt64 = 0
+            _ = read(wake, &v, 8)
+        }
+    }
+
+    /// Watches `fd` for input (and hang-up); `handler` runs on the loop thread.
+    public func add(_ fd: CInt, _ handler: @escaping (UInt32) -> Void) {
+        post { [self] in
+            handlers[fd] = handler
+            cshim_epoll_add(epfd, fd)
+        }
+    }
+
+    /// Stops watching `fd` (call on the loop thread, or it is posted there).
+    public func remove(_ fd: CInt) {
+        post { [self] in
+            cshim_epoll_del(epfd, fd)
+            handlers[fd] = nil
+        }
+    }
+
+    /// Reaps `pidfd`'s process when it exits and calls `onExit` on the loop thread.
+    public func watch(_ pidfd: PidFD, _ onExit: @escaping @Sendable (ExitStatus) -> Void) {
+        add(pidfd.fd.raw) { [self] _ in
+            remove(pidfd.fd.raw)
+            let status = (try? pidfd.tryWait()) ?? nil
+            onExit(status ?? .exited(255))
+        }
+    }
+
+    /// Runs `action` on the loop thread.
+    public func post(_ action: @escaping () -> Void) {
+        lock.locked { posted.append(action) }
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    /// Runs `action` on the loop thread after `seconds`. Returns an id for `cancel`.
+    @discardableResult
+    public func after(_ seconds: Double, _ action: @escaping () -> Void) -> Int {
+        let at = Clock.monotonicSeconds() + seconds
+        let id = lock.locked { () -> Int in
+            nextTimer += 1
+            return nextTimer
+        }
+        post { [self] in
+            timers.append((at, id, action))
+            timers.sort { $0.at < $1.at }
+        }
+        return id
+    }
+
+    public func cancel(_ id: Int) {
+        post { [self] in timers.removeAll { $0.id == id } }
+    }
+
+    /// Runs the loop on the calling thread, forever.
+    public func run() -> Never {
+        var fds = [CInt](repeating: 0, count: 32)
+        var events = [UInt32](repeating: 0, count: 32)
+        while true {
+            let work = lock.locked { () -> [() -> Void] in
+                let w = posted
+                posted.removeAll()
+                return w
+            }
+            for w in work { w() }
+            let now = Clock.monotonicSeconds()
+            while let t = timers.first, t.at <= now {
+                timers.removeFirst()
+                t.action()
+            }
+            var timeout: Int32 = -1
+            if let t = timers.first { timeout = Int32(max(0, min(Double(Int32.max), (t.at - Clock.monotonicSeconds()) * 1000)).rounded(.up)) }
+            let hasPosted = lock.locked { !posted.isEmpty }
+            if hasPosted { timeout = 0 }
+            let n = cshim_epoll_wait(epfd, &fds, &events, Int32(fds.count), timeout)
+            if n <= 0 { continue }
+            for i in 0..<Int(n) {
+                handlers[fds[i]]?(events[i])
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import CShim
+import HuskImage
+import HuskRuntime
+import HuskSystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pod as the command line sees it: what `husk run` recorded and what its supervisor last
+/// wrote.
+public struct PodView: Sendable {
+    public var pod: Pod
+    public var settings: HuskSettings
+    public var state: PodState
+    public var supervisorPid: Int32
+    /// The supervisor process is alive.
+    public var supervisorAlive: Bool
+
+    public var paths: PodPaths { PodPaths(settings: settings, pod: pod) }
+    public var uid: String { pod.metadata.uid }
+    public var qualifiedName: String { "\(pod.metadata.namespace)/\(pod.metadata.name)" }
+
+    /// Finished, or its supervisor is gone: nothing of it runs any more.
+    public var isStopped: Bool { state.finished || !supervisorAlive }
+
+    /// The Kubernetes Pod object (`husk inspect`).
+    public var object: JSONValue {
+        var doc = pod.json
+        if case .object(var o) = doc {
+            var st = state.podStatus(pod: pod)
+            if !state.finished && !supervisorAlive, case .object(var s) = st {
+                // The supervisor died before the pod finished (pod-semantics §1: Unknown
+                // means the state could not be obtained).
+                s["phase"] = .string("Unknown")
+                s["reason"] = .string("SupervisorLost")
+                s["message"] = .string("the pod's supervisor (pid \(supervisorPid)) is gone; see \(paths.supervisorLog)")
+                st = .object(s)
+            }
+            o["status"] = st
+            doc = .object(o)
+        }
+        return doc
+    }
+
+    /// The phase as `husk pods` reports it.
+    public var phase: String {
+        if !state.finished && !supervisorAlive { return "Unknown" }
+        return state.phase
+    }
+}
+
+/// The pods under a state root: launching, finding, reading, removing.
+public enum PodDirectory {
+    static func podsDir(_ s: HuskSettings) -> String { s.state + "/pods" }
+    static func namesDir(_ s: HuskSettings) -> String { s.state + "/names" }
+
+    /// Every pod under `settings.state`, oldest first.
+    public static func all(_ settings: HuskSettings) -> [PodView] {
+        let uids = Files.list(podsDir(settings)) ?? []
+        return uids.compactMap { read(settings, uid: $0) }.sorted {
+            ($0.pod.metadata.creationTimestamp ?? "", $0.pod.metadata.name) < ($1.pod.metadata.creationTimestamp ?? "", $1.pod.metadata.name)
+        }
+    }
+
+    /// The pod with this uid, or nil when there is none (or its record is unreadable).
+    public static func read(_ settings: HuskSettings, uid: String) -> PodView? {
+        guard !uid.contains("/"), !uid.hasPrefix(".") else { return nil }
+        let dir = podsDir(settings) + "/" + uid
+        guard let record = try? PodRecord.read(dir + "/pod.json") else { return nil }
+        var state = PodState()
+        var pid: Int32 = 0
+        if let bytes = (try? Files.read(dir + "/status.json")) ?? nil, let doc = try? JSONParser.parse(bytes),
+           let (s, p) = try? PodState.read(doc) {
+            state = s
+            pid = p
+        } else {
+            for c in record.pod.spec.initContainers {
+                state.containers.append(ContainerState(name: c.name, kind: c.restartPolicy == "Always" ? .sidecar : .initContainer, image: c.image))
+            }
+            for c in record.pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
+        }
+        if pid == 0, let text = (try? Files.readString(dir + "/supervisor.pid")) ?? nil, let p = Int32(text.trimmed()) { pid = p }
+        return PodView(pod: record.pod, settings: record.settings, state: state, supervisorPid: pid,
+                       supervisorAlive: isSupervisor(pid, uid: uid))
+    }
+
+    /// Whether `pid` is the live supervisor of pod `uid`.
+    public static func isSupervisor(_ pid: Int32, uid: String) -> Bool {
+        guard pid > 0, let s = ProcessInfo.stat(pid), s.state != "Z", s.state != "X" else { return false }
+        guard let cmd = (try? Files.read("/proc/\(pid)/cmdline")) ?? nil else { return false }
+        let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return args.count >= 3 && args[1] == "supervise" && args[2].hasSuffix("/" + uid)
+    }
+
+    /// A pod by uid, or by name in `namespace`.
+    public static func find(_ settings: HuskSettings, _ ref: String, namespace: String) throws(HuskError) -> PodView {
+        if let v = read(settings, uid: ref) { return v }
+        let nameFile = PodPaths.nameFile(settings, namespace: namespace, name: ref)
+        if let text = (try? Files.readString(nameFile)) ?? nil, let v = read(settings, uid: text.trimmed()) { return v }
+        throw HuskError(.notFound, "pod \"\(ref)\" not found in namespace \"\(namespace)\" (husk pods lists the pods)")
+    }
+
+    /// The pod's events, oldest first.
+    public static func events(_ v: PodView) -> [JSONValue] {
+        EventRecorder.read(v.paths.events)
+    }
+
+    // MARK: - Launch
+
+    /// Records the pod and starts its supervisor (`executable supervise STATE_DIR`), detached
+    /// in its own session. Nothing is left behind when it fails. Returns the supervisor.
+    public static func launch(_ pod: Pod, settings: HuskSettings, executable: String) throws(HuskError) -> (PodView, SpawnedProcess) {
+        var pod = pod
+        pod.metadata.creationTimestamp = Clock.rfc3339()
+        let paths = PodPaths(settings: settings, pod: pod)
+        do {
+            for dir in [settings.state, podsDir(settings), namesDir(settings)] {
+                try Files.makeDirectories(dir, mode: 0o700)
+            }
+        } catch {
+            throw HuskError(.system, "cannot create \(settings.state)", cause: error)
+        }
+        try reserveName(settings, pod)
+        var made: [String] = []
+        func undo() {
+            for p in made.reversed() { try? Files.removeTree(p) }
+            unlink(PodPaths.nameFile(settings, namespace: pod.metadata.namespace, name: pod.metadata.name))
+        }
+        do {
+            if mkdir(paths.state, 0o700) != 0 { throw HuskError(.system, "cannot create \(paths.state): \(currentErrno.text)") }
+            made.append(paths.state)
+            let record = PodRecord(pod: pod, settings: settings)
+            try Files.writeAtomically(paths.podJSON, Array(record.json.serialized().utf8), mode: 0o600)
+        } catch let e as HuskError {
+            undo()
+            throw e
+        } catch {
+            undo()
+            throw HuskError(.system, "cannot write \(paths.podJSON)", cause: error)
+        }
+        let process: SpawnedProcess
+        do {
+            var plan = SpawnPlan.host(argv: [executable, "supervise", paths.state], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            let null = try FD.open("/dev/null", O_RDWR)
+            let log = try FD.open(paths.supervisorLog, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
+            plan.stdio = [null, log, log]
+            plan.setsid = true
+            process = try Spawner.spawn(plan)
+            try? Files.writeAtomically(paths.supervisorPid, Array("\(process.pid)\n".utf8), mode: 0o600)
+        } catch {
+            undo()
+            throw HuskError(.system, "cannot start the pod's supervisor: \(error)")
+        }
+        var state = PodState()
+        for c in pod.spec.initContainers {
+            state.containers.append(ContainerState(name: c.name, kind: c.restartPolicy == "Always" ? .sidecar : .initContainer, image: c.image))
+        }
+        for c in pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
+        let view = PodView(pod: pod, settings: settings, state: state, supervisorPid: process.pid, supervisorAlive: true)
+        return (view, process)
+    }
+
+    /// Claims `<state>/names/<ns>_<name>` for the pod, as the API server keeps names unique.
+    static func reserveName(_ settings: HuskSettings, _ pod: Pod) throws(HuskError) {
+        let file = PodPaths.nameFile(settings, namespace: pod.metadata.namespace, name: pod.metadata.name)
+        for _ in 0..<3 {
+            let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                let bytes = Array((pod.metadata.uid + "\n").utf8)
+                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                close(fd)
+                return
+            }
+            guard currentErrno == .fileExists else {
+                throw HuskError(.system, "cannot create \(file): \(currentErrno.text)")
+            }
+            let other = ((try? Files.readString(file)) ?? nil)?.trimmed() ?? ""
+            if !other.isEmpty, Files.isDirectory(podsDir(settings) + "/" + other) {
+                throw HuskError(
+                    .alreadyExists,
+                    "pod \"\(pod.metadata.namespace)/\(pod.metadata.name)\" already exists (uid \(other)): remove it first with husk rm \(pod.metadata.name)")
+            }
+            unlink(file)  // left by a pod whose state is gone
+        }
+        throw HuskError(.alreadyExists, "cannot claim the name \(pod.metadata.name): \(file) keeps coming back")
+    }
+
+    // MARK: - Waiting
+
+    /// Re-reads the pod until `done` says yes or `timeout` passes (nil: forever). Returns the
+    /// last view.
+    public static func wait(_ view: PodView, timeout: Double? = nil, interval: Double = 0.005, until done: (PodView) -> Bool) -> PodView {
+        let deadline = timeout.map { Clock.monotonicSeconds() + $0 }
+        var v = view
+        while true {
+            if done(v) { return v }
+            if let deadline, Clock.monotonicSeconds() >= deadline { return v }
+            usleep(UInt32(interval * 1_000_000))
+            if let fresh = read(v.settings, uid: v.uid) { v = fresh }
+        }
+    }
+
+    // MARK: - Removal
+
+    /// Removes everything of a stopped pod: its state, its data (emptyDirs, upper dirs), its
+    /// logs, its name and its image leases. A pod whose supervisor died before finishing is
+    /// cleaned up first (its processes killed, mounts and cgroups removed).
+    public static func remove(_ v: PodView) throws(HuskError) {
+        guard v.isStopped else {
+            throw HuskError(.invalidArgument, "pod \(v.qualifiedName) is running: stop it first (husk stop), or use husk rm --force")
+        }
+        let paths = v.paths
+        if !v.state.finished { cleanUpAfterCrash(v) }
+        // Nothing may be mounted below the pod's data any more.
+        let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(paths.data + "/") }
+        for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) {
+            _ = cshim_umount2(m.mountPoint, CSHIM_MNT_DETACH)
+        }
+        var problems: [String] = []
+        for dir in [paths.data, paths.logs, paths.state] {
+            do {
+                try Files.removeTree(dir)
+            } catch {
+                problems.append("\(dir): \(error)")
+            }
+        }
+        let nameFile = PodPaths.nameFile(v.settings, namespace: v.pod.metadata.namespace, name: v.pod.metadata.name)
+        if ((try? Files.readString(nameFile)) ?? nil)?.trimmed() == v.uid { unlink(nameFile) }
+        if let store = try? ImageStore(root: v.settings.root) {
+            for c in v.pod.spec.initContainers + v.pod.spec.containers { store.release("pod-\(v.uid)-\(c.name)") }
+        }
+        if !problems.isEmpty {
+            throw HuskError(.system, "pod \(v.qualifiedName) was only partly removed: \(problems.joined(separator: "; "))")
+        }
+    }
+
+    /// After a supervisor crash: kills what is left in the pod's cgroup (pause included),
+    /// releases the address and removes the pod's mounts and cgroups.
+    static func cleanUpAfterCrash(_ v: PodView) {
+        let paths = v.paths
+        if let mount = try? Cgroup2Mount.discover() {
+            let pod = mount.group(paths.cgroup)
+            if pod.exists {
+                try? pod.kill()
+                var groups: [Cgroup2Group] = []
+                func walk(_ g: Cgroup2Group) {
+                    for name in Files.list(g.directory) ?? [] where Files.isDirectory(g.directory + "/" + name) {
+                        let child = mount.group(g.path + "/" + name)
+                        walk(child)
+                        groups.append(child)
+                    }
+                }
+                walk(pod)
+                for g in groups { try? g.remove(timeout: 10) }
+                try? pod.remove(timeout: 10, prune: { $0 == "/husk" })
+            }
+        }
+        if !v.pod.spec.hostNetwork, let cni = try? CNI.load(settings: v.settings) {
+            try? cni.del(containerID: v.uid, netns: "", pod: v.pod)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import CShim
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The supervisor process of one pod (`husk supervise STATE_DIR`, DESIGN §3): started
+/// detached by `husk run`, a child subreaper and the parent of the pod's processes. It runs
+/// the controller, records every exit in status.json and serves the control socket. It ends
+/// when the pod has finished and everything of it is stopped.
+///
+/// It is kept small: no Dispatch, no Swift concurrency, no Codable, no YAML at run time.
+public enum SupervisorMain {
+    public static func run(stateDirectory: String) -> Never {
+        // Before any thread exists, so that every thread inherits the mask (the signals are
+        // read from a signalfd on the loop).
+        var signals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGHUP]
+        let sfd = cshim_signalfd_for(&signals, Int32(signals.count))
+        signal(SIGPIPE, SIG_IGN)
+        _ = cshim_set_child_subreaper(1)
+        umask(0o022)
+        _ = chdir("/")
+        let record: PodRecord
+        let loop: EventLoop
+        do {
+            record = try PodRecord.read(stateDirectory + "/pod.json")
+            loop = try EventLoop()
+        } catch {
+            fail("husk supervise: \(error)")
+        }
+        let supervisor = PodSupervisor(record: record, loop: loop)
+        if sfd >= 0 {
+            loop.add(sfd) { _ in
+                while true {
+                    let sig = cshim_signalfd_read(sfd)
+                    if sig < 0 { break }
+                    switch sig {
+                    case SIGCHLD: reap(loop)
+                    case SIGTERM, SIGINT: supervisor.requestStop(grace: nil)
+                    default: break  // SIGHUP: the terminal that started us went away
+                    }
+                }
+            }
+        }
+        let server: ControlServer
+        do {
+            server = try ControlServer(path: supervisor.paths.socket, supervisor: supervisor)
+        } catch {
+            fail("husk supervise: \(error)")
+        }
+        Threads.spawn("control") { server.serve() }
+        Threads.spawn("controller") {
+            supervisor.runController()
+            server.close()
+            exit(0)
+        }
+        loop.run()
+    }
+
+    /// Orphans inherited as subreaper are reaped; the pod's own processes are left to the
+    /// pidfds that watch them.
+    static func reap(_ loop: EventLoop) {
+        if !Children.reapOrphans() {
+            loop.after(0.05) { reap(loop) }
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        let line = Array((message + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        exit(1)
+    }
+}
+
+/// The supervisor's control socket: a path socket in the pod's 0700 state directory, for
+/// root only. One JSON request per connection, one JSON reply:
+///  - `{"op":"stop","grace":N}` → `{"ok":true}` (the stop goes on; status.json tells when done)
+///  - `{"op":"exec","container":"c","argv":[...]}` with three fds (stdin, stdout, stderr) as
+///    SCM_RIGHTS → `{"exitCode":N}` when the process ended, or `{"error":"..."}`.
+final class ControlServer: @unchecked Sendable {  // the listening fd is read-only after init
+    let path: String
+    let fd: CInt
+    let supervisor: PodSupervisor
+
+    init(path: String, supervisor: PodSupervisor) throws(HuskError) {
+        self.path = path
+        self.supervisor = supervisor
+        unlink(path)
+        fd = cshim_unix_listen(path, 16)
+        guard fd >= 0 else { throw HuskError(.system, "cannot listen on \(path): \(currentErrno.text)") }
+        chmod(path, 0o600)
+    }
+
+    func close() {
+        unlink(path)
+    }
+
+    func serve() {
+        while true {
+            let c = cshim_accept(fd)
+            if c < 0 {
+                if errno == ECONNABORTED { continue }
+                usleep(10_000)
+                continue
+            }
+            let conn = FD(adopting: c)
+            // Only root (and our own uid) may drive a pod.
+            let uid = cshim_peer_uid(c)
+            guard uid == 0 || uid_t(uid) == geteuid() else { continue }
+            Threads.spawn("request") { [self] in handle(conn) }
+        }
+    }
+
+    func handle(_ conn: FD) {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var fds = [CInt](repeating: -1, count: 8)
+        var nfds: Int32 = 0
+        var request: [UInt8] = []
+        var received: [FD] = []
+        while !request.contains(10) && request.count < 1 << 20 {
+            let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(conn.raw, $0.baseAddress!, UInt($0.count), &fds, &nfds) }
+            if n <= 0 { break }
+            for k in 0..<Int(nfds) { received.append(FD(adopting: fds[k])) }
+            request += buf[0..<n]
+        }
+        let reply: JSONValue
+        do {
+            let doc = try JSONParser.parse(request.prefix { $0 != 10 })
+            reply = perform(doc, fds: received)
+        } catch {
+            reply = .object(["error": .string("bad request: \(error)")])
+        }
+        try? conn.writeAll(Array((reply.serialized() + "\n").utf8))
+    }
+
+    func perform(_ doc: JSONValue, fds: [FD]) -> JSONValue {
+        switch doc["op"]?.stringValue {
+        case "stop":
+            var grace: Int64? = nil
+            if case .number(let g) = doc["grace"] { grace = Int64(g) }
+            supervisor.requestStop(grace: grace)
+            return .object(["ok": .bool(true)])
+        case "exec":
+            guard case .array(let a) = doc["argv"], !a.isEmpty else { return .object(["error": .string("exec needs a command")]) }
+            let argv = a.compactMap(\.stringValue)
+            let stdio: [FD?] = (0..<3).map { $0 < fds.count ? fds[$0] : nil }
+            do {
+                let code = try supervisor.exec(container: doc["container"]?.stringValue, argv: argv, stdio: stdio)
+                return .object(["exitCode": .number(Double(code))])
+            } catch {
+                return .object(["error": .string(error.message)])
+            }
+        default:
+            return .object(["error": .string("unknown request")])
+        }
+    }
+}
+
+/// The client side, for the command line.
+public enum ControlClient {
+    /// Sends one request (with fds) and returns the reply.
+    public static func request(_ socket: String, _ request: JSONValue, fds: [CInt] = []) throws(HuskError) -> JSONValue {
+        let s = cshim_unix_connect(socket)
+        guard s >= 0 else {
+            throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(currentErrno.text)")
+        }
+        let conn = FD(adopting: s)
+        let bytes = Array((request.serialized() + "\n").utf8)
+        let sent = bytes.withUnsafeBytes { raw in
+            fds.withUnsafeBufferPointer { cshim_send_with_fds(s, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32(fds.count)) }
+        }
+        guard sent == bytes.count else { throw HuskError(.system, "cannot talk to the pod's supervisor: \(currentErrno.text)") }
+        let reply: [UInt8]
+        do {
+            reply = try conn.readAll()
+        } catch {
+            throw HuskError(.system, "no reply from the pod's supervisor", cause: error)
+        }
+        do {
+            return try JSONParser.parse(reply.prefix { $0 != 10 })
+        } catch {
+            throw HuskError(.system, "the pod's supervisor ended before it replied")
+        }
+    }
+}

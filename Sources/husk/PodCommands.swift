@@ -1,0 +1,599 @@
+import ArgumentParser
+import CShim
+import HuskImage
+import HuskPod
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which pod a command is about: a name in a namespace, or a UID.
+struct PodSelector: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The pod's namespace.")
+    var namespace: String = "default"
+}
+
+extension GlobalOptions {
+    func findPod(_ ref: String, _ selector: PodSelector) throws -> PodView {
+        try PodDirectory.find(try settings(), ref, namespace: selector.namespace)
+    }
+}
+
+/// The executable of this process, for the supervisor (`husk supervise`).
+func selfExecutable() -> String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+}
+
+// MARK: - run
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a pod from a Kubernetes Pod manifest (YAML or JSON).",
+        discussion: """
+            In the foreground the containers' output is streamed and SIGINT/SIGTERM stop the pod \
+            gracefully; the exit status is 0 when the pod Succeeded and 1 when it Failed. With -d \
+            the pod's UID is printed and husk returns once every container has started (0), the \
+            pod failed (1), or a container is stuck waiting on an error (2, the reason on stderr). \
+            The pod's supervisor keeps running it either way.
+            """)
+
+    @OptionGroup var globals: GlobalOptions
+    @Flag(name: .shortAndLong, help: "Detach: print the pod's UID and return once every container has started.")
+    var detach = false
+    @Argument(help: "The Pod manifest.")
+    var manifest: String
+
+    func run() throws {
+        try runReporting {
+            let (pod, warnings) = try PodManifest.load(manifest)
+            for w in warnings { Out.err("Warning: \(w)\n") }
+            let settings = try globals.settings()
+            // Everything that can be checked is checked before anything is created.
+            for s in settings.imageSources { _ = try LayoutSource.parse(s) }
+            guard (try? Cgroup2Mount.discover()) != nil else {
+                throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted (see /proc/self/mountinfo): Husk puts every container in one")
+            }
+            // Signals are read from a signalfd from before the supervisor exists.
+            var signals: [Int32] = [SIGINT, SIGTERM]
+            let sfd = detach ? -1 : cshim_signalfd_for(&signals, 2)
+            let (view, supervisor) = try PodDirectory.launch(pod, settings: settings, executable: selfExecutable())
+            if detach {
+                throw ExitCode(detached(view))
+            } else {
+                throw ExitCode(foreground(view, supervisor, sfd))
+            }
+        }
+    }
+
+    /// Every app container (after the init containers) has been started and its postStart
+    /// returned.
+    static func allStarted(_ v: PodView) -> Bool {
+        v.state.initialized && v.state.containers.filter { $0.kind == .app }.allSatisfy { c in
+            guard let l = c.latest, l.startedAt != nil else { return false }
+            return l.postStartDone || l.state == .exited
+        }
+    }
+
+    /// A container waiting on an error, if one is.
+    static func stuck(_ v: PodView) -> (String, String, String)? {
+        for c in v.state.containers {
+            if let w = c.waiting, PodSupervisor.errorReasons.contains(w.reason) { return (c.name, w.reason, w.message) }
+        }
+        return nil
+    }
+
+    func detached(_ view: PodView) -> Int32 {
+        Out.out(view.uid + "\n")
+        let v = PodDirectory.wait(view) { v in
+            v.state.finished || !v.supervisorAlive || v.state.phase == "Failed" || v.state.phase == "Succeeded"
+                || Run.allStarted(v) || Run.stuck(v) != nil || v.state.sandboxError != nil
+        }
+        if v.state.phase == "Failed" {
+            Out.err("husk: pod \(v.qualifiedName) failed\(Run.failureDetail(v))\n")
+            return 1
+        }
+        if v.state.phase == "Succeeded" || Run.allStarted(v) { return 0 }
+        if !v.supervisorAlive {
+            Out.err("husk: the supervisor of pod \(v.qualifiedName) exited; see \(v.paths.supervisorLog)\n")
+            return 1
+        }
+        if let (c, reason, message) = Run.stuck(v) {
+            Out.err("husk: pod \(v.qualifiedName): container \(c) is waiting: \(reason): \(message)\n")
+            return 2
+        }
+        if let e = v.state.sandboxError {
+            Out.err("husk: pod \(v.qualifiedName): \(e)\n")
+            return 2
+        }
+        return 0
+    }
+
+    /// What ended a failed pod: the first container that did not exit 0.
+    static func failureDetail(_ v: PodView) -> String {
+        for c in v.state.containers {
+            if let l = c.latest, l.state == .exited, let code = l.exitCode, code != 0 {
+                return ": container \(c.name) exited with \(code) (\(l.reason ?? "Error"))"
+            }
+        }
+        if let m = v.state.message { return ": \(m)" }
+        return ""
+    }
+
+    func foreground(_ view: PodView, _ supervisor: SpawnedProcess, _ sfd: CInt) -> Int32 {
+        let tail = LogFollower(prefix: view.pod.spec.initContainers.count + view.pod.spec.containers.count > 1)
+        var v = view
+        var stops = 0
+        while true {
+            tail.poll(v)
+            if v.state.finished { break }
+            if !v.supervisorAlive && supervisor.pidfd.waitForExit(timeout: 0) {
+                tail.poll(v)
+                Out.err("husk: the supervisor of pod \(v.qualifiedName) exited before the pod finished; see \(v.paths.supervisorLog)\n")
+                return 1
+            }
+            var p = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
+            if sfd >= 0, poll(&p, 1, 20) > 0 {
+                while cshim_signalfd_read(sfd) > 0 {
+                    stops += 1
+                    // A second signal: stop without waiting for the grace period (2 s floor).
+                    let grace: JSONValue = stops > 1 ? .number(0) : .null
+                    _ = try? ControlClient.request(v.paths.socket, .object(["op": .string("stop"), "grace": grace]))
+                }
+            } else if sfd < 0 {
+                usleep(20_000)
+            }
+            if let fresh = PodDirectory.read(v.settings, uid: v.uid) { v = fresh }
+        }
+        _ = supervisor.pidfd.waitForExit(timeout: 30)
+        _ = try? supervisor.pidfd.wait()
+        tail.poll(v)
+        return v.state.phase == "Succeeded" ? 0 : 1
+    }
+}
+
+/// Follows the log files of a pod's container instances and copies new complete records to
+/// stdout/stderr.
+final class LogFollower {
+    let prefix: Bool
+    var offsets: [String: Int] = [:]
+
+    init(prefix: Bool) { self.prefix = prefix }
+
+    func poll(_ v: PodView) {
+        for c in v.state.containers {
+            for inst in c.instances {
+                follow(inst.logPath, container: c.name)
+            }
+        }
+    }
+
+    func follow(_ path: String, container: String) {
+        let offset = offsets[path] ?? 0
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var at = off_t(offset)
+        while true {
+            let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, at) }
+            if n <= 0 { break }
+            bytes += buf[0..<n]
+            at += off_t(n)
+        }
+        guard !bytes.isEmpty else { return }
+        let (lines, consumed) = CRILogReader.parse(bytes)
+        offsets[path] = offset + consumed
+        for l in lines {
+            let text = (prefix ? Array("[\(container)] ".utf8) : []) + l.content
+            let fd: Int32 = l.stream == "stderr" ? 2 : 1
+            var done = 0
+            while done < text.count {
+                let n = text.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+                if n <= 0 { break }
+                done += n
+            }
+        }
+    }
+}
+
+// MARK: - pods, ps
+
+struct Pods: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the pods.")
+
+    @OptionGroup var globals: GlobalOptions
+    @Option(name: .shortAndLong, help: "table or json (a v1 List of Pod objects).")
+    var output: OutputFormat = .table
+
+    func run() throws {
+        try runReporting {
+            let pods = PodDirectory.all(try globals.settings())
+            if output == .json || output == .yaml {
+                let list: JSONValue = .object(["apiVersion": .string("v1"), "kind": .string("List"), "items": .array(pods.map(\.object))])
+                Out.out(output == .json ? list.serialized(indent: 2) + "\n" : YAMLText.render(list))
+                return
+            }
+            var rows = [["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "UID"]]
+            for p in pods {
+                let apps = p.state.containers.filter { $0.kind != .initContainer }
+                let ready = apps.filter { $0.ready && $0.isRunning }.count
+                let restarts = p.state.containers.reduce(0) { $0 + $1.restartCount }
+                rows.append([
+                    p.pod.metadata.namespace, p.pod.metadata.name, "\(ready)/\(apps.count)", PodPrinter.status(p), String(restarts),
+                    PodPrinter.age(p.pod.metadata.creationTimestamp), p.state.podIP ?? "<none>", p.uid,
+                ])
+            }
+            Out.out(Out.table(rows))
+        }
+    }
+}
+
+/// kubectl's printPod columns.
+enum PodPrinter {
+    /// The STATUS column (kubectl printPod): the pod's reason or phase, refined by the init
+    /// and app containers' states.
+    static func status(_ p: PodView) -> String {
+        if !p.state.finished && !p.supervisorAlive { return "Unknown" }
+        var reason = p.state.reason ?? p.phase
+        let inits = p.state.containers.filter { $0.kind != .app }
+        var initializing = false
+        for (i, c) in inits.enumerated() {
+            if let l = c.latest, l.state == .exited, l.exitCode == 0, c.waiting == nil { continue }
+            if c.kind == .sidecar, c.isRunning { continue }
+            if let l = c.latest, l.state == .exited, c.waiting == nil {
+                reason = "Init:" + (l.reason ?? "ExitCode:\(l.exitCode ?? 0)")
+                initializing = true
+            } else if let w = c.waiting, w.reason != "PodInitializing" {
+                reason = "Init:" + w.reason
+                initializing = true
+            } else {
+                reason = "Init:\(i)/\(inits.count)"
+                initializing = true
+            }
+            break
+        }
+        if !initializing || p.state.initialized {
+            var hasRunning = false
+            for c in p.state.containers.reversed() where c.kind == .app {
+                if let w = c.waiting {
+                    reason = w.reason
+                } else if let l = c.latest, l.state == .exited {
+                    reason = l.reason ?? "ExitCode:\(l.exitCode ?? 0)"
+                } else if c.isRunning, c.latest?.postStartDone == true {
+                    hasRunning = true
+                } else if c.latest != nil || !p.state.initialized {
+                    reason = p.state.initialized ? "ContainerCreating" : reason
+                }
+            }
+            if reason == "Completed" && hasRunning { reason = "Running" }
+        }
+        if p.state.terminating && !p.state.finished { reason = "Terminating" }
+        return reason
+    }
+
+    /// kubectl's AGE: 5s, 3m, 2h, 4d.
+    static func age(_ timestamp: String?) -> String {
+        guard let t = timestamp, let then = parseRFC3339(t) else { return "<unknown>" }
+        let secs = max(0, Clock.now().sec - then)
+        if secs < 120 { return "\(secs)s" }
+        if secs < 7200 { return "\(secs / 60)m" }
+        if secs < 172_800 { return "\(secs / 3600)h" }
+        return "\(secs / 86400)d"
+    }
+
+    /// Seconds since the epoch of `2026-11-23T14:10:18Z` (fraction ignored).
+    static func parseRFC3339(_ s: String) -> Int? {
+        let u = Array(s.utf8)
+        guard u.count >= 20 else { return nil }
+        func num(_ a: Int, _ b: Int) -> Int? { Int(String(decoding: u[a..<b], as: UTF8.self)) }
+        guard let y = num(0, 4), let mo = num(5, 7), let d = num(8, 10), let h = num(11, 13), let mi = num(14, 16),
+              let se = num(17, 19) else { return nil }
+        var tm = tm()
+        tm.tm_year = Int32(y - 1900)
+        tm.tm_mon = Int32(mo - 1)
+        tm.tm_mday = Int32(d)
+        tm.tm_hour = Int32(h)
+        tm.tm_min = Int32(mi)
+        tm.tm_sec = Int32(se)
+        return Int(timegm(&tm))
+    }
+}
+
+struct PS: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers (as crictl ps does).")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Flag(name: .shortAndLong, help: "Show every container instance, not only running ones.")
+    var all = false
+    @Option(name: .shortAndLong, help: "table or json (crictl's ListContainers shape).")
+    var output: OutputFormat = .table
+    @Argument(help: "Only this pod (name or UID).")
+    var pod: String?
+
+    func run() throws {
+        try runReporting {
+            let settings = try globals.settings()
+            let pods = try pod.map { [try PodDirectory.find(settings, $0, namespace: selector.namespace)] } ?? PodDirectory.all(settings)
+            var items: [(PodView, ContainerState, Instance)] = []
+            for p in pods {
+                for c in p.state.containers {
+                    for inst in c.instances where all || (inst.state == .running && p.supervisorAlive) {
+                        items.append((p, c, inst))
+                    }
+                }
+            }
+            if output != .table {
+                let list: JSONValue = .object(["containers": .array(items.map { p, c, i in
+                    .object([
+                        "id": .string(i.id), "podSandboxId": .string(p.uid),
+                        "metadata": .object(["name": .string(c.name), "attempt": .number(Double(i.attempt))]),
+                        "image": .object(["image": .string(c.image)]), "imageRef": .string(c.imageID),
+                        "state": .string(PS.criState(i, p)), "createdAt": .string(i.createdAt),
+                        "labels": .object([
+                            "io.kubernetes.container.name": .string(c.name), "io.kubernetes.pod.name": .string(p.pod.metadata.name),
+                            "io.kubernetes.pod.namespace": .string(p.pod.metadata.namespace), "io.kubernetes.pod.uid": .string(p.uid),
+                        ]),
+                        "pid": .number(Double(i.pid)), "logPath": .string(i.logPath),
+                    ])
+                })])
+                Out.out(output == .json ? list.serialized(indent: 2) + "\n" : YAMLText.render(list))
+                return
+            }
+            var rows = [["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID", "POD"]]
+            for (p, c, i) in items {
+                rows.append([
+                    String(i.id.prefix(13)), c.image, PodPrinter.age(i.createdAt) + " ago", PS.criState(i, p).replacingPrefix("CONTAINER_", ""),
+                    c.name, String(i.attempt), String(p.uid.prefix(13)), p.pod.metadata.name,
+                ])
+            }
+            Out.out(Out.table(rows))
+        }
+    }
+
+    static func criState(_ i: Instance, _ p: PodView) -> String {
+        switch i.state {
+        case .created: return "CONTAINER_CREATED"
+        case .running: return p.supervisorAlive ? "CONTAINER_RUNNING" : "CONTAINER_UNKNOWN"
+        case .exited: return "CONTAINER_EXITED"
+        }
+    }
+}
+
+extension String {
+    func replacingPrefix(_ prefix: String, _ with: String) -> String {
+        hasPrefix(prefix) ? with + dropFirst(prefix.count) : self
+    }
+}
+
+// MARK: - inspect, events
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a pod as a Kubernetes Pod object (metadata, spec, status).")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .shortAndLong, help: "json or yaml.")
+    var output: OutputFormat = .json
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+
+    func run() throws {
+        try runReporting {
+            let v = try globals.findPod(pod, selector)
+            Out.out(output == .yaml ? YAMLText.render(v.object) : v.object.serialized(indent: 2) + "\n")
+        }
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a pod's events (Kubernetes core/v1 Events, oldest first).")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .shortAndLong, help: "table or json (a v1 EventList).")
+    var output: OutputFormat = .table
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+
+    func run() throws {
+        try runReporting {
+            let v = try globals.findPod(pod, selector)
+            let events = PodDirectory.events(v)
+            if output != .table {
+                let list: JSONValue = .object(["apiVersion": .string("v1"), "kind": .string("EventList"), "items": .array(events)])
+                Out.out(output == .json ? list.serialized(indent: 2) + "\n" : YAMLText.render(list))
+                return
+            }
+            var rows = [["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]]
+            for e in events {
+                let object = e["involvedObject"]?["fieldPath"]?.stringValue ?? "pod/\(v.pod.metadata.name)"
+                rows.append([
+                    e["eventTime"]?.stringValue ?? "", e["type"]?.stringValue ?? "", e["reason"]?.stringValue ?? "", object,
+                    e["message"]?.stringValue ?? "",
+                ])
+            }
+            Out.out(Out.table(rows))
+        }
+    }
+}
+
+// MARK: - logs
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a container's output (decoded from its CRI log file).")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .shortAndLong, help: "The container (default: the only one, else the first app container).")
+    var container: String?
+    @Flag(name: .shortAndLong, help: "Keep printing output as it comes, until the container ends.")
+    var follow = false
+    @Flag(name: .shortAndLong, help: "The previous instance of the container (after a restart).")
+    var previous = false
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+
+    func run() throws {
+        try runReporting {
+            var v = try globals.findPod(pod, selector)
+            let name = try Logs.pickContainer(v, container)
+            guard let c = v.state.containers.first(where: { $0.name == name }) else {
+                throw HuskError(.notFound, "container \(name) is not in pod \(v.qualifiedName)")
+            }
+            let instance: Instance
+            if previous {
+                guard let p = c.previous else {
+                    throw HuskError(.notFound, "previous terminated container \"\(name)\" in pod \"\(v.pod.metadata.name)\" not found")
+                }
+                instance = p
+            } else {
+                guard let l = c.latest else {
+                    let reason = c.waiting?.reason ?? (v.pod.spec.initContainers.isEmpty ? "ContainerCreating" : "PodInitializing")
+                    throw HuskError(.invalidState, "container \"\(name)\" in pod \"\(v.pod.metadata.name)\" is waiting to start: \(reason)")
+                }
+                instance = l
+            }
+            let follower = LogFollower(prefix: false)
+            follower.follow(instance.logPath, container: name)
+            guard follow && !previous else { return }
+            // Until this instance has ended (or the pod is gone) and its log is read to the end.
+            while true {
+                guard let fresh = PodDirectory.read(v.settings, uid: v.uid) else { return }
+                v = fresh
+                let inst = v.state.containers.first { $0.name == name }?.instances.first { $0.id == instance.id }
+                let over = inst == nil || inst?.state == .exited || v.isStopped
+                follower.follow(instance.logPath, container: name)
+                if over { return }
+                usleep(50_000)
+            }
+        }
+    }
+
+    /// -c, or the only container, or the first app container (as kubectl defaults, saying so).
+    static func pickContainer(_ v: PodView, _ requested: String?) throws -> String {
+        let all = v.pod.spec.initContainers.map(\.name) + v.pod.spec.containers.map(\.name)
+        if let requested {
+            guard all.contains(requested) else {
+                throw HuskError(.notFound, "container \(requested) is not valid for pod \(v.pod.metadata.name): choose one of: [\(all.joined(separator: " "))]")
+            }
+            return requested
+        }
+        let first = v.pod.spec.containers[0].name
+        if all.count > 1 {
+            let others = v.pod.spec.containers.map(\.name) + v.pod.spec.initContainers.map { "\($0.name) (init)" }
+            Out.err("Defaulted container \"\(first)\" out of: \(others.joined(separator: ", "))\n")
+        }
+        return first
+    }
+}
+
+// MARK: - exec, stop, rm
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a running container; its exit status is husk's.",
+        discussion: "The command gets husk's stdin, stdout and stderr. No terminal (-t) yet.")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .shortAndLong, help: "The container (default: the first app container).")
+    var container: String?
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+    @Argument(parsing: .postTerminator, help: "The command, after --.")
+    var command: [String] = []
+
+    func run() throws {
+        try runReporting {
+            guard !command.isEmpty else { throw HuskError(.invalidArgument, "no command: husk exec POD -- COMMAND...") }
+            let v = try globals.findPod(pod, selector)
+            let name = try Logs.pickContainer(v, container)
+            guard v.supervisorAlive, !v.state.finished else { throw HuskError(.invalidState, "pod \(v.qualifiedName) is not running") }
+            let reply = try ControlClient.request(
+                v.paths.socket, .object(["op": .string("exec"), "container": .string(name), "argv": .array(command.map { .string($0) })]),
+                fds: [0, 1, 2])
+            if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
+            guard case .number(let code) = reply["exitCode"] else { throw HuskError(.system, "the supervisor gave no exit status") }
+            throw ExitCode(Int32(code))
+        }
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a pod gracefully: preStop hooks, the stop signal, SIGKILL after the grace period; then the sandbox.",
+        discussion: "Returns when every container has terminated and the sandbox is gone.")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .long, help: "Grace period in seconds (default: the pod's terminationGracePeriodSeconds; at least 2 s).")
+    var grace: Int64?
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+
+    func run() throws {
+        try runReporting {
+            let v = try globals.findPod(pod, selector)
+            let done = try Stop.stop(v, grace: grace)
+            Out.out("\(done.qualifiedName) \(done.phase)\n")
+        }
+    }
+
+    /// Asks the supervisor to stop the pod and waits until it has finished and exited.
+    static func stop(_ v: PodView, grace: Int64?) throws -> PodView {
+        if let g = grace, g < 0 { throw HuskError(.invalidArgument, "--grace must not be negative") }
+        if v.isStopped { return v }
+        let request: JSONValue = .object(["op": .string("stop"), "grace": grace.map { .number(Double($0)) } ?? .null])
+        let reply = try ControlClient.request(v.paths.socket, request)
+        if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
+        let pidfd = try? PidFD.open(v.supervisorPid)
+        let done = PodDirectory.wait(v, interval: 0.01) { $0.isStopped }
+        // The supervisor exits right after it wrote the final status.
+        _ = pidfd?.waitForExit(timeout: 10)
+        if !done.state.finished {
+            throw HuskError(.system, "the supervisor of pod \(v.qualifiedName) exited before the pod finished; see \(v.paths.supervisorLog)")
+        }
+        return done
+    }
+}
+
+struct Remove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove a stopped pod: its state, logs, emptyDirs and everything else of it.")
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Flag(name: .shortAndLong, help: "Stop a running pod first (grace 0: SIGKILL after the 2 s minimum).")
+    var force = false
+    @Argument(help: "The pods (names or UIDs).")
+    var pods: [String]
+
+    func run() throws {
+        try runReporting {
+            var failed = false
+            for ref in pods {
+                do {
+                    var v = try globals.findPod(ref, selector)
+                    if !v.isStopped {
+                        guard force else {
+                            throw HuskError(.invalidState, "pod \(v.qualifiedName) is running: stop it first (husk stop \(ref)), or use husk rm --force")
+                        }
+                        v = try Stop.stop(v, grace: 0)
+                    }
+                    try PodDirectory.remove(v)
+                    Out.out("\(v.uid)\n")
+                } catch let e as HuskError {
+                    Out.err("husk: \(e)\n")
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+}
