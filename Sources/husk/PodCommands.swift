@@ -21,11 +21,16 @@ extension GlobalOptions {
     }
 }
 
-/// The executable of this process, for the supervisor (`husk supervise`).
+/// The executable of this process.
 func selfExecutable() -> String {
     var buf = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buf, buf.count - 1)
     return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+}
+
+/// How a pod's supervisor is started: `husk supervise STATE_DIR`.
+func supervisorCommand() -> [String] {
+    [selfExecutable(), "supervise"]
 }
 
 // MARK: - run
@@ -60,7 +65,7 @@ struct Run: ParsableCommand {
             // Signals are read from a signalfd from before the supervisor exists.
             var signals: [Int32] = [SIGINT, SIGTERM]
             let sfd = detach ? -1 : cshim_signalfd_for(&signals, 2)
-            let (view, supervisor) = try PodDirectory.launch(pod, settings: settings, executable: selfExecutable())
+            let (view, supervisor) = try PodDirectory.launch(pod, settings: settings, supervisor: supervisorCommand())
             if detach {
                 throw ExitCode(detached(view))
             } else {

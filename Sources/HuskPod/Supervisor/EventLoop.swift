@@ -15,6 +15,13 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
     private var nextTimer = 0
     private var posted: [() -> Void] = []
     private let lock = Monitor()
+    /// Run once after `idleDelay` seconds without events, again after the next burst.
+    private var idle: (delay: Double, action: () -> Void)? = nil
+
+    /// Sets what to do once the loop has been idle for `delay` seconds (call before `run`).
+    public func whenIdle(after delay: Double, _ action: @escaping () -> Void) {
+        idle = (delay, action)
+    }
 
     public init() throws(HuskError) {
         epfd = cshim_epoll_create()
@@ -81,6 +88,8 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
     public func run() -> Never {
         var fds = [CInt](repeating: 0, count: 32)
         var events = [UInt32](repeating: 0, count: 32)
+        var lastActivity = Clock.monotonicSeconds()
+        var idleDone = false
         while true {
             let work = lock.locked { () -> [() -> Void] in
                 let w = posted
@@ -97,8 +106,21 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
             if let t = timers.first { timeout = Int32(max(0, min(Double(Int32.max), (t.at - Clock.monotonicSeconds()) * 1000)).rounded(.up)) }
             let hasPosted = lock.locked { !posted.isEmpty }
             if hasPosted { timeout = 0 }
+            if let idle, !idleDone {
+                let due = Int32(max(0, (lastActivity + idle.delay - Clock.monotonicSeconds()) * 1000).rounded(.up))
+                timeout = timeout < 0 ? due : min(timeout, due)
+            }
             let n = cshim_epoll_wait(epfd, &fds, &events, Int32(fds.count), timeout)
-            if n <= 0 { continue }
+            let woke = Clock.monotonicSeconds()
+            if n <= 0 {
+                if let idle, !idleDone, woke >= lastActivity + idle.delay {
+                    idleDone = true
+                    idle.action()
+                }
+                continue
+            }
+            lastActivity = woke
+            idleDone = false
             for i in 0..<Int(n) {
                 handlers[fds[i]]?(events[i])
             }

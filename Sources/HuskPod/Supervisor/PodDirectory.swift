@@ -91,7 +91,8 @@ public enum PodDirectory {
         guard pid > 0, let s = ProcessInfo.stat(pid), s.state != "Z", s.state != "X" else { return false }
         guard let cmd = (try? Files.read("/proc/\(pid)/cmdline")) ?? nil else { return false }
         let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        return args.count >= 3 && args[1] == "supervise" && args[2].hasSuffix("/" + uid)
+        guard let last = args.last, last.hasSuffix("/pods/" + uid) else { return false }
+        return args.count == 3 && args[1] == "supervise"
     }
 
     /// A pod by uid, or by name in `namespace`.
@@ -109,9 +110,10 @@ public enum PodDirectory {
 
     // MARK: - Launch
 
-    /// Records the pod and starts its supervisor (`executable supervise STATE_DIR`), detached
-    /// in its own session. Nothing is left behind when it fails. Returns the supervisor.
-    public static func launch(_ pod: Pod, settings: HuskSettings, executable: String) throws(HuskError) -> (PodView, SpawnedProcess) {
+    /// Records the pod and starts its supervisor (`supervisor + [STATE_DIR]`, i.e. `husk
+    /// supervise DIR`), detached in its own session. Nothing is left behind when it
+    /// fails. Returns the supervisor.
+    public static func launch(_ pod: Pod, settings: HuskSettings, supervisor: [String]) throws(HuskError) -> (PodView, SpawnedProcess) {
         var pod = pod
         pod.metadata.creationTimestamp = Clock.rfc3339()
         let paths = PodPaths(settings: settings, pod: pod)
@@ -142,7 +144,7 @@ public enum PodDirectory {
         }
         let process: SpawnedProcess
         do {
-            var plan = SpawnPlan.host(argv: [executable, "supervise", paths.state], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            var plan = SpawnPlan.host(argv: supervisor + [paths.state], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
             let null = try FD.open("/dev/null", O_RDWR)
             let log = try FD.open(paths.supervisorLog, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
             plan.stdio = [null, log, log]

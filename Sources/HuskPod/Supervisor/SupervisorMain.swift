@@ -50,6 +50,9 @@ public enum SupervisorMain {
         } catch {
             fail("husk supervise: \(error)")
         }
+        // Idle for a second: the code pages this burst used go back to the page cache (shared
+        // by every supervisor); the next event maps what it needs again.
+        loop.whenIdle(after: 1) { ResidentMemory.trimExecutableCode() }
         Threads.spawn("control") { server.serve() }
         Threads.spawn("controller") {
             supervisor.runController()
