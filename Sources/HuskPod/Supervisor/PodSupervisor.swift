@@ -239,8 +239,10 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         for i in state.containers.indices where state.containers[i].kind != .initContainer {
             let c = state.containers[i]
             if c.kind == .app && c.done { continue }
-            if c.kind == .app { appsDone = false }
-            if let l = c.latest, l.state != .exited { continue }
+            if let l = c.latest, l.state != .exited {
+                if c.kind == .app { appsDone = false }
+                continue
+            }
             if c.kind == .app, let l = c.latest, l.state == .exited, c.waiting == nil || c.waiting?.reason == "PostStartHookError" {
                 let restart: Bool
                 switch pod.spec.restartPolicy {
@@ -255,6 +257,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                     continue
                 }
             }
+            if c.kind == .app { appsDone = false }
             if c.kind == .sidecar && appsDoneForGood() { continue }
             switch readiness(i, now) {
             case .go: return .start(i)
