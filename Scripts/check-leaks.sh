@@ -13,7 +13,7 @@ cg=$(awk '$9=="cgroup2"{print $5; exit}' /proc/self/mountinfo)
 if [ -n "$cg" ]; then
   while read -r d; do leaks+=("cgroup: $d"); done < <(find "$cg" -maxdepth 3 -type d -name 'husk*' 2>/dev/null)
 fi
-while read -r p; do leaks+=("process: $p"); done < <(ps -eo pid=,ppid=,stat=,args= | grep -E 'husk-runc|husk-test|husk-pause' | grep -v -E 'grep|check-leaks' || true)
+while read -r p; do leaks+=("process: $p"); done < <(ps -eo pid=,ppid=,stat=,args= | grep -E 'husk-runc|husk-test|husk-pause|husk supervise' | grep -v -E 'grep|check-leaks' || true)
 while read -r d; do leaks+=("temp dir: $d"); done < <(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'husk-test-*' 2>/dev/null)
 }
 
