@@ -120,23 +120,25 @@ public enum HostCommand {
         public var stderr: [UInt8]
     }
 
-    public static func run(_ argv: [String], env: [String], stdin: [UInt8] = []) -> Result {
+    public static func run(_ argv: [String], env: [String], stdin: [UInt8] = [], timeout: Double = 120) -> Result {
         do {
             let p: SpawnedProcess
-            let inW, outR, errR: FD
+            let outR, errR: FD
             do {
                 // The child's ends live only in this scope: once it spawned they close here, so
-                // the readers see EOF when the child is done.
+                // the readers see EOF when the child is done. The write end of stdin belongs to
+                // its feeding thread alone, which closes it when done: the child (a CNI plugin
+                // reads its whole stdin first) sees EOF then, not when `run` returns.
                 let (ir, iw) = try makePipe()
                 let (or, ow) = try makePipe()
                 let (er, ew) = try makePipe()
                 var plan = SpawnPlan.host(argv: argv, env: env)
                 plan.stdio = [ir, ow, ew]
                 p = try Spawner.spawn(plan)
-                (inW, outR, errR) = (iw, or, er)
+                (outR, errR) = (or, er)
+                Threads.spawn("cmd-stdin") { try? iw.writeAll(stdin) }
             }
-            // Feed stdin on a thread, read both outputs on two more, then reap.
-            Threads.spawn("cmd-stdin") { try? inW.writeAll(stdin) }
+            // Read both outputs on two threads, then reap.
             let out = Captured()
             let err = Captured()
             let done = Monitor()
@@ -150,7 +152,14 @@ public enum HostCommand {
                     }
                 }
             }
-            _ = done.wait(for: { out.done && err.done }, until: Clock.monotonicSeconds() + 120)
+            if !done.wait(for: { out.done && err.done }, until: Clock.monotonicSeconds() + timeout) {
+                // A plugin that hangs (libcni has no limit either, but kubelet's context does):
+                // kill it, so the sandbox attempt fails with a reason instead of hanging.
+                try? p.pidfd.signal(SIGKILL)
+                let status = (try? p.pidfd.wait()) ?? .exited(255)
+                return Result(status: status.code, stdout: out.bytes,
+                              stderr: Array("\(argv[0]) did not finish within \(Int(timeout)) s and was killed".utf8))
+            }
             let status = (try? p.pidfd.wait()) ?? .exited(255)
             return Result(status: status.code, stdout: out.bytes, stderr: err.bytes)
         } catch {
