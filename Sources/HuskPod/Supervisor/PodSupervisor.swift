@@ -72,6 +72,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     var crashBackoff: [String: (delay: Double, stamp: Double)] = [:]
     var pullBackoff: [String: (delay: Double, stamp: Double)] = [:]
     var sandboxBackoff = 0.0
+    /// Which RunPodSandbox attempt the pause process being watched belongs to (under `m`): a
+    /// failed attempt kills its own pause, and that exit is not the pod's sandbox dying.
+    var sandboxAttempt = 0
 
     public init(record: PodRecord, loop: EventLoop) {
         pod = record.pod
@@ -152,9 +155,13 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     /// RunPodSandbox, retried with back-off while it fails (event FailedCreatePodSandBox).
     func createSandbox() -> Bool {
         while true {
+            let attempt = m.locked { () -> Int in
+                sandboxAttempt += 1
+                return sandboxAttempt
+            }
             if m.locked({ state.terminating }) { return false }
             do {
-                try sandbox.start(onPauseExit: { [self] status in pauseExited(status) }, loop: loop)
+                try sandbox.start(onPauseExit: { [self] status in pauseExited(status, attempt: attempt) }, loop: loop)
                 m.locked {
                     state.sandboxReady = true
                     state.sandboxCreatedAt = Clock.rfc3339Nano()
@@ -585,9 +592,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
 
     /// The pause process died (loop thread). Husk does not re-create sandboxes (kubelet
     /// would, §3): the pod is stopped and reported with the reason.
-    func pauseExited(_ status: ExitStatus) {
+    func pauseExited(_ status: ExitStatus, attempt: Int) {
         let unexpected = m.locked { () -> Bool in
-            guard !terminationStarted else { return false }
+            guard !terminationStarted, state.sandboxReady, attempt == sandboxAttempt else { return false }
             state.sandboxReady = false
             state.reason = "SandboxChanged"
             state.message = "the pod's sandbox (pause) \(status); Husk does not re-create sandboxes, so the pod is stopped"
