@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// Writes a container's output in the CRI log format (pod-semantics §12):
-/// `<RFC3339Nano> <stdout|stderr> <P|F> <content>\n`, one record per line; lines longer than
-/// 16 KiB, and output without a trailing newline when it is flushed, become `P` records.
+/// `<RFC3339Nano> <stdout|stderr> <P|F> <content>\n`, one record per line; the first 16 KiB of
+/// longer lines, and output without a trailing newline when it is flushed, become `P` records.
 public final class CRILogWriter: @unchecked Sendable {  // used from the event loop thread only
     public static let maxLine = 16 * 1024
 
@@ -34,9 +34,11 @@ public final class CRILogWriter: @unchecked Sendable {  // used from the event l
             if buf[i] == 10 {
                 record(&records, ts, stream, "F", buf[start..<i])
                 start = i + 1
-            } else if i - start + 1 >= Self.maxLine {
-                record(&records, ts, stream, "P", buf[start...i])
-                start = i + 1
+            } else if i - start == Self.maxLine {
+                // A line longer than 16 KiB: its first 16 KiB are a partial record, as
+                // containerd's redirectLogs (a line of exactly 16 KiB is still one F record).
+                record(&records, ts, stream, "P", buf[start..<i])
+                start = i
             }
             i += 1
         }
