@@ -79,6 +79,7 @@ struct Run: ParsableCommand {
     static func allStarted(_ v: PodView) -> Bool {
         v.state.initialized && v.state.containers.filter { $0.kind == .app }.allSatisfy { c in
             guard let l = c.latest, l.startedAt != nil else { return false }
+            if let w = c.waiting, PodSupervisor.errorReasons.contains(w.reason) { return false }
             return l.postStartDone || l.state == .exited
         }
     }

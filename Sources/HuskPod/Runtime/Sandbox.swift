@@ -192,7 +192,8 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             b += "fe00::0\tip6-mcastprefix\n"
             b += "fe00::1\tip6-allnodes\n"
             b += "fe00::2\tip6-allrouters\n"
-            let name = spec.hostname ?? Sandbox.hostname(for: pod).split(separator: ".").first.map(String.init) ?? hostname
+            // The whole hostname, dots included (kubelet's managedHostsFileContent).
+            let name = hostname
             for ip in [podIP].compactMap({ $0 }) {
                 if let d = Sandbox.domain(for: pod) {
                     b += "\(ip)\t\(name).\(d)\t\(name)\n"

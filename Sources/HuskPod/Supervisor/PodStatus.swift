@@ -124,11 +124,14 @@ public struct PodState: Sendable {
             return .object(["terminated": .object(t)])
         }
         func waiting(_ reason: String, _ message: String?) -> JSONValue {
-            var w: [String: JSONValue] = ["reason": .string(reason)]
+            var w: [String: JSONValue] = [:]
+            if !reason.isEmpty { w["reason"] = .string(reason) }
             if let message, !message.isEmpty { w["message"] = .string(message) }
             return .object(["waiting": .object(w)])
         }
-        let defaultWaiting = podHasInit && c.kind == .app ? "PodInitializing" : "ContainerCreating"
+        // kubelet's default for a container without a record, in the init and the app list
+        // alike (convertToAPIContainerStatuses is given hasInitContainers for both).
+        let defaultWaiting = podHasInit ? "PodInitializing" : "ContainerCreating"
         var state: JSONValue
         var last: JSONValue = .object([:])
         if let w = c.waiting {
@@ -137,7 +140,8 @@ public struct PodState: Sendable {
         } else if let l = c.latest {
             switch l.state {
             case .created:
-                state = waiting(defaultWaiting, nil)
+                // CRI CONTAINER_CREATED: waiting without a reason.
+                state = waiting("", nil)
             case .running where !l.postStartDone:
                 state = waiting(defaultWaiting, nil)
             case .running:
