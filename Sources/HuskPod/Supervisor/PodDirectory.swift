@@ -82,8 +82,16 @@ public enum PodDirectory {
             for c in record.pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
         }
         if pid == 0, let text = (try? Files.readString(dir + "/supervisor.pid")) ?? nil, let p = Int32(text.trimmed()) { pid = p }
+        let alive = isSupervisor(pid, uid: uid)
+        // The supervisor writes its last status and then exits: a status read before that
+        // write and a liveness check after the exit would make a finished pod look crashed.
+        // Once the supervisor is seen gone, the status it left is final: read it again.
+        if !alive, !state.finished, let bytes = (try? Files.read(dir + "/status.json")) ?? nil,
+           let doc = try? JSONParser.parse(bytes), let (s, _) = try? PodState.read(doc) {
+            state = s
+        }
         return PodView(pod: record.pod, settings: record.settings, state: state, supervisorPid: pid,
-                       supervisorAlive: isSupervisor(pid, uid: uid))
+                       supervisorAlive: alive)
     }
 
     /// Whether `pid` is the live supervisor of pod `uid`.
