@@ -559,7 +559,7 @@ struct Stop: ParsableCommand {
         let reply = try ControlClient.request(v.paths.socket, request)
         if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
         let pidfd = try? PidFD.open(v.supervisorPid)
-        let done = PodDirectory.wait(v, interval: 0.01) { $0.isStopped }
+        let done = PodDirectory.wait(v) { $0.isStopped }
         // The supervisor exits right after it wrote the final status.
         _ = pidfd?.waitForExit(timeout: 10)
         if !done.state.finished {
