@@ -74,7 +74,7 @@ for img in busybox big; do
   median() { grep "^$1 " "$work/disk-$img.txt" | cut -d' ' -f2 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   dh=$(median h); du=$(median u)
   report+=("$(awk -F, -v img="$img" -v tb="$tarbytes" -v bb="$blobbytes" -v files="$files" -v dh="$dh" -v du="$du" '
-    NR > 1 { m[NR - 1] = $7 }
+    NR > 1 { m[NR - 1] = $4 }  # hyperfine CSV: command,mean,stddev,median,user,system,min,max
     END {
       printf "%s: %d files, %.1f MB in tars, %.1f MB compressed\n", img, files, tb / 1e6, bb / 1e6
       printf "  unpack, tmpfs (median): husk %.3f s (%.0f MB/s), umoci %.3f s (%.0f MB/s): husk %.2fx faster\n", m[1], tb / 1e6 / m[1], m[2], tb / 1e6 / m[2], m[2] / m[1]
@@ -119,4 +119,4 @@ n=$("$husk" --root "$tfs/many" images -q | wc -l)
 echo
 echo "images benchmark: $runs runs each, $(nproc) cores, $(uname -r); $(umoci --version)"
 printf '%s\n' "${report[@]}"
-awk -F, -v n="$n" 'NR > 1 { printf "%s: median %.1f ms (%d images listed)\n", $1, $7 * 1000, n }' "$work/images.csv"
+awk -F, -v n="$n" 'NR > 1 { printf "%s: median %.1f ms (%d images listed)\n", $1, $4 * 1000, n }' "$work/images.csv"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one hyperfine run (engineering rule 5). Run as root.
 #
-#   Scripts/bench.sh [runtime|images|all] [runs]
+#   Scripts/bench.sh [runtime|images|pods|all] [runs]
 #     runtime: husk-runc / crun / runc `run` of /bin/true on one bundle
 #     images:  layer unpack against `umoci unpack`, pull MB/s, `husk images` with 200 images
+#     pods:    pod start and stop, `husk run` against `ctr run --rm`, supervisor memory
 #
 # How each runtime is run: crun refuses this hybrid-cgroup host ("cgroups in hybrid mode not
 # supported") unless /sys/fs/cgroup/unified is unmounted, which must only happen in a private
@@ -17,8 +18,9 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 what=${1:-all}
-case "$what" in runtime|images|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|all] [runs]" >&2; exit 2 ;; esac
+case "$what" in runtime|images|pods|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|all] [runs]" >&2; exit 2 ;; esac
 runs=${2:-}
+asked=$runs  # the runs asked for; each part has its own default
 
 "$HUSK_TOP/Scripts/install-deps.sh"
 echo "bench: building release binaries ..." >&2
@@ -80,7 +82,7 @@ echo "run of /bin/true (create+start+wait+delete), $runs runs, $(nproc) cores, $
 echo "versions: $("$husk" --version | head -1); $(crun --version | head -1); $(runc --version | head -1)"
 awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" '
   NR == 1 { next }
-  { name[NR] = $1; median[$1] = $7 * 1000; mean[$1] = $2 * 1000; sd[$1] = $3 * 1000; order[++n] = $1 }
+  { name[NR] = $1; median[$1] = $4 * 1000; mean[$1] = $2 * 1000; sd[$1] = $3 * 1000; order[++n] = $1 }
   END {
     rss["husk-runc"] = rh; rss["crun"] = rc; rss["runc"] = rr
     printf "%-22s %10s %10s %10s %12s\n", "command", "median ms", "mean ms", "stddev", "peak RSS KB"
@@ -95,5 +97,9 @@ awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" '
 fi
 
 if [ "$what" = images ] || [ "$what" = all ]; then
-  exec "$HUSK_TOP/Scripts/bench-images.sh" "$huskcli" "${runs:-10}"
+  "$HUSK_TOP/Scripts/bench-images.sh" "$huskcli" "${asked:-10}"
+fi
+
+if [ "$what" = pods ] || [ "$what" = all ]; then
+  "$HUSK_TOP/Scripts/bench-pods.sh" "$huskcli" "${asked:-30}"
 fi

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Pod benchmarks (called by Scripts/bench.sh pods): pod start and stop with `husk`, next to
+# containerd's `ctr run --rm` (containerd started here in temp dirs, CRI plugin off), and the
+# resident memory of a pod's supervisor and pause process.
+#
+#   start-1 / start-10:  `husk run -d` of a pod (pause + 1 or 10 containers, image in the store)
+#                        until it returns with every container running
+#   stop-1 / stop-10:    `husk stop` of that pod (the containers exit on SIGTERM)
+#   run-true:            `husk run` (foreground) of a pod whose container runs `true`, until
+#                        the pod Succeeded and everything of it is stopped, then `husk rm`
+#   ctr-run-rm:          `ctr run --rm` of busybox `true` (create, start, wait, delete)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+husk_bin=$1
+runs=${2:-30}
+
+work=$(mktemp -d /tmp/husk-bench-pods-XXXXXX)
+run=$(mktemp -d /run/husk-bench-pods-XXXXXX)
+ctrd_pid=
+cleanup() {
+  for p in $(ls "$run/husk/pods" 2>/dev/null); do "$husk_bin" --root "$work/root" --state "$run/husk" --log-dir "$work/logs" rm --force "$p" >/dev/null 2>&1 || true; done
+  if [ -n "$ctrd_pid" ]; then
+    ctr -a "$run/ctrd.sock" -n bench tasks kill -s SIGKILL bench-ctr-d >/dev/null 2>&1 || true
+    sleep 0.2
+    ctr -a "$run/ctrd.sock" -n bench containers rm bench-ctr-d >/dev/null 2>&1 || true
+    kill "$ctrd_pid" 2>/dev/null || true
+    wait "$ctrd_pid" 2>/dev/null || true
+  fi
+  grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work" "$run"
+}
+trap cleanup EXIT
+
+# The image: busybox-static as an OCI layout (umoci), tagged 1.36.
+mkdir -p "$work/bundle"
+umoci init --layout "$work/layout" && umoci new --image "$work/layout:base"
+umoci unpack --image "$work/layout:base" "$work/bundle" >/dev/null
+rootfs="$work/bundle/rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
+echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
+umoci repack --image "$work/layout:base" "$work/bundle"
+umoci config --image "$work/layout:base" --config.cmd /bin/sh --config.env PATH=/bin --tag 1.36
+
+H="$husk_bin --root $work/root --state $run/husk --log-dir $work/logs --image-source busybox=$work/layout --cni-conf-dir $work/no-cni"
+$H pull busybox:1.36 >/dev/null
+
+pod() { # pod NAME COUNT COMMAND
+  echo "apiVersion: v1"; echo "kind: Pod"; echo "metadata: {name: $1}"; echo "spec:"
+  echo "  restartPolicy: Never"; echo "  containers:"
+  for i in $(seq "$2"); do echo "  - {name: c$i, image: \"busybox:1.36\", command: [\"sh\", \"-c\", \"$3\"]}"; done
+}
+serve="trap 'exit 0' TERM; sleep 1000 \& wait"
+pod bench1 1 "$serve" | sed 's/\\&/\&/' >"$work/pod1.yaml"
+pod bench10 10 "$serve" | sed 's/\\&/\&/' >"$work/pod10.yaml"
+pod benchtrue 1 "true" >"$work/podtrue.yaml"
+pod bench5 5 "$serve" | sed 's/\\&/\&/' >"$work/pod5.yaml"
+
+# containerd in temp dirs (its CRI plugin off), busybox imported from the same layout.
+if command -v containerd >/dev/null && command -v ctr >/dev/null; then
+  cat >"$work/containerd.toml" <<TOML
+version = 2
+root = "$work/ctrd-root"
+state = "$run/ctrd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$run/ctrd.sock"
+TOML
+  containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
+  ctrd_pid=$!
+  for _ in $(seq 100); do [ -S "$run/ctrd.sock" ] && break; sleep 0.05; done
+  skopeo copy --quiet "oci:$work/layout:1.36" "docker-archive:$work/bb.tar:docker.io/library/busybox:1.36"
+  ctr -a "$run/ctrd.sock" -n bench images import "$work/bb.tar" >/dev/null
+  ctr_cmd="ctr -a $run/ctrd.sock -n bench run --rm docker.io/library/busybox:1.36 bench-ctr true"
+else
+  echo "bench: containerd is not installed (apt-get install containerd): no ctr comparison" >&2
+  ctr_cmd=
+fi
+
+# Every command must work before it is timed.
+$H run -d "$work/pod1.yaml" >/dev/null && $H stop bench1 >/dev/null && $H rm bench1 >/dev/null
+$H run "$work/podtrue.yaml" && $H rm benchtrue >/dev/null
+[ -z "$ctr_cmd" ] || $ctr_cmd
+
+echo "bench: hyperfine, $runs runs each" >&2
+args=(-N --warmup 3 --runs "$runs" --export-csv "$work/pods.csv")
+args+=(-n start-1 --prepare "$H rm --force bench1" "$H run -d $work/pod1.yaml")
+args+=(-n stop-1 --prepare "sh -c '$H rm --force bench1 >/dev/null 2>&1; $H run -d $work/pod1.yaml'" "$H stop bench1")
+args+=(-n start-10 --prepare "$H rm --force bench10" "$H run -d $work/pod10.yaml")
+args+=(-n stop-10 --prepare "sh -c '$H rm --force bench10 >/dev/null 2>&1; $H run -d $work/pod10.yaml'" "$H stop bench10")
+args+=(-n run-true --prepare "true" "sh -c '$H run $work/podtrue.yaml && $H rm benchtrue >/dev/null'")
+[ -z "$ctr_cmd" ] || args+=(-n ctr-run-rm --prepare "true" "$ctr_cmd")
+# hyperfine's first --prepare for a command that fails (no pod yet) must not stop it.
+$H run -d "$work/pod1.yaml" >/dev/null; $H run -d "$work/pod10.yaml" >/dev/null
+hyperfine "${args[@]}" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt" >&2; exit 1; }
+for p in bench1 bench10; do $H rm --force "$p" >/dev/null 2>&1 || true; done
+
+# Memory of a running 5-container pod: the supervisor right after start and once idle (it
+# drops its code mappings after 1 s idle), pause, and containerd's shim for one container.
+$H run -d "$work/pod5.yaml" >/dev/null
+sup=$(grep -o '"supervisorPid": *[0-9]*' "$run"/husk/pods/*/status.json | grep -o '[0-9]*$' | head -1)
+[ -n "$sup" ] || { echo "bench: no supervisorPid in $(ls "$run"/husk/pods/*/status.json)" >&2; exit 1; }
+kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/$3"; }
+rss_start=$(kb "$sup" VmRSS status)
+sleep 2
+rss_idle=$(kb "$sup" VmRSS status)
+anon_idle=$(kb "$sup" RssAnon status)
+priv_idle=$(awk '$1 ~ /^Private_(Clean|Dirty):$/ {s += $2} END {print s}' "/proc/$sup/smaps_rollup")
+dirty_idle=$(kb "$sup" Private_Dirty smaps_rollup)
+cg2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+pause=$(head -1 "$cg2/husk/$(basename "$(ls -d "$run"/husk/pods/*)")/pause/cgroup.procs")
+rss_pause=$(kb "$pause" VmRSS status)
+$H exec bench5 -c c3 -- true
+rss_after_exec=$(kb "$sup" VmRSS status)
+shim_rss=-
+if [ -n "$ctr_cmd" ]; then
+  ctr -a "$run/ctrd.sock" -n bench run -d docker.io/library/busybox:1.36 bench-ctr-d sleep 1000 >/dev/null
+  sleep 1
+  shim=$(pgrep -f "containerd-shim-runc-v2 -namespace bench" | head -1)
+  [ -z "$shim" ] || shim_rss=$(kb "$shim" VmRSS status)
+fi
+
+echo
+echo "pods: $runs runs each, $(nproc) cores, $(uname -r); $($husk_bin --version); $(containerd --version 2>/dev/null | cut -d' ' -f3 || echo no containerd)"
+awk -F, 'NR == 1 { next }
+  # the CSV of hyperfine: command,mean,stddev,median,user,system,min,max
+  { printf "%-12s median %8.1f ms   mean %8.1f ms   stddev %6.1f ms   min %8.1f ms   max %8.1f ms\n", $1, $4 * 1000, $2 * 1000, $3 * 1000, $7 * 1000, $8 * 1000
+    m[$1] = $4 * 1000 }
+  END { if ("ctr-run-rm" in m) printf "ratio run-true / ctr-run-rm (medians): %.2fx\n", m["run-true"] / m["ctr-run-rm"] }' "$work/pods.csv"
+echo
+echo "5-container pod: supervisor VmRSS ${rss_start} KB right after start, ${rss_idle} KB idle (private ${priv_idle} KB, of which anon ${anon_idle} KB, dirty ${dirty_idle} KB), ${rss_after_exec} KB just after an exec; pause ${rss_pause} KB"
+echo "containerd-shim-runc-v2 (one container): VmRSS ${shim_rss} KB"
