@@ -118,6 +118,10 @@ int cshim_epoll_create(void);
 int cshim_epoll_add(int ep, int fd);
 int cshim_epoll_del(int ep, int fd);
 /// epoll_wait into parallel arrays of fds and event masks (EINTR: 0 events).
+/// Drops the resident pages of the executable's code (r-xp) and of its read-only data that are
+/// still the file's (r--p, by pagemap); they stay in the page cache. Returns the bytes dropped.
+size_t cshim_trim_executable(void);
+
 int cshim_epoll_wait(int ep, int *_Nonnull fds, uint32_t *_Nonnull events, int max, int timeout_ms);
 /// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK).
 int cshim_eventfd(void);

@@ -1,3 +1,4 @@
+import Foundation
 import CShim
 import HuskSystem
 import SystemPackage
@@ -93,5 +94,37 @@ struct FilesTests {
         #expect(ExitStatus.exited(3).code == 3)
         #expect(ExitStatus.signaled(SIGTERM, coreDumped: false).code == 143)
         #expect(ExitStatus.signaled(SIGKILL, coreDumped: false).code == 137)
+    }
+}
+
+@Suite("Resident memory")
+struct ResidentMemoryTests {
+    /// Resident KB of this process's mappings of its executable with permissions `perms`.
+    static func residentKB(_ perms: String) -> Int {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        let smaps = (try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8)) ?? ""
+        var inside = false
+        var kb = 0
+        for line in smaps.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let first = f.first, first.contains("-"), f.count >= 2, first.first?.isHexDigit == true {
+                inside = f.count >= 6 && f[1] == perms && f[5...].joined(separator: " ") == exe
+            } else if inside, f.first == "Rss:", f.count >= 2, let v = Int(f[1]) {
+                kb += v
+            }
+        }
+        return kb
+    }
+
+    @Test("trimming drops the executable's code and file-backed read-only data; the process goes on working")
+    func trim() {
+        let before = Self.residentKB("r-xp")
+        #expect(before > 0, "this test process has resident code of its executable")
+        let dropped = ResidentMemory.trimExecutableCode()
+        #expect(dropped >= before * 1024, "dropped \(dropped) bytes, code resident before: \(before) KB")
+        // Code and relocated read-only data still work after the drop (faulted back in).
+        let text = JSONValue.object(["a": .array([.number(1), .string("x")])]).serialized()
+        #expect(text.contains("\"a\""))
+        #expect(Self.residentKB("r-xp") < before, "resident code after the trim and a little work")
     }
 }
