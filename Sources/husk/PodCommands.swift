@@ -75,12 +75,13 @@ struct Run: ParsableCommand {
     }
 
     /// Every app container (after the init containers) has been started and its postStart
-    /// returned.
+    /// returned (a container without one counts as soon as it started, even if it has
+    /// exited since; one whose postStart failed never does).
     static func allStarted(_ v: PodView) -> Bool {
         v.state.initialized && v.state.containers.filter { $0.kind == .app }.allSatisfy { c in
             guard let l = c.latest, l.startedAt != nil else { return false }
             if let w = c.waiting, PodSupervisor.errorReasons.contains(w.reason) { return false }
-            return l.postStartDone || l.state == .exited
+            return l.postStartDone
         }
     }
 

@@ -171,12 +171,15 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 }
                 return true
             } catch {
-                let message = "Failed to create pod sandbox: \(error)"
-                events.warning("FailedCreatePodSandBox", message)
+                // A volume that cannot be set up is kubelet's volume manager failing before any
+                // sandbox exists: event FailedMount with the volume's error, no pod message.
+                let mountFailure = error.message.hasPrefix("MountVolume.")
+                let message = mountFailure ? "\(error)" : "Failed to create pod sandbox: \(error)"
+                events.warning(mountFailure ? "FailedMount" : "FailedCreatePodSandBox", message)
                 sandboxBackoff = sandboxBackoff == 0 ? 10 * scale : min(sandboxBackoff * 2, 300 * scale)
                 let until = Clock.monotonicSeconds() + sandboxBackoff
                 m.locked {
-                    state.message = message
+                    if !mountFailure { state.message = message }
                     state.sandboxError = message
                     changed()
                     while !state.terminating && Clock.monotonicSeconds() < until { m.wait(until: until) }
@@ -428,12 +431,14 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         if let failure {
             let message = hookFailureMessage(hook, container: c, failure)
             events.warning("FailedPostStartHook", "PostStartHook failed", st)
-            killContainer(handle, c, grace: max(pod.spec.terminationGracePeriodSeconds, 0), message: "FailedPostStartHook")
+            // The reason is set before the kill: no status may show the container exited
+            // without it (`husk run -d` would take that for a container that ran and ended).
             m.locked {
                 let willRestart = pod.spec.restartPolicy != .never || state.containers[i].kind == .sidecar
                 if willRestart && !state.terminating { state.containers[i].waiting = ("PostStartHookError", message) }
                 changed()
             }
+            killContainer(handle, c, grace: max(pod.spec.terminationGracePeriodSeconds, 0), message: "FailedPostStartHook")
             return
         }
         m.locked {
