@@ -17,14 +17,20 @@ runs=${2:-30}
 work=$(mktemp -d /tmp/husk-bench-pods-XXXXXX)
 run=$(mktemp -d /run/husk-bench-pods-XXXXXX)
 ctrd_pid=
+# containerd's namespace: runc puts its containers in cgroups /<namespace>/<id> of every
+# hierarchy (v1 ones too on a hybrid host); cleanup removes that directory.
+ns=husk-bench-$$
 cleanup() {
   for p in $(ls "$run/husk/pods" 2>/dev/null); do "$husk_bin" --root "$work/root" --state "$run/husk" --log-dir "$work/logs" rm --force "$p" >/dev/null 2>&1 || true; done
   if [ -n "$ctrd_pid" ]; then
-    ctr -a "$run/ctrd.sock" -n bench tasks kill -s SIGKILL bench-ctr-d >/dev/null 2>&1 || true
+    ctr -a "$run/ctrd.sock" -n "$ns" tasks kill -s SIGKILL bench-ctr-d >/dev/null 2>&1 || true
     sleep 0.2
-    ctr -a "$run/ctrd.sock" -n bench containers rm bench-ctr-d >/dev/null 2>&1 || true
+    ctr -a "$run/ctrd.sock" -n "$ns" containers rm bench-ctr-d >/dev/null 2>&1 || true
     kill "$ctrd_pid" 2>/dev/null || true
     wait "$ctrd_pid" 2>/dev/null || true
+    awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup" || t == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
+      if [ -d "$m/$ns" ]; then find "$m/$ns" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+    done
   fi
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work" "$run"
@@ -71,8 +77,8 @@ TOML
   ctrd_pid=$!
   for _ in $(seq 100); do [ -S "$run/ctrd.sock" ] && break; sleep 0.05; done
   skopeo copy --quiet "oci:$work/layout:1.36" "docker-archive:$work/bb.tar:docker.io/library/busybox:1.36"
-  ctr -a "$run/ctrd.sock" -n bench images import "$work/bb.tar" >/dev/null
-  ctr_cmd="ctr -a $run/ctrd.sock -n bench run --rm docker.io/library/busybox:1.36 bench-ctr true"
+  ctr -a "$run/ctrd.sock" -n "$ns" images import "$work/bb.tar" >/dev/null
+  ctr_cmd="ctr -a $run/ctrd.sock -n $ns run --rm docker.io/library/busybox:1.36 bench-ctr true"
 else
   echo "bench: containerd is not installed (apt-get install containerd): no ctr comparison" >&2
   ctr_cmd=
@@ -108,14 +114,14 @@ rss_idle=$(kb "$sup" VmRSS status)
 anon_idle=$(kb "$sup" RssAnon status)
 priv_idle=$(awk '$1 ~ /^Private_(Clean|Dirty):$/ {s += $2} END {print s}' "/proc/$sup/smaps_rollup")
 dirty_idle=$(kb "$sup" Private_Dirty smaps_rollup)
-cg2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+cg2=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 pause=$(head -1 "$cg2/husk/$(basename "$(ls -d "$run"/husk/pods/*)")/pause/cgroup.procs")
 rss_pause=$(kb "$pause" VmRSS status)
 $H exec bench5 -c c3 -- true
 rss_after_exec=$(kb "$sup" VmRSS status)
 shim_rss=-
 if [ -n "$ctr_cmd" ]; then
-  ctr -a "$run/ctrd.sock" -n bench run -d docker.io/library/busybox:1.36 bench-ctr-d sleep 1000 >/dev/null
+  ctr -a "$run/ctrd.sock" -n "$ns" run -d docker.io/library/busybox:1.36 bench-ctr-d sleep 1000 >/dev/null
   sleep 1
   shim=$(pgrep -f "containerd-shim-runc-v2 -namespace bench" | head -1)
   [ -z "$shim" ] || shim_rss=$(kb "$shim" VmRSS status)

@@ -48,7 +48,7 @@ wrap() { # wrap PREP CMD...
   local prep=$1; shift
   printf "unshare -m --propagation private sh -c '%s; exec %s'" "$prep" "$*"
 }
-cg=$(awk '$9=="cgroup2"{print $5; exit}' /proc/self/mountinfo)
+cg=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 cmd_husk=$(wrap ":" "$husk" --root "$state/husk" run --bundle "$bundle" bench-husk)
 cmd_crun=$(wrap "umount $cg" crun --root "$state/crun" run --bundle "$bundle" bench-crun)
 cmd_runc=$(wrap ":" runc --root "$state/runc" run --bundle "$bundle" bench-runc)

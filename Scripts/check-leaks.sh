@@ -11,7 +11,8 @@ scan() {
 leaks=()
 
 while read -r mp; do leaks+=("mount: $mp"); done < <(awk '{print $5}' /proc/self/mountinfo | grep -E 'husk-test|/husk/' || true)
-cg=$(awk '$9=="cgroup2"{print $5; exit}' /proc/self/mountinfo)
+# The filesystem type follows the "-" after mountinfo's optional fields.
+cg=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 if [ -n "$cg" ]; then
   while read -r d; do leaks+=("cgroup: $d"); done < <( { find "$cg" -maxdepth 3 -type d -name 'husk*'; find "$cg/husk" -mindepth 1 -type d; } 2>/dev/null | sort -u)
 fi
