@@ -303,9 +303,9 @@ static void do_mount(struct child *c, const struct cshim_mount *m) {
 
     if (m->options & CSHIM_MOUNT_BIND) {
         if (m->source_fd >= 0) {
-            // Resolved by the caller (a volume subPath, inside the volume): use that very file.
-            srcfd = fcntl(m->source_fd, F_DUPFD_CLOEXEC, 0);
-            if (srcfd < 0) fail(c, stage, errno, m->target);
+            // A detached mount tree made by the caller (a volume subPath, resolved inside the
+            // volume): attached below with move_mount.
+            srcfd = m->source_fd;
         } else {
             if (m->source == NULL) fail(c, stage, EINVAL, m->target);
             // The source is a host path, opened before anything is mounted on the target.
@@ -336,7 +336,10 @@ static void do_mount(struct child *c, const struct cshim_mount *m) {
     int tfd = resolve_or_create(c->rootfd, m->target, as_file);
     if (tfd < 0) fail(c, stage, errno, m->target);
 
-    if (m->options & CSHIM_MOUNT_BIND) {
+    if ((m->options & CSHIM_MOUNT_BIND) && m->source_fd >= 0) {
+        if (syscall(SYS_move_mount, srcfd, "", tfd, "", 4U /* F_EMPTY_PATH */ | 0x40U /* T_EMPTY_PATH */) < 0)
+            fail(c, stage, errno, m->target);
+    } else if (m->options & CSHIM_MOUNT_BIND) {
         unsigned long flags = MS_BIND | (m->flags & MS_REC);
         if (mount(fd_path(sbuf, srcfd), fd_path(tbuf, tfd), NULL, flags, NULL) < 0) fail(c, stage, errno, m->target);
     } else {
@@ -344,7 +347,7 @@ static void do_mount(struct child *c, const struct cshim_mount *m) {
             fail(c, stage, errno, m->target);
     }
     close(tfd);
-    if (srcfd >= 0) close(srcfd);
+    if (srcfd >= 0 && srcfd != m->source_fd) close(srcfd);
 
     int needs_new_fd = (m->options & (CSHIM_MOUNT_REMOUNT | CSHIM_MOUNT_RECURSIVE_RO)) || m->propagation;
     if (!needs_new_fd) return;
@@ -521,6 +524,24 @@ static void setup_rootfs(struct child *c) {
     close(newroot);
     close(c->rootfd);
     c->rootfd = -1;
+
+    // A missing working directory is created (0755), inside the new root and before it may
+    // become read-only, as runc does (MkdirAll in prepareRootfs).
+    if (p->cwd && p->cwd[0] == '/' && p->cwd[1]) {
+        char dir[PATH_MAX];
+        size_t n = strlen(p->cwd);
+        if (n >= sizeof dir) fail(c, CSHIM_STAGE_CWD, ENAMETOOLONG, p->cwd);
+        memcpy(dir, p->cwd, n + 1);
+        for (char *q = dir + 1;; q++) {
+            if (*q == '/' || *q == 0) {
+                char saved = *q;
+                *q = 0;
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST) fail(c, CSHIM_STAGE_CWD, errno, p->cwd);
+                *q = saved;
+                if (saved == 0) break;
+            }
+        }
+    }
 
     if (p->rootfs_readonly) {
         struct statvfs sv;

@@ -68,7 +68,11 @@ struct cshim_mount {
     unsigned long flags;            // MS_* flags without propagation bits
     unsigned long propagation;      // MS_SHARED/SLAVE/PRIVATE/UNBINDABLE [| MS_REC], or 0
     unsigned int options;           // CSHIM_MOUNT_*
-    int source_fd;                  // bind: an O_PATH fd of the source (resolved by the caller), or -1
+    // bind: a detached copy of the source made by the caller with open_tree(OPEN_TREE_CLONE)
+    // (a volume subPath resolved inside its volume), attached with move_mount; or -1. (An
+    // O_PATH fd would not do: the child's new mount namespace cannot bind a mount of the
+    // caller's.)
+    int source_fd;
 };
 
 struct cshim_device {

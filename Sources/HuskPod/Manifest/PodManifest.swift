@@ -311,8 +311,11 @@ public enum PodManifest {
             default: spec.startupProbe = probe
             }
         }
-        spec.terminationMessagePath = try c.optString("terminationMessagePath") ?? "/dev/termination-log"
-        spec.terminationMessagePolicy = try c.optString("terminationMessagePolicy") ?? "File"
+        // SetDefaults_Container: an empty path or policy is defaulted like a missing one.
+        let messagePath = try c.optString("terminationMessagePath") ?? ""
+        spec.terminationMessagePath = messagePath.isEmpty ? "/dev/termination-log" : messagePath
+        let messagePolicy = try c.optString("terminationMessagePolicy") ?? ""
+        spec.terminationMessagePolicy = messagePolicy.isEmpty ? "File" : messagePolicy
         spec.securityContext = try c.optObject("securityContext") { (s) throws(FieldError) -> ContainerSecurityContext in
             w.check(s, known: ["runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities", "readOnlyRootFilesystem",
                                "allowPrivilegeEscalation", "seccompProfile", "procMount"],

@@ -151,6 +151,11 @@ struct Validator {
         if s.type == .localhost && (s.localhostProfile ?? "").isEmpty {
             fail("\(path).localhostProfile", "Required value: must be set when seccomp type is Localhost")
         }
+        // validateLocalDescendingPath: a profile is a path below kubelet's seccomp root.
+        if s.type == .localhost, let p = s.localhostProfile, !p.isEmpty {
+            if p.hasPrefix("/") { fail("\(path).localhostProfile", "Invalid value \"\(p)\": must be a relative path") }
+            if p.split(separator: "/").contains("..") { fail("\(path).localhostProfile", "Invalid value \"\(p)\": must not contain '..'") }
+        }
         if s.type != .localhost && s.localhostProfile != nil {
             fail("\(path).localhostProfile", "Invalid value: can only be set when seccomp type is Localhost")
         }

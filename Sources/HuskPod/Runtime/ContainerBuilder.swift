@@ -117,10 +117,20 @@ public struct ContainerBuilder {
         } catch {
             throw ContainerConfigError(reason: "CreateContainerConfigError", message: error.message)
         }
-        if (sc?.runAsNonRoot ?? psc.runAsNonRoot) == true && defaults.uid == 0 {
-            throw ContainerConfigError(
-                reason: "CreateContainerConfigError",
-                message: "container has runAsNonRoot and image will run as root (pod: \"\(pod.metadata.name)_\(pod.metadata.namespace)(\(pod.metadata.uid))\", container: \(container.name))")
+        // kubelet's verifyRunAsNonRoot: an explicit runAsUser 0 and an image user 0 are told apart.
+        if (sc?.runAsNonRoot ?? psc.runAsNonRoot) == true {
+            let podRef = "\(pod.metadata.name)_\(pod.metadata.namespace)(\(pod.metadata.uid))"
+            if let u = sc?.runAsUser ?? psc.runAsUser {
+                if u == 0 {
+                    throw ContainerConfigError(
+                        reason: "CreateContainerConfigError",
+                        message: "container's runAsUser breaks non-root policy (pod: \"\(podRef)\", container: \(container.name))")
+                }
+            } else if defaults.uid == 0 {
+                throw ContainerConfigError(
+                    reason: "CreateContainerConfigError",
+                    message: "container has runAsNonRoot and image will run as root (pod: \"\(podRef)\", container: \(container.name))")
+            }
         }
         // lifecycle.stopSignal > the image's STOPSIGNAL > SIGTERM (pod-semantics §6).
         var stop = SIGTERM
@@ -130,7 +140,12 @@ public struct ContainerBuilder {
             stop = n
         }
         var d = defaults
-        d.additionalGids += pod.spec.securityContext.supplementalGroups.map { UInt32(clamping: $0) }.filter { !d.additionalGids.contains($0) }
+        // containerd's WithAdditionalGIDs puts the primary gid first among the supplementary
+        // groups (ensureAdditionalGids, CVE-2023-25173), then WithSupplementalGroups appends the pod's.
+        if !d.additionalGids.contains(d.gid) { d.additionalGids.insert(d.gid, at: 0) }
+        for g in pod.spec.securityContext.supplementalGroups.map({ UInt32(clamping: $0) }) where !d.additionalGids.contains(g) {
+            d.additionalGids.append(g)
+        }
         if !d.env.contains(where: { $0.hasPrefix("PATH=") }) {
             d.env.insert("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", at: 0)
         }
@@ -138,19 +153,25 @@ public struct ContainerBuilder {
         return Process(defaults: d, stopSignal: stop)
     }
 
-    /// The capabilities of the container: containerd's defaults, all when privileged, then
-    /// securityContext.capabilities drop (ALL drops all) and add (ALL adds all).
+    /// The capabilities of the container as containerd computes them: "all" is what this
+    /// process holds (oci.WithAllCurrentCapabilities, criService.allCaps), not every
+    /// capability of the kernel, which a process with a reduced bounding set could not grant;
+    /// privileged gets all; otherwise the defaults, then add ALL, drop ALL, the single adds,
+    /// the single drops, in that order (customopts.WithCapabilities).
     func capabilities() -> [String] {
-        let all = Array(Capabilities.names.prefix(Capabilities.lastCap + 1))
+        let current = Capabilities.current().effective
+        let all = Capabilities.names.prefix(Capabilities.lastCap + 1).enumerated()
+            .filter { current & (UInt64(1) << UInt64($0.offset)) != 0 }.map(\.element)
         let sc = container.securityContext
         if sc?.privileged == true { return all }
         func norm(_ c: String) -> String { c.uppercased().hasPrefix("CAP_") ? c.uppercased() : "CAP_" + c.uppercased() }
         var caps = Self.defaultCapabilities
-        let drop = (sc?.capabilitiesDrop ?? []).map(norm)
-        if drop.contains("CAP_ALL") { caps = [] } else { caps.removeAll { drop.contains($0) } }
         let add = (sc?.capabilitiesAdd ?? []).map(norm)
-        if add.contains("CAP_ALL") { return all }
-        for a in add where !caps.contains(a) && Capabilities.number(a) != nil { caps.append(a) }
+        let drop = (sc?.capabilitiesDrop ?? []).map(norm)
+        if add.contains("CAP_ALL") { caps = all }
+        if drop.contains("CAP_ALL") { caps = [] }
+        for a in add where a != "CAP_ALL" && !caps.contains(a) && Capabilities.number(a) != nil { caps.append(a) }
+        caps.removeAll { drop.contains($0) }
         return caps
     }
 
@@ -227,15 +248,27 @@ public struct ContainerBuilder {
         case .unconfined: return nil
         case .runtimeDefault: return SeccompDefault.profile(capabilities: capabilities)
         case .localhost:
+            // kubelet hands the runtime <seccomp root>/<localhostProfile>; containerd's
+            // seccomp.WithProfile reads it, and a failure fails CRI CreateContainer.
             let name = profile.localhostProfile ?? ""
             let path = Files.absolute(name, relativeTo: sandbox.paths.settings.seccompDir)
-            guard path.hasPrefix(sandbox.paths.settings.seccompDir + "/"), let bytes = (try? Files.read(path)) ?? nil else {
-                throw ContainerConfigError(reason: "CreateContainerConfigError", message: "seccomp profile \"\(name)\" not found in \(sandbox.paths.settings.seccompDir)")
+            guard path.hasPrefix(sandbox.paths.settings.seccompDir + "/") else {
+                throw ContainerConfigError(reason: "CreateContainerError", message: "cannot load seccomp profile \"\(path)\": outside \(sandbox.paths.settings.seccompDir)")
+            }
+            let read: [UInt8]?
+            do {
+                read = try Files.read(path)
+            } catch {
+                throw ContainerConfigError(reason: "CreateContainerError", message: "cannot load seccomp profile \"\(path)\": \(error)")
+            }
+            guard let bytes = read else {
+                throw ContainerConfigError(
+                    reason: "CreateContainerError", message: "cannot load seccomp profile \"\(path)\": open \(path): no such file or directory")
             }
             do {
                 return try JSONDecoder().decode(Spec.Seccomp.self, from: Data(bytes))
             } catch {
-                throw ContainerConfigError(reason: "CreateContainerConfigError", message: "seccomp profile \(path): \(JSONPath.describe(error))")
+                throw ContainerConfigError(reason: "CreateContainerError", message: "decoding seccomp profile failed \"\(path)\": \(JSONPath.describe(error))")
             }
         }
     }
@@ -249,7 +282,18 @@ public struct ContainerBuilder {
             let base: String
             switch v.source {
             case .emptyDir: base = sandbox.paths.emptyDir(v.name)
-            case .hostPath(let path, _): base = path
+            case .hostPath(let path, let type):
+                base = path
+                // No type: kubelet checks nothing, and containerd creates a missing host path
+                // as a directory (0755) when it makes the container (WithMounts).
+                var st = stat()
+                if type.isEmpty && lstat(path, &st) != 0 && currentErrno == .noSuchFileOrDirectory {
+                    do {
+                        try Files.makeDirectories(path, mode: 0o755)
+                    } catch {
+                        throw ContainerConfigError(reason: "CreateContainerError", message: "failed to mkdir \"\(path)\": \(error)")
+                    }
+                }
             }
             var entry = SpawnPlan.MountEntry(source: base, target: Files.clean(m.mountPath), fstype: nil)
             entry.options = UInt32(CSHIM_MOUNT_BIND)
@@ -283,7 +327,11 @@ public struct ContainerBuilder {
                         }
                         fd = try root.openat2(String(clean), CSHIM_O_PATH, resolve: CSHIM_RESOLVE_IN_ROOT | CSHIM_RESOLVE_NO_MAGICLINKS)
                     }
-                    entry.sourceFD = fd
+                    // A detached copy of what was resolved, for the child to attach: it cannot
+                    // bind a mount of this mount namespace from its own new one.
+                    let tree = cshim_open_tree(fd.raw, "", CSHIM_OPEN_TREE_CLONE | CSHIM_OPEN_TREE_CLOEXEC | CSHIM_AT_EMPTY_PATH | CSHIM_AT_RECURSIVE)
+                    guard tree >= 0 else { throw SystemCallError("open_tree", base + "/" + sub, currentErrno) }
+                    entry.sourceFD = FD(adopting: tree)
                     entry.source = base + "/" + sub
                 } catch {
                     throw ContainerConfigError(reason: "CreateContainerConfigError", message: "failed to prepare subPath \"\(sub)\" of volume \"\(m.name)\": \(error)")

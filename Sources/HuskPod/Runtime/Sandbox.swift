@@ -302,7 +302,8 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         let exists = stat(path, &st) == 0
         let kind = st.st_mode & S_IFMT
         func fail(_ what: String) -> HuskError {
-            HuskError(.invalidArgument, "MountVolume.SetUp failed for volume \"\(volume)\": hostPath type check failed: \(path) is not \(what)")
+            // kubelet's GenerateError ("%v for volume %q %v" with ": <err>") and hostpath's checkTypeInternal.
+            HuskError(.invalidArgument, "MountVolume.SetUp failed for volume \"\(volume)\" : hostPath type check failed: \(path) is not \(what)")
         }
         switch type {
         case "DirectoryOrCreate":
@@ -325,10 +326,10 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
                 throw fail("a file")
             }
         case "File": if !exists || kind != S_IFREG { throw fail("a file") }
-        case "Socket": if !exists || kind != S_IFSOCK { throw fail("a socket") }
+        case "Socket": if !exists || kind != S_IFSOCK { throw fail("a socket file") }
         case "CharDevice": if !exists || kind != S_IFCHR { throw fail("a character device") }
         case "BlockDevice": if !exists || kind != S_IFBLK { throw fail("a block device") }
-        default:  // "": no check; bind fails later if the path is missing
+        default:  // "": no check; a missing path is made a directory when a container mounts it (containerd)
             break
         }
     }
