@@ -367,6 +367,49 @@ struct PodLifecycleTests {
 
     // MARK: - §6 termination
 
+    @Test("§10: activeDeadlineSeconds 2 counts init time: the pod is Failed with DeadlineExceeded, its containers stopped with the grace")
+    func activeDeadline() throws {
+        let scratch = Self.scratch()
+        let husk = PodHusk(scratch)
+        defer { husk.cleanup() }
+        let (r, _) = timed { husk.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: deadline
+            spec:
+              activeDeadlineSeconds: 2
+              terminationGracePeriodSeconds: 5
+              initContainers:
+              - name: init
+                image: busybox:1.36
+                command: ["sleep", "1"]
+              containers:
+              - name: main
+                image: busybox:1.36
+                command: \(Self.quick)
+            """) }
+        #expect(r.status == 0, "\(r.stderr)")
+        let started = Date()
+        let done = husk.wait("deadline", timeout: 15) { ($0.status["reason"] as? String) == "DeadlineExceeded" && $0.stateKind("main") == "terminated" }
+        let pod = try #require(done)
+        #expect(pod.phase == "Failed")
+        #expect(pod.status["message"] as? String == "Pod was active on the node longer than the specified deadline")
+        // The deadline runs from startTime, 1 s of which the init container took.
+        let took = Date().timeIntervalSince(started)
+        #expect(took < 2.5, "§10: the deadline (2 s from startTime, 1 s of it init) hit \(took) s after run -d returned")
+        // main traps SIGTERM and exits 0: stopped with the normal kill path, not SIGKILL.
+        #expect(pod.exitCode("main") == 0, "\(pod.container("main") ?? [:])")
+        let ev = husk.events("deadline")
+        let dl = events(ev, "DeadlineExceeded")
+        #expect(dl.count == 1 && dl.first?["type"] as? String == "Normal", "\(dl)")
+        #expect(events(ev, "Killing", "main").count == 1)
+        // It stays so once the pod has finished (husk stop returns then).
+        #expect(husk("stop", "deadline").status == 0)
+        let end = husk.inspect("deadline")
+        #expect(end?.phase == "Failed" && end?.status["reason"] as? String == "DeadlineExceeded", "\(end?.status ?? [:])")
+    }
+
     @Test("§6: a process ignoring SIGTERM is SIGKILLed after the grace (3 s): 137, Error, pod Failed")
     func stopIgnoringTerm() throws {
         let scratch = Self.scratch()

@@ -140,6 +140,10 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             state.hostIP = sandbox.hostIP
             changed()
         }
+        // activeDeadlineSeconds counts from startTime, init containers included (§10).
+        if let d = pod.spec.activeDeadlineSeconds {
+            _ = loop.after(Double(d)) { [self] in deadlineExceeded() }
+        }
         if createSandbox() {
             while case .start(let i) = nextStep() {
                 startContainer(i)
@@ -608,6 +612,24 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         }
         if unexpected {
             events.warning("SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+            requestStop(grace: nil)
+        }
+    }
+
+    /// kubelet's activeDeadlineHandler: the pod is Failed with DeadlineExceeded and killed
+    /// with the normal grace (§10). Loop thread.
+    func deadlineExceeded() {
+        let message = "Pod was active on the node longer than the specified deadline"
+        let hit = m.locked { () -> Bool in
+            guard !state.finished, !stopRequested, state.phase != "Succeeded", state.phase != "Failed" else { return false }
+            state.phase = "Failed"
+            state.reason = "DeadlineExceeded"
+            state.message = message
+            changed()
+            return true
+        }
+        if hit {
+            events.normal("DeadlineExceeded", message)
             requestStop(grace: nil)
         }
     }
