@@ -367,6 +367,74 @@ struct PodLifecycleTests {
 
     // MARK: - §6 termination
 
+    @Test("§4: on stop, app containers get SIGTERM first, then sidecars in reverse declaration order, each after the ones it waits for exited; sidecar preStops start at once")
+    func sidecarStopOrder() throws {
+        let scratch = Self.scratch()
+        let husk = PodHusk(scratch)
+        defer { husk.cleanup() }
+        // Each container logs when SIGTERM arrives, takes 0.5 s to exit, and logs that too.
+        func term(_ name: String) -> String {
+            #"["sh", "-c", "trap 'read up rest < /proc/uptime; echo \#(name) term $up >> /shared/order; sleep 0.5; read up rest < /proc/uptime; echo \#(name) exit $up >> /shared/order; exit 0' TERM; while true; do sleep 0.1; done"]"#
+        }
+        let preStop = #"["sh", "-c", "read up rest < /proc/uptime; echo s1 prestop $up >> /shared/order"]"#
+        let r = husk.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: sidecars
+            spec:
+              terminationGracePeriodSeconds: 10
+              volumes:
+              - name: shared
+                emptyDir: {}
+              initContainers:
+              - name: s1
+                image: busybox:1.36
+                restartPolicy: Always
+                command: \(term("s1"))
+                volumeMounts: [{name: shared, mountPath: /shared}]
+                lifecycle:
+                  preStop:
+                    exec:
+                      command: \(preStop)
+              - name: s2
+                image: busybox:1.36
+                restartPolicy: Always
+                command: \(term("s2"))
+                volumeMounts: [{name: shared, mountPath: /shared}]
+              containers:
+              - name: app
+                image: busybox:1.36
+                command: \(term("app"))
+                volumeMounts: [{name: shared, mountPath: /shared}]
+            """)
+        #expect(r.status == 0, "\(r.stderr)")
+        let uid = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let (stop, took) = timed { husk("stop", "sidecars") }
+        #expect(stop.status == 0, "\(stop.stderr)")
+        #expect(took < 4, "§4: three 0.5 s exits in a row, not the 10 s grace: \(took) s")
+        let text = (try? String(contentsOfFile: husk.root + "/pods/\(uid)/volumes/kubernetes.io~empty-dir/shared/order", encoding: .utf8)) ?? ""
+        var at: [String: Double] = [:]
+        var order: [String] = []
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count == 3, let t = Double(f[2]) else { continue }
+            at["\(f[0]) \(f[1])"] = t
+            order.append("\(f[0]) \(f[1])")
+        }
+        let terms = order.filter { $0.hasSuffix(" term") }
+        #expect(terms == ["app term", "s2 term", "s1 term"], "§4: SIGTERM order: \(text)")
+        if let a = at["app exit"], let s2 = at["s2 term"], let s2x = at["s2 exit"], let s1 = at["s1 term"], let p = at["s1 prestop"], let at0 = at["app term"] {
+            #expect(s2 >= a, "§4: s2 got SIGTERM (\(s2)) before app exited (\(a))")
+            #expect(s1 >= s2x, "§4: s1 got SIGTERM (\(s1)) before s2 exited (\(s2x))")
+            #expect(p <= at0 + 0.3, "§4: s1's preStop (\(p)) starts at once, with the app's SIGTERM (\(at0))")
+        } else {
+            Issue.record("missing lines: \(text)")
+        }
+        let pod = husk.inspect("sidecars")
+        #expect(pod?.phase == "Succeeded", "\(pod?.status ?? [:])")
+    }
+
     @Test("§10: activeDeadlineSeconds 2 counts init time: the pod is Failed with DeadlineExceeded, its containers stopped with the grace")
     func activeDeadline() throws {
         let scratch = Self.scratch()

@@ -712,7 +712,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                     runtime.kill(h)
                     _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
                 } else {
-                    killContainer(h, c, grace: grace, message: nil)
+                    killContainer(h, c, grace: grace, message: nil, ordered: true)
                 }
                 done.locked {
                     count.n += 1
@@ -725,7 +725,10 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
 
     /// killContainer: Killing event, preStop within the grace, the stop signal, SIGKILL when
     /// the rest of the grace (at least 2 s) is spent. Blocks until the container exited.
-    func killContainer(_ h: ContainerHandle, _ c: ContainerSpec, grace: Int64, message: String?) {
+    /// `ordered` (the whole pod is being killed): a sidecar, after its preStop, waits for its
+    /// turn: until every app container and every sidecar declared after it has terminated, at
+    /// most the rest of its grace, which the wait uses up (§4, kubelet's terminationOrdering).
+    func killContainer(_ h: ContainerHandle, _ c: ContainerSpec, grace: Int64, message: String?, ordered: Bool = false) {
         let st = m.locked { state.index(h.name).map { state.containers[$0] } }
         events.normal("Killing", message ?? "Stopping container \(c.name)", st)
         if h.gate != nil {
@@ -758,6 +761,18 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 events.warning("FailedPreStopHook", "PreStopHook failed", st)
             }
             grace -= Int64(Clock.monotonicSeconds() - start)
+        }
+        if ordered, grace > 0, let i = m.locked({ state.index(h.name) }), m.locked({ state.containers[i].kind == .sidecar }) {
+            let waitStart = Clock.monotonicSeconds()
+            _ = m.wait(for: { [self] in
+                state.containers.indices.allSatisfy { j in
+                    let o = state.containers[j]
+                    guard o.kind == .app || (o.kind == .sidecar && j > i), let other = handles[o.name] else { return true }
+                    return other.exit != nil
+                }
+            }, until: waitStart + Double(grace))
+            // Whole seconds, truncated, as kubelet counts them.
+            grace -= Int64(Clock.monotonicSeconds() - waitStart)
         }
         if grace < 2 { grace = 2 }
         // StopContainer(timeout: grace).
