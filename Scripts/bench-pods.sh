@@ -123,7 +123,7 @@ shim_rss=-
 if [ -n "$ctr_cmd" ]; then
   ctr -a "$run/ctrd.sock" -n "$ns" run -d docker.io/library/busybox:1.36 bench-ctr-d sleep 1000 >/dev/null
   sleep 1
-  shim=$(pgrep -f "containerd-shim-runc-v2 -namespace bench" | head -1)
+  shim=$(pgrep -f "containerd-shim-runc-v2 -namespace $ns" | head -1 || true)
   [ -z "$shim" ] || shim_rss=$(kb "$shim" VmRSS status)
 fi
 
