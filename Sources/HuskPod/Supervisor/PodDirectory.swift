@@ -82,7 +82,17 @@ public enum PodDirectory {
             for c in record.pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
         }
         if pid == 0, let text = (try? Files.readString(dir + "/supervisor.pid")) ?? nil, let p = Int32(text.trimmed()) { pid = p }
-        let alive = isSupervisor(pid, uid: uid)
+        var alive = isSupervisor(pid, uid: uid)
+        if pid == 0, !alive {
+            // No supervisor pid yet: `husk run` is between writing pod.json and spawning the
+            // supervisor (milliseconds). A launcher that died there leaves the pod like this
+            // for good: after 30 s it counts as lost.
+            var st = stat()
+            if fstatat(AT_FDCWD, dir + "/pod.json", &st, 0) == 0,
+               Double(time(nil)) - Double(st.st_mtim.tv_sec) < 30 {
+                alive = true
+            }
+        }
         // The supervisor writes its last status and then exits: a status read before that
         // write and a liveness check after the exit would make a finished pod look crashed.
         // Once the supervisor is seen gone, the status it left is final: read it again.
