@@ -365,6 +365,28 @@ struct ManifestTests {
         #expect(warnings.count == expected.count, "one warning per field and no more: \(warnings)")
     }
 
+    @Test("a grpc probe, which Husk does not run, gives one warning at its path; exec, httpGet and tcpSocket probes none")
+    func grpcProbeWarns() throws {
+        let (_, w) = try accept("""
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+            spec:
+              containers:
+              - name: app
+                image: busybox
+                ports: [{name: http, containerPort: 8080}]
+                livenessProbe:
+                  grpc: {port: 9090}
+                readinessProbe:
+                  tcpSocket: {port: http}
+                startupProbe:
+                  exec: {command: ["true"]}
+            """)
+        #expect(w == ["spec.containers[0].livenessProbe.grpc: is validated but not run by Husk yet: the container is treated as if it had no livenessProbe"])
+    }
+
     @Test("a clean manifest gives no warnings")
     func noWarningsWhenClean() throws {
         let (_, minimal) = try accept("""

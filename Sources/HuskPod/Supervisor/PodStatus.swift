@@ -19,13 +19,15 @@ public struct Instance: Sendable, Equatable {
     public var message: String? = nil
     /// postStart returned (or there is none): only then is the container reported Running.
     public var postStartDone = false
+    /// The startup probe succeeded (or there is none): kubelet's `started`.
+    public var startupDone = true
     public var logPath: String
 
     var json: JSONValue {
         var o: [String: JSONValue] = [
             "attempt": .number(Double(attempt)), "id": .string(id), "state": .string(state.rawValue),
             "pid": .number(Double(pid)), "createdAt": .string(createdAt), "postStartDone": .bool(postStartDone),
-            "logPath": .string(logPath),
+            "startupDone": .bool(startupDone), "logPath": .string(logPath),
         ]
         if let v = startedAt { o["startedAt"] = .string(v) }
         if let v = finishedAt { o["finishedAt"] = .string(v) }
@@ -54,6 +56,7 @@ public struct Instance: Sendable, Equatable {
         reason = try r.optString("reason")
         message = try r.optString("message")
         postStartDone = try r.optBool("postStartDone") ?? false
+        startupDone = try r.optBool("startupDone") ?? true
         logPath = try r.string("logPath")
     }
 }
@@ -154,10 +157,12 @@ public struct PodState: Sendable {
             state = waiting(defaultWaiting, nil)
         }
         let running = c.isRunning && (c.latest?.postStartDone ?? false)
+        // kubelet: started once the startup probe succeeded; ready only when started (§9).
+        let started = running && (c.latest?.startupDone ?? false)
         var o: [String: JSONValue] = [
-            "name": .string(c.name), "state": state, "lastState": last, "ready": .bool(c.ready && running),
+            "name": .string(c.name), "state": state, "lastState": last, "ready": .bool(c.ready && started),
             "restartCount": .number(Double(c.restartCount)), "image": .string(c.image), "imageID": .string(c.imageID),
-            "started": .bool(running),
+            "started": .bool(started),
         ]
         if let l = c.latest { o["containerID"] = .string("husk://" + l.id) }
         return .object(o)

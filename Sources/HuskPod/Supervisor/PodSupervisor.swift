@@ -223,7 +223,8 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 let c = state.containers[i]
                 if c.kind == .sidecar {
                     if let l = c.latest, l.state == .running {
-                        if l.postStartDone { continue }
+                        // Running, its postStart returned and its startup probe passed (§4).
+                        if l.postStartDone && l.startupDone { continue }
                         return .wait(nil)
                     }
                     if c.latest?.state == .created { return .wait(nil) }
@@ -418,14 +419,19 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 state.containers[i].instances[j].startedAt = Clock.rfc3339Nano()
                 state.containers[i].instances[j].startedMono = Clock.monotonicSeconds()
                 state.containers[i].instances[j].postStartDone = c.lifecycle?.postStart == nil
-                // Probes are not run yet (the manifest warns): ready once running.
-                if c.lifecycle?.postStart == nil && state.containers[i].instances[j].state == .running {
+                state.containers[i].instances[j].startupDone = Self.runnable(c.startupProbe) == nil
+                // Without a readiness probe a container is ready once it runs (§9); with one,
+                // once the probe says so.
+                state.containers[i].ready = false
+                if c.lifecycle?.postStart == nil && Self.runnable(c.readinessProbe) == nil
+                    && state.containers[i].instances[j].state == .running {
                     state.containers[i].ready = true
                 }
             }
             changed()
         }
         events.normal("Started", "Started container \(c.name)", st)
+        startProbes(i, handle, c)
 
         // postStart: awaited; the container is Waiting until it returns (§5).
         guard let hook = c.lifecycle?.postStart else { return }
@@ -448,7 +454,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         m.locked {
             if let j = instanceIndex(i, id) {
                 state.containers[i].instances[j].postStartDone = true
-                if state.containers[i].instances[j].state == .running { state.containers[i].ready = true }
+                if state.containers[i].instances[j].state == .running && Self.runnable(c.readinessProbe) == nil {
+                    state.containers[i].ready = true
+                }
             }
             changed()
         }

@@ -1,0 +1,254 @@
+import CShim
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Startup, liveness and readiness probes (pod-semantics §9; kubelet's prober workers): one
+/// thread per probe of a running container instance, ending with the instance.
+extension PodSupervisor {
+    enum ProbeKind: String {
+        case startup = "Startup", liveness = "Liveness", readiness = "Readiness"
+    }
+
+    /// The probe if Husk runs it: grpc probes are not run (the manifest warns), so the
+    /// container is treated as having none.
+    static func runnable(_ p: Probe?) -> Probe? {
+        guard let p else { return nil }
+        if case .grpc = p.handler { return nil }
+        return p
+    }
+
+    /// Starts the workers of instance `h` of container `i` (right after it started).
+    func startProbes(_ i: Int, _ h: ContainerHandle, _ c: ContainerSpec) {
+        let started = Clock.monotonicSeconds()
+        for (kind, probe) in [(ProbeKind.startup, c.startupProbe), (.liveness, c.livenessProbe), (.readiness, c.readinessProbe)] {
+            guard let probe = Self.runnable(probe) else { continue }
+            Threads.spawn("probe") { [self] in probeWorker(kind, probe, i, h, c, started: started) }
+        }
+    }
+
+    /// kubelet's worker: waits initialDelaySeconds after the start, then probes every
+    /// periodSeconds; the result changes after failureThreshold consecutive failures or
+    /// successThreshold consecutive successes. Until the container has `started`, only the
+    /// startup probe runs; once it has, only liveness and readiness. While the pod is being
+    /// stopped, liveness and startup no longer run.
+    func probeWorker(_ kind: ProbeKind, _ probe: Probe, _ i: Int, _ h: ContainerHandle, _ c: ContainerSpec, started: Double) {
+        var next = started + Double(max(0, probe.initialDelaySeconds))
+        let period = Double(max(1, probe.periodSeconds))
+        var successes: Int64 = 0
+        var failures: Int64 = 0
+        // Initial results: readiness Failure, liveness Success, startup Unknown.
+        var result: Bool? = kind == .liveness ? true : (kind == .readiness ? false : nil)
+        func over() -> Bool { h.exit != nil || (kind != .readiness && state.terminating) || state.finished }
+        while true {
+            if m.wait(for: { over() }, until: next) { return }
+            let isStarted = m.locked { () -> Bool in
+                guard let j = instanceIndex(i, h.id) else { return false }
+                return state.containers[i].instances[j].startupDone
+            }
+            if kind == .startup && isStarted { return }
+            if kind != .startup && !isStarted {
+                next = Clock.monotonicSeconds() + period
+                continue
+            }
+            let (ok, output) = runProbe(probe, h, c)
+            if m.locked({ over() }) { return }
+            let st = m.locked { state.containers[i] }
+            if ok {
+                successes += 1
+                failures = 0
+            } else {
+                failures += 1
+                successes = 0
+                events.warning("Unhealthy", "\(kind.rawValue) probe failed: \(output)", st)
+            }
+            if ok && successes >= max(1, probe.successThreshold) && result != true {
+                result = true
+                probeSucceeded(kind, i, h)
+            } else if !ok && failures >= max(1, probe.failureThreshold) && result != false {
+                result = false
+                if probeFailed(kind, probe, i, h, c) { return }
+            }
+            next = Clock.monotonicSeconds() + period
+        }
+    }
+
+    func probeSucceeded(_ kind: ProbeKind, _ i: Int, _ h: ContainerHandle) {
+        m.locked {
+            guard let j = instanceIndex(i, h.id), h.exit == nil else { return }
+            switch kind {
+            case .startup:
+                state.containers[i].instances[j].startupDone = true
+                if Self.runnable(spec(i).readinessProbe) == nil { state.containers[i].ready = true }
+            case .readiness:
+                state.containers[i].ready = true
+            case .liveness:
+                return
+            }
+            changed()
+        }
+    }
+
+    /// Returns true when the worker is done (its container is being killed).
+    func probeFailed(_ kind: ProbeKind, _ probe: Probe, _ i: Int, _ h: ContainerHandle, _ c: ContainerSpec) -> Bool {
+        if kind == .readiness {
+            m.locked {
+                state.containers[i].ready = false
+                changed()
+            }
+            return false
+        }
+        // Liveness or startup: killed through the normal path and restarted per policy.
+        let restart = m.locked { () -> Bool in
+            if state.containers[i].kind == .sidecar { return true }
+            switch pod.spec.restartPolicy {
+            case .always, .onFailure: return true  // a killed container exits non-zero
+            case .never: return false
+            }
+        }
+        var message = "Container \(c.name) failed \(kind.rawValue.lowercased()) probe"
+        if restart { message += ", will be restarted" }
+        let grace = probe.terminationGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds
+        killContainer(h, c, grace: max(grace, 0), message: message)
+        return true
+    }
+
+    /// One probe; returns whether it succeeded and what to say when it did not.
+    func runProbe(_ probe: Probe, _ h: ContainerHandle, _ c: ContainerSpec) -> (Bool, String) {
+        let timeout = Double(max(1, probe.timeoutSeconds))
+        let deadline = Clock.monotonicSeconds() + timeout
+        switch probe.handler {
+        case .exec(let command):
+            return execProbe(command, h, timeout: timeout)
+        case .httpGet(let g):
+            guard let port = probePort(g.port, c) else { return (false, "no container port named \(g.port)") }
+            let host = g.host ?? runtime.sandbox.podIP
+            let netns = host == nil ? runtime.sandbox.pause?.fd : nil
+            let path = g.path.isEmpty ? "/" : g.path
+            let r = HTTPClient.get(
+                host: host ?? "127.0.0.1", port: port, path: path, scheme: g.scheme.lowercased(), headers: g.headers,
+                userAgent: "kube-probe/1.34", deadline: deadline, netns: netns)
+            switch r {
+            case .success(let code) where code >= 200 && code < 400:
+                return (true, "")
+            case .success(let code):
+                return (false, "HTTP probe failed with statuscode: \(code)")
+            case .failure(let e):
+                return (false, e.message)
+            }
+        case .tcpSocket(let host, let portRef):
+            guard let port = probePort(portRef, c) else { return (false, "no container port named \(portRef)") }
+            let target = host ?? runtime.sandbox.podIP
+            let netns = target == nil ? runtime.sandbox.pause?.fd : nil
+            if let e = TCPProbe.connect(host: target ?? "127.0.0.1", port: port, deadline: deadline, netns: netns) {
+                return (false, e)
+            }
+            return (true, "")
+        case .grpc, .sleep:
+            return (true, "")
+        }
+    }
+
+    func probePort(_ ref: PortRef, _ c: ContainerSpec) -> Int? {
+        switch ref {
+        case .number(let n): return Int(n)
+        case .name(let name): return c.ports.first { $0.name == name }.map { Int($0.containerPort) }
+        }
+    }
+
+    /// CRI ExecSync with a timeout: success iff exit 0; the output (stdout and stderr, at most
+    /// 10 KiB, as kubelet keeps) goes into the Unhealthy event.
+    func execProbe(_ command: [String], _ h: ContainerHandle, timeout: Double) -> (Bool, String) {
+        let p: SpawnedProcess
+        let r: FD
+        do {
+            // The write end lives only in this scope: once the child has it, EOF on `r` means
+            // the command (and whatever it started) is done writing.
+            let null = try FD.open("/dev/null", O_RDWR)
+            let (pr, pw) = try makePipe()
+            p = try runtime.exec(h, argv: command, stdio: [null, pw, pw])
+            r = pr
+        } catch {
+            return (false, "\(error)")
+        }
+        final class Box: @unchecked Sendable {  // guarded by `done`
+            var bytes: [UInt8] = []
+            var finished = false
+        }
+        let box = Box()
+        let done = Monitor()
+        Threads.spawn("probe-out") {
+            var out: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buf.withUnsafeMutableBytes { Glibc.read(r.raw, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                if out.count < 10 * 1024 { out += buf[0..<min(n, 10 * 1024 - out.count)] }
+            }
+            done.locked {
+                box.bytes = out
+                box.finished = true
+                done.broadcast()
+            }
+        }
+        if !p.pidfd.waitForExit(timeout: timeout) {
+            try? p.pidfd.signal(SIGKILL)
+            _ = try? p.pidfd.wait()
+            return (false, "command \"\(command.joined(separator: " "))\" timed out")
+        }
+        let status = (try? p.pidfd.wait()) ?? .exited(255)
+        _ = done.wait(for: { box.finished }, until: Clock.monotonicSeconds() + 1)
+        let output = done.locked { String(decoding: box.bytes, as: UTF8.self) }
+        return (status.code == 0, output)
+    }
+}
+
+/// A TCP connect (tcpSocket probes), from inside the pod's network namespace when `netns`.
+enum TCPProbe {
+    /// nil on success, else kubelet-style text ("dial tcp 127.0.0.1:8080: connect: connection refused").
+    static func connect(host: String, port: Int, deadline: Double, netns: FD?) -> String? {
+        final class Box: @unchecked Sendable {  // guarded by the monitor
+            var result: String?? = nil
+        }
+        let box = Box()
+        let m = Monitor()
+        Threads.spawn("tcp-probe") {
+            var r: String? = nil
+            if let netns, cshim_setns(netns.raw, Int32(truncatingIfNeeded: CSHIM_CLONE_NEWNET)) != 0 {
+                r = "cannot enter the pod's network namespace: \(currentErrno.text)"
+            } else {
+                r = attempt(host: host, port: port, deadline: deadline)
+            }
+            m.locked {
+                box.result = .some(r)
+                m.broadcast()
+            }
+        }
+        guard m.wait(for: { box.result != nil }, until: deadline) else { return "dial tcp \(host):\(port): i/o timeout" }
+        return m.locked { box.result! }
+    }
+
+    static func attempt(host: String, port: Int, deadline: Double) -> String? {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { return "\(host) is not an IPv4 address" }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return "socket: \(currentErrno.text)" }
+        defer { close(fd) }
+        let ms = Int32(max(1, min(60_000, (deadline - Clock.monotonicSeconds()) * 1000)))
+        var tv = timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 {
+            let e = currentErrno
+            return "dial tcp \(host):\(port): connect: \(e.text.lowercased())"
+        }
+        return nil
+    }
+}
