@@ -1399,18 +1399,6 @@ struct PodContainerTests {
 
 // MARK: - Helpers
 
-extension String {
-    fileprivate var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
-}
-
-/// `husk exec POD -c C -- sh -c SCRIPT`.
-private func sh(_ husk: PodHusk, _ pod: String, _ container: String, _ script: String, timeout: TimeInterval = 60) -> RunResult {
-    husk.run(["exec", pod, "-c", container, "--", "sh", "-c", script], timeout: timeout)
-}
-
-private func readText(_ path: String) -> String {
-    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
-}
 
 /// The `Name:\tvalue` fields of /proc/<which>/status in a container: "1" is its entrypoint,
 /// "self" the process `husk exec` starts.

@@ -409,11 +409,11 @@ struct PodLifecycleTests {
                 volumeMounts: [{name: shared, mountPath: /shared}]
             """)
         #expect(r.status == 0, "\(r.stderr)")
-        let uid = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let uid = r.stdout.trimmed
         let (stop, took) = timed { husk("stop", "sidecars") }
         #expect(stop.status == 0, "\(stop.stderr)")
         #expect(took < 4, "§4: three 0.5 s exits in a row, not the 10 s grace: \(took) s")
-        let text = (try? String(contentsOfFile: husk.root + "/pods/\(uid)/volumes/kubernetes.io~empty-dir/shared/order", encoding: .utf8)) ?? ""
+        let text = readText(husk.root + "/pods/\(uid)/volumes/kubernetes.io~empty-dir/shared/order")
         var at: [String: Double] = [:]
         var order: [String] = []
         for line in text.split(separator: "\n") {

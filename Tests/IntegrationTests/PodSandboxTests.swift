@@ -810,18 +810,6 @@ struct PodSandboxTests {
 
 // MARK: - Helpers
 
-extension String {
-    fileprivate var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
-}
-
-/// `husk exec POD -c C -- sh -c SCRIPT`.
-private func sh(_ husk: PodHusk, _ pod: String, _ container: String, _ script: String, timeout: TimeInterval = 60) -> RunResult {
-    husk.run(["exec", pod, "-c", container, "--", "sh", "-c", script], timeout: timeout)
-}
-
-private func readText(_ path: String) -> String {
-    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
-}
 
 /// A pod of two sleeping containers, a (sleep 1001) and b (sleep 1002).
 private func twoSleepers(name: String, shareProcessNamespace: Bool) -> String {

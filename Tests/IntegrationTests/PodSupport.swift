@@ -189,3 +189,19 @@ func events(_ all: [[String: Any]], _ reason: String, _ container: String? = nil
         return fp.hasSuffix("{\(container)}")
     }
 }
+
+// MARK: - Small helpers of the pod tests
+
+extension String {
+    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+}
+
+/// `husk exec POD -c C -- sh -c SCRIPT`.
+func sh(_ husk: PodHusk, _ pod: String, _ container: String, _ script: String, timeout: TimeInterval = 60) -> RunResult {
+    husk.run(["exec", pod, "-c", container, "--", "sh", "-c", script], timeout: timeout)
+}
+
+/// A file's text, "" when it cannot be read.
+func readText(_ path: String) -> String {
+    FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+}

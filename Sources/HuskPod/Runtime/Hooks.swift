@@ -81,56 +81,30 @@ public enum HTTPClient {
     }
 
     /// GETs `path`; returns the status code. With `netns`, the connection is made from inside
-    /// that network namespace (a thread enters it, then exits).
+    /// that network namespace.
     public static func get(
         host: String, port: Int, path: String, scheme: String = "http", headers: [(name: String, value: String)] = [],
         userAgent: String, deadline: Double?, netns: FD?
     ) -> Result<Int, Failure> {
-        final class Box: @unchecked Sendable {  // guarded by the monitor
-            var result: Result<Int, Failure>? = nil
+        let r = PodNetwork.run(in: netns, deadline: deadline) {
+            request(host: host, port: port, path: path, scheme: scheme, headers: headers, userAgent: userAgent, deadline: deadline)
         }
-        let box = Box()
-        let m = Monitor()
-        Threads.spawn("http-get") {
-            if let netns, cshim_setns(netns.raw, Int32(truncatingIfNeeded: CSHIM_CLONE_NEWNET)) != 0 {
-                let e = currentErrno
-                m.locked {
-                    box.result = .failure(Failure(message: "cannot enter the pod's network namespace: \(e.text)"))
-                    m.broadcast()
-                }
-                return
-            }
-            let r = request(host: host, port: port, path: path, scheme: scheme, headers: headers, userAgent: userAgent, deadline: deadline)
-            m.locked {
-                box.result = r
-                m.broadcast()
-            }
+        switch r {
+        case .success(let result): return result
+        case .failure(let e): return .failure(Failure(message: e.message))
         }
-        let done = m.wait(for: { box.result != nil }, until: deadline)
-        return done ? (m.locked { box.result! }) : .failure(Failure(message: "timed out"))
     }
 
     static func request(
         host: String, port: Int, path: String, scheme: String, headers: [(name: String, value: String)], userAgent: String,
         deadline: Double?
     ) -> Result<Int, Failure> {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
-            return .failure(Failure(message: "\(host) is not an IPv4 address"))
+        let fd: CInt
+        switch PodNetwork.dial(host: host, port: port, deadline: deadline) {
+        case .success(let f): fd = f
+        case .failure(let e): return .failure(Failure(message: "Get \"\(scheme)://\(host):\(port)\(path)\": \(e)"))
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return .failure(Failure(message: "socket: \(currentErrno.text)")) }
         defer { close(fd) }
-        let ms: Int32 = deadline.map { Int32(max(1, min(60_000, ($0 - Clock.monotonicSeconds()) * 1000))) } ?? 30_000
-        var tv = timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if rc != 0 { return .failure(Failure(message: "Get \"\(scheme)://\(host):\(port)\(path)\": dial tcp \(host):\(port): \(currentErrno.text)")) }
         var req = "GET \(path.isEmpty ? "/" : path) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: \(userAgent)\r\nAccept: */*\r\nConnection: close\r\n"
         for h in headers { req += "\(h.name): \(h.value)\r\n" }
         req += "\r\n"
@@ -155,4 +129,65 @@ public enum HTTPClient {
         }
         return .success(code)
     }
+}
+
+/// Reaching a pod from the node: a thread that enters the pod's network namespace, and TCP
+/// connections with a deadline (httpGet hooks and probes, tcpSocket probes).
+enum PodNetwork {
+    /// Runs `body` on a new thread, inside `netns` when given (the thread enters it and exits
+    /// with it). Fails with a message when the namespace cannot be entered or `deadline`
+    /// (monotonic) passes first.
+    static func run<T: Sendable>(in netns: FD?, deadline: Double?, _ body: @escaping @Sendable () -> T) -> Result<T, PodNetworkError> {
+        let box = ResultBox<T>()
+        let m = Monitor()
+        Threads.spawn("pod-net") {
+            let r: Result<T, PodNetworkError>
+            if let netns, cshim_setns(netns.raw, Int32(truncatingIfNeeded: CSHIM_CLONE_NEWNET)) != 0 {
+                r = .failure(PodNetworkError("cannot enter the pod's network namespace: \(currentErrno.text)"))
+            } else {
+                r = .success(body())
+            }
+            m.locked {
+                box.result = r
+                m.broadcast()
+            }
+        }
+        guard m.wait(for: { box.result != nil }, until: deadline) else { return .failure(PodNetworkError("timed out")) }
+        return m.locked { box.result! }
+    }
+
+    /// A connected TCP socket to host:port (IPv4), with the time left before `deadline` as its
+    /// send and receive timeouts; or Go's dial error text ("dial tcp 127.0.0.1:80: connect:
+    /// connection refused"), as kubelet reports it.
+    static func dial(host: String, port: Int, deadline: Double?) -> Result<CInt, PodNetworkError> {
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { return .failure(PodNetworkError("\(host) is not an IPv4 address")) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(PodNetworkError("socket: \(currentErrno.text)")) }
+        let ms: Int32 = deadline.map { Int32(max(1, min(60_000, ($0 - Clock.monotonicSeconds()) * 1000))) } ?? 30_000
+        var tv = timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if rc != 0 {
+            let e = currentErrno
+            close(fd)
+            return .failure(PodNetworkError("dial tcp \(host):\(port): connect: \(e.text.lowercased())"))
+        }
+        return .success(fd)
+    }
+}
+
+private final class ResultBox<T: Sendable>: @unchecked Sendable {  // guarded by the caller's monitor
+    var result: Result<T, PodNetworkError>? = nil
+}
+
+struct PodNetworkError: Error, Sendable, CustomStringConvertible {
+    var message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
 }

@@ -208,47 +208,20 @@ extension PodSupervisor {
 
 /// A TCP connect (tcpSocket probes), from inside the pod's network namespace when `netns`.
 enum TCPProbe {
-    /// nil on success, else kubelet-style text ("dial tcp 127.0.0.1:8080: connect: connection refused").
+    /// nil on success, else kubelet's text ("dial tcp 127.0.0.1:8080: connect: connection refused").
     static func connect(host: String, port: Int, deadline: Double, netns: FD?) -> String? {
-        final class Box: @unchecked Sendable {  // guarded by the monitor
-            var result: String?? = nil
-        }
-        let box = Box()
-        let m = Monitor()
-        Threads.spawn("tcp-probe") {
-            var r: String? = nil
-            if let netns, cshim_setns(netns.raw, Int32(truncatingIfNeeded: CSHIM_CLONE_NEWNET)) != 0 {
-                r = "cannot enter the pod's network namespace: \(currentErrno.text)"
-            } else {
-                r = attempt(host: host, port: port, deadline: deadline)
-            }
-            m.locked {
-                box.result = .some(r)
-                m.broadcast()
+        let r = PodNetwork.run(in: netns, deadline: deadline) { () -> String? in
+            switch PodNetwork.dial(host: host, port: port, deadline: deadline) {
+            case .success(let fd):
+                close(fd)
+                return nil
+            case .failure(let e):
+                return e.message
             }
         }
-        guard m.wait(for: { box.result != nil }, until: deadline) else { return "dial tcp \(host):\(port): i/o timeout" }
-        return m.locked { box.result! }
-    }
-
-    static func attempt(host: String, port: Int, deadline: Double) -> String? {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
-        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { return "\(host) is not an IPv4 address" }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return "socket: \(currentErrno.text)" }
-        defer { close(fd) }
-        let ms = Int32(max(1, min(60_000, (deadline - Clock.monotonicSeconds()) * 1000)))
-        var tv = timeval(tv_sec: Int(ms / 1000), tv_usec: Int((ms % 1000) * 1000))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        switch r {
+        case .success(let message): return message
+        case .failure(let e): return e.message == "timed out" ? "dial tcp \(host):\(port): i/o timeout" : e.message
         }
-        if rc != 0 {
-            let e = currentErrno
-            return "dial tcp \(host):\(port): connect: \(e.text.lowercased())"
-        }
-        return nil
     }
 }
