@@ -159,16 +159,19 @@ public struct ContainerBuilder {
     /// privileged gets all; otherwise the defaults, then add ALL, drop ALL, the single adds,
     /// the single drops, in that order (customopts.WithCapabilities).
     func capabilities() -> [String] {
-        let current = Capabilities.current().effective
-        let all = Capabilities.names.prefix(Capabilities.lastCap + 1).enumerated()
-            .filter { current & (UInt64(1) << UInt64($0.offset)) != 0 }.map(\.element)
+        // "All" is what this process holds (containerd's WithAllCurrentCapabilities).
+        func all() -> [String] {
+            let current = Capabilities.current().effective
+            return Capabilities.names.prefix(Capabilities.lastCap + 1).enumerated()
+                .filter { current & (UInt64(1) << UInt64($0.offset)) != 0 }.map(\.element)
+        }
         let sc = container.securityContext
-        if sc?.privileged == true { return all }
+        if sc?.privileged == true { return all() }
         func norm(_ c: String) -> String { c.uppercased().hasPrefix("CAP_") ? c.uppercased() : "CAP_" + c.uppercased() }
         var caps = Self.defaultCapabilities
         let add = (sc?.capabilitiesAdd ?? []).map(norm)
         let drop = (sc?.capabilitiesDrop ?? []).map(norm)
-        if add.contains("CAP_ALL") { caps = all }
+        if add.contains("CAP_ALL") { caps = all() }
         if drop.contains("CAP_ALL") { caps = [] }
         for a in add where a != "CAP_ALL" && !caps.contains(a) && Capabilities.number(a) != nil { caps.append(a) }
         caps.removeAll { drop.contains($0) }
