@@ -47,7 +47,7 @@ let package = Package(
         .target(
             name: "HuskPod",
             dependencies: ["HuskImage", "HuskRuntime", "HuskSystem", "CShim", .product(name: "Yams", package: "Yams")],
-            exclude: ["pause"],
+            exclude: ["pause", "keeper"],
             swiftSettings: swiftSettings,
             plugins: ["PauseBuilder"]
         ),

@@ -29,3 +29,23 @@ public enum PauseExecutable {
 
     public static var size: Int { (pauseExecutableBase64.count / 4) * 3 }
 }
+
+/// The keeper executable (keeper.c) in a sealed memfd: `husk run` starts it, and it starts the
+/// pod's supervisor (DESIGN §3).
+public enum KeeperExecutable {
+    public static func open() throws(HuskError) -> FD {
+        guard let bytes = Data(base64Encoded: keeperExecutableBase64) else {
+            throw HuskError(.internalError, "the embedded keeper executable is corrupt")
+        }
+        let raw = cshim_memfd_sealed_create("husk-keeper")
+        guard raw >= 0 else { throw HuskError(.system, "memfd_create: \(currentErrno.text)") }
+        let fd = FD(adopting: raw)
+        do {
+            try fd.writeAll(Array(bytes))
+            try syscall("fcntl", "husk-keeper") { cshim_memfd_seal(fd.raw) }
+        } catch {
+            throw HuskError(.system, "cannot prepare the keeper executable", cause: error)
+        }
+        return fd
+    }
+}

@@ -80,6 +80,17 @@ public struct SpawnedProcess: Sendable {
 
     public var pid: pid_t { pidfd.pid }
 
+    /// A process that already runs (found again by pid): nothing to wait for at a gate.
+    public init(adopting pidfd: PidFD) {
+        self.pidfd = pidfd
+        self.report = nil
+    }
+
+    init(pidfd: PidFD, report: FD?) {
+        self.pidfd = pidfd
+        self.report = report
+    }
+
     /// After the gate is opened: returns once the child has exec'd, or throws its failure (the
     /// child is then exiting; reap it with `pidfd.wait()`).
     public func waitExec() throws(SpawnError) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HuskImage
+import HuskPod
 import HuskSystem
 import Synchronization
 
@@ -147,12 +148,15 @@ struct Rmi: ParsableCommand {
 
 struct GC: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "gc", abstract: "Remove blobs and snapshots no image references, and what crashed pulls left.")
+        commandName: "gc",
+        abstract: "Remove what crashes orphaned: pods whose state is gone (cgroups, mounts, addresses, data, logs, image leases), then unreferenced blobs and snapshots and what crashed pulls left.",
+        discussion: "Pods that still have a state, lost or not, are left to husk rm.")
 
     @OptionGroup var globals: GlobalOptions
 
     func run() throws {
         try runReporting {
+            for line in PodDirectory.collectGarbage(try globals.settings()) { Out.out(line + "\n") }
             let r = try globals.store().gc()
             for b in r.blobs { Out.out("removed blob \(b)\n") }
             for s in r.snapshots { Out.out("removed snapshot \(s)\n") }

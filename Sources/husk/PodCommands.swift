@@ -227,7 +227,7 @@ struct Pods: ParsableCommand {
             }
             var rows = [["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "UID"]]
             for p in pods {
-                let apps = p.state.containers.filter { $0.kind != .initContainer }
+                let apps = p.reported.containers.filter { $0.kind != .initContainer }
                 let ready = apps.filter { $0.ready && $0.isRunning }.count
                 let restarts = p.state.containers.reduce(0) { $0 + $1.restartCount }
                 rows.append([
@@ -559,9 +559,9 @@ struct Stop: ParsableCommand {
         let request: JSONValue = .object(["op": .string("stop"), "grace": grace.map { .number(Double($0)) } ?? .null])
         let reply = try ControlClient.request(v.paths.socket, request)
         if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
-        let pidfd = try? PidFD.open(v.supervisorPid)
+        // The supervisor exits right after it wrote the final status, and its keeper with it.
+        let pidfd = try? PidFD.open(v.keeperPid > 0 ? v.keeperPid : v.supervisorPid)
         let done = PodDirectory.wait(v) { $0.isStopped }
-        // The supervisor exits right after it wrote the final status.
         _ = pidfd?.waitForExit(timeout: 10)
         if !done.state.finished {
             throw HuskError(.system, "the supervisor of pod \(v.qualifiedName) exited before the pod finished; see \(v.paths.supervisorLog)")

@@ -118,6 +118,11 @@ struct PodHusk {
                let husk = doc["husk"] as? [String: Any], let pid = husk["supervisorPid"] as? Int {
                 supervisors.append(Int32(pid))
             }
+            for file in ["supervisor.pid", "keeper.pid"] {
+                if let text = try? String(contentsOfFile: state + "/pods/\(uid)/\(file)", encoding: .utf8), let pid = Int32(text.trimmed) {
+                    supervisors.append(pid)
+                }
+            }
             let r = run(["rm", "--force", uid], timeout: 60)
             #expect(r.status == 0, "husk rm --force \(uid): \(r.stderr)", sourceLocation: sourceLocation)
         }
@@ -132,7 +137,7 @@ struct PodHusk {
             #expect(!logs.contains { $0.hasSuffix("_" + uid) }, "log dir of pod \(uid) left", sourceLocation: sourceLocation)
         }
         for pid in supervisors {
-            #expect(!processExists(pid), "supervisor \(pid) still runs", sourceLocation: sourceLocation)
+            #expect(!processExists(pid), "supervisor or keeper \(pid) still runs", sourceLocation: sourceLocation)
         }
         scratch.cleanup(sourceLocation: sourceLocation)
     }

@@ -60,10 +60,13 @@ public struct StartFailure: Error, CustomStringConvertible, Sendable {
 public final class ContainerRuntime: @unchecked Sendable {  // immutable after init
     let sandbox: Sandbox
     let loop: EventLoop
+    /// Holds a copy of every container's output pipes while the container lives.
+    let keeper: KeeperLink?
 
-    init(sandbox: Sandbox, loop: EventLoop) {
+    init(sandbox: Sandbox, loop: EventLoop, keeper: KeeperLink?) {
         self.sandbox = sandbox
         self.loop = loop
+        self.keeper = keeper
     }
 
     var paths: PodPaths { sandbox.paths }
@@ -178,6 +181,21 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             // containerd reports a container that could not be set up or exec'd as StartError.
             throw failure("RunContainerError", "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(error)", startError: true)
         }
+        let exec = Self.execPlan(plan)
+        let handle = ContainerHandle(
+            name: c.name, attempt: attempt, id: id, process: spawned, cgroup: group, instanceDir: dir,
+            terminationLog: c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log", stopSignal: process.stopSignal,
+            exec: exec, log: log)
+        handle.gate = gate.write
+        keeper?.hold(id, [out.read, err.read])
+        watchOutput(handle, out.read, "stdout")
+        watchOutput(handle, err.read, "stderr")
+        loop.watch(spawned.pidfd) { status in onExit(handle, status) }
+        return handle
+    }
+
+    /// What an exec in a container created from `plan` runs with.
+    static func execPlan(_ plan: SpawnPlan) -> SpawnPlan {
         var exec = SpawnPlan()
         exec.uid = plan.uid
         exec.gid = plan.gid
@@ -192,14 +210,52 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         exec.seccomp = plan.seccomp
         exec.env = plan.env
         exec.cwd = plan.cwd
+        return exec
+    }
+
+    /// Takes over a running instance a dead supervisor left (pid and start time from its
+    /// status, output pipes from the keeper): its exec settings are worked out again from the
+    /// spec and the image as at create, its output goes on into the same log, and its exit is
+    /// watched (as the keeper records it: nil when not known). Throws when the process is not
+    /// the instance any more.
+    func adopt(
+        _ c: ContainerSpec, image: ImageRecord, layers: [String], attempt: Int, id: String, logPath: String,
+        pid: Int32, start: UInt64, outputs: [FD],
+        onExit: @escaping @Sendable (ContainerHandle, ExitStatus?) -> Void
+    ) throws(HuskError) -> ContainerHandle {
+        let pidfd: PidFD
+        do {
+            pidfd = try PidFD.open(pid)
+        } catch {
+            throw HuskError(.notFound, "container \(c.name) (pid \(pid)) is gone")
+        }
+        guard ProcessInfo.isAlive(pid, startTime: start) else {
+            throw HuskError(.notFound, "container \(c.name) (pid \(pid)) is gone")
+        }
+        let builder = ContainerBuilder(pod: sandbox.pod, container: c, sandbox: sandbox, image: image, layers: layers)
+        let dir = paths.instance(c.name, attempt: attempt)
+        let termLog = c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log"
+        guard let mount = try? Cgroup2Mount.discover() else { throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted") }
+        let group = mount.group(paths.cgroup + "/" + c.name)
+        let process: ContainerBuilder.Process
+        var plan: SpawnPlan
+        do {
+            process = try builder.process()
+            let spec = try builder.spec(process: process, instance: dir, terminationLog: termLog)
+            plan = try SpawnPlanner.plan(spec: spec, bundle: dir, cgroupDirectory: group.directory).plan
+            if let sc = spec.linux?.seccomp { plan.seccomp = try SeccompProfile.compile(sc).0 }
+        } catch {
+            throw HuskError(.invalidArgument, "cannot work out container \(c.name)'s settings again: \(error)")
+        }
+        let log = try CRILogWriter(path: logPath)
         let handle = ContainerHandle(
-            name: c.name, attempt: attempt, id: id, process: spawned, cgroup: group, instanceDir: dir,
-            terminationLog: c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log", stopSignal: process.stopSignal,
-            exec: exec, log: log)
-        handle.gate = gate.write
-        watchOutput(handle, out.read, "stdout")
-        watchOutput(handle, err.read, "stderr")
-        loop.watch(spawned.pidfd) { status in onExit(handle, status) }
+            name: c.name, attempt: attempt, id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, instanceDir: dir,
+            terminationLog: termLog, stopSignal: process.stopSignal, exec: Self.execPlan(plan), log: log)
+        if outputs.count == 2 {
+            watchOutput(handle, outputs[0], "stdout")
+            watchOutput(handle, outputs[1], "stderr")
+        }
+        loop.watchAdopted(pidfd, start: start, stateDirectory: paths.state) { status in onExit(handle, status) }
         return handle
     }
 
@@ -245,6 +301,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             h.outputs[stream] = nil
             loop.remove(fd.raw)
         }
+        keeper?.drop(h.id)
     }
 
     /// Opens the gate: the container's program runs. Throws when exec failed.

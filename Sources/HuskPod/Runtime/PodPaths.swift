@@ -65,6 +65,10 @@ public struct PodPaths: Sendable {
     public var socket: String { state + "/control.sock" }
     public var supervisorLog: String { state + "/supervisor.log" }
     public var supervisorPid: String { state + "/supervisor.pid" }
+    /// The keeper: the supervisor's parent, which starts a new supervisor when one dies.
+    public var keeperPid: String { state + "/keeper.pid" }
+    /// `<pid>.<starttime>`: how the keeper saw orphaned processes of the pod end.
+    public var exits: String { state + "/exits" }
     /// An empty read-only directory: the pause process's root.
     public var pauseRoot: String { state + "/pause-root" }
 

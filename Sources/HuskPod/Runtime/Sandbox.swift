@@ -99,6 +99,10 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             try Files.makeDirectories(paths.pauseRoot, mode: 0o755)
             try Files.makeDirectories(paths.data + "/containers", mode: 0o750)
             chmod(paths.data, 0o750)
+            // A copy of the record beside the data: `husk gc` knows whose it is when the state
+            // is lost.
+            let record = PodRecord(pod: pod, settings: paths.settings)
+            try Files.writeAtomically(paths.data + "/pod.json", Array(record.json.serialized().utf8), mode: 0o600)
         } catch {
             throw HuskError(.system, "cannot create the pod's directories", cause: error)
         }
@@ -332,6 +336,31 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         default:  // "": no check; a missing path is made a directory when a container mounts it (containerd)
             break
         }
+    }
+
+    // MARK: - Adoption (a new supervisor after the last one died)
+
+    /// Finds the sandbox a dead supervisor left: the pause process (by pid and start time,
+    /// watched for its exit) and what `start` set up (address, mounts, cgroup), so that
+    /// containers can join it and `teardown` takes it down. Returns false when pause is gone.
+    public func adopt(pausePid: Int32, pauseStart: UInt64, podIP: String?, stateDirectory: String,
+                      onPauseExit: @escaping @Sendable (ExitStatus?) -> Void, loop: EventLoop) -> Bool {
+        self.podIP = podIP
+        if ownNetwork { cni = try? CNI.load(settings: paths.settings) }
+        let mounted = Set(((try? MountInfo.read()) ?? []).map(\.mountPoint))
+        shmMounted = mounted.contains(paths.shm)
+        memoryVolumes = spec.volumes.map { paths.emptyDir($0.name) }.filter { mounted.contains($0) }
+        if let mount = try? Cgroup2Mount.discover() {
+            let g = mount.group(paths.cgroup)
+            cgroup = g
+            cgroupCreated = g.exists
+        }
+        guard pausePid > 0, let fd = try? PidFD.open(pausePid), ProcessInfo.isAlive(pausePid, startTime: pauseStart) else {
+            return false
+        }
+        pause = fd
+        loop.watchAdopted(fd, start: pauseStart, stateDirectory: stateDirectory, onPauseExit)
+        return true
     }
 
     // MARK: - Stop

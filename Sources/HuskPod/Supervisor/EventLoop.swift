@@ -58,6 +58,23 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
         }
     }
 
+    /// For a process that is not our child (found again after a supervisor died: the keeper
+    /// is its parent): when it exits, how it ended is read from what the keeper recorded
+    /// (nil when nothing was recorded) and `onExit` runs on the loop thread.
+    public func watchAdopted(_ pidfd: PidFD, start: UInt64, stateDirectory: String, _ onExit: @escaping @Sendable (ExitStatus?) -> Void) {
+        add(pidfd.fd.raw) { [self] _ in
+            remove(pidfd.fd.raw)
+            if let status = (try? pidfd.tryWait()) ?? nil {
+                onExit(status)
+                return
+            }
+            Threads.spawn("adopted-exit") { [self] in
+                let status = KeeperLink.recordedExit(stateDirectory: stateDirectory, pid: pidfd.pid, start: start, timeout: 5)
+                post { onExit(status) }
+            }
+        }
+    }
+
     /// Runs `action` on the loop thread.
     public func post(_ action: @escaping () -> Void) {
         lock.locked { posted.append(action) }

@@ -15,8 +15,11 @@ public struct PodView: Sendable {
     public var settings: HuskSettings
     public var state: PodState
     public var supervisorPid: Int32
-    /// The supervisor process is alive.
+    /// The pod is looked after: its supervisor is alive, or its keeper is (and is starting a
+    /// new supervisor after the last one died).
     public var supervisorAlive: Bool
+    /// The keeper (0: none known).
+    public var keeperPid: Int32 = 0
 
     public var paths: PodPaths { PodPaths(settings: settings, pod: pod) }
     public var uid: String { pod.metadata.uid }
@@ -25,11 +28,31 @@ public struct PodView: Sendable {
     /// Finished, or its supervisor is gone: nothing of it runs any more.
     public var isStopped: Bool { state.finished || !supervisorAlive }
 
+    /// The state as reported: for a lost pod (supervisor and keeper gone before it finished),
+    /// containers whose processes are gone are Terminated with kubelet's
+    /// ContainerStatusUnknown (137, pod-semantics §2); what still runs stays Running.
+    public var reported: PodState {
+        guard !state.finished && !supervisorAlive else { return state }
+        var lost = state
+        for i in lost.containers.indices {
+            guard let j = lost.containers[i].instances.indices.last else { continue }
+            let inst = lost.containers[i].instances[j]
+            guard inst.state != .exited, !ProcessInfo.isAlive(inst.pid, startTime: inst.pidStart) else { continue }
+            lost.containers[i].instances[j].state = .exited
+            lost.containers[i].instances[j].exitCode = 137
+            lost.containers[i].instances[j].reason = "ContainerStatusUnknown"
+            lost.containers[i].instances[j].message = "The container could not be located when the pod was terminated"
+            lost.containers[i].ready = false
+            lost.containers[i].waiting = nil
+        }
+        return lost
+    }
+
     /// The Kubernetes Pod object (`husk inspect`).
     public var object: JSONValue {
         var doc = pod.json
         if case .object(var o) = doc {
-            var st = state.podStatus(pod: pod)
+            var st = reported.podStatus(pod: pod)
             if !state.finished && !supervisorAlive, case .object(var s) = st {
                 // The supervisor died before the pod finished (pod-semantics §1: Unknown
                 // means the state could not be obtained).
@@ -81,9 +104,13 @@ public enum PodDirectory {
             }
             for c in record.pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
         }
-        if pid == 0, let text = (try? Files.readString(dir + "/supervisor.pid")) ?? nil, let p = Int32(text.trimmed()) { pid = p }
-        var alive = isSupervisor(pid, uid: uid)
-        if pid == 0, !alive {
+        // supervisor.pid is written by each supervisor as it starts: newer than status.json
+        // after a supervisor was replaced.
+        if let text = (try? Files.readString(dir + "/supervisor.pid")) ?? nil, let p = Int32(text.trimmed()) { pid = p }
+        var keeper: Int32 = 0
+        if let text = (try? Files.readString(dir + "/keeper.pid")) ?? nil, let p = Int32(text.trimmed()) { keeper = p }
+        var alive = isSupervisor(pid, uid: uid) || isKeeper(keeper, uid: uid)
+        if pid == 0, keeper == 0, !alive {
             // No supervisor pid yet: `husk run` is between writing pod.json and spawning the
             // supervisor (milliseconds). A launcher that died there leaves the pod like this
             // for good: after 30 s it counts as lost.
@@ -101,7 +128,15 @@ public enum PodDirectory {
             state = s
         }
         return PodView(pod: record.pod, settings: record.settings, state: state, supervisorPid: pid,
-                       supervisorAlive: alive)
+                       supervisorAlive: alive, keeperPid: keeper)
+    }
+
+    /// Whether `pid` is the live keeper of pod `uid`.
+    public static func isKeeper(_ pid: Int32, uid: String) -> Bool {
+        guard pid > 0, let s = ProcessInfo.stat(pid), s.state != "Z", s.state != "X" else { return false }
+        guard let cmd = (try? Files.read("/proc/\(pid)/cmdline")) ?? nil else { return false }
+        let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return args.count >= 3 && args[0] == "husk-keeper" && args[1].hasSuffix("/pods/" + uid)
     }
 
     /// Whether `pid` is the live supervisor of pod `uid`.
@@ -128,9 +163,10 @@ public enum PodDirectory {
 
     // MARK: - Launch
 
-    /// Records the pod and starts its supervisor (`supervisor + [STATE_DIR]`, i.e. `husk
-    /// supervise DIR`), detached in its own session. Nothing is left behind when it
-    /// fails. Returns the supervisor.
+    /// Records the pod and starts its keeper, detached in its own session, which starts the
+    /// supervisor (`supervisor + [STATE_DIR]`, i.e. `husk supervise DIR`) and a new one
+    /// whenever one is killed. Nothing is left behind when it fails. Returns the keeper: it
+    /// exits with the supervisor's status once the pod has finished.
     public static func launch(_ pod: Pod, settings: HuskSettings, supervisor: [String]) throws(HuskError) -> (PodView, SpawnedProcess) {
         var pod = pod
         pod.metadata.creationTimestamp = Clock.rfc3339()
@@ -162,13 +198,16 @@ public enum PodDirectory {
         }
         let process: SpawnedProcess
         do {
-            var plan = SpawnPlan.host(argv: supervisor + [paths.state], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            var plan = SpawnPlan.host(
+                argv: ["husk-keeper", paths.state] + supervisor + [paths.state],
+                env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            plan.executable = try KeeperExecutable.open()
             let null = try FD.open("/dev/null", O_RDWR)
             let log = try FD.open(paths.supervisorLog, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
             plan.stdio = [null, log, log]
             plan.setsid = true
             process = try Spawner.spawn(plan)
-            try? Files.writeAtomically(paths.supervisorPid, Array("\(process.pid)\n".utf8), mode: 0o600)
+            try? Files.writeAtomically(paths.keeperPid, Array("\(process.pid)\n".utf8), mode: 0o600)
         } catch {
             undo()
             throw HuskError(.system, "cannot start the pod's supervisor: \(error)")
@@ -178,7 +217,7 @@ public enum PodDirectory {
             state.containers.append(ContainerState(name: c.name, kind: c.restartPolicy == "Always" ? .sidecar : .initContainer, image: c.image))
         }
         for c in pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
-        let view = PodView(pod: pod, settings: settings, state: state, supervisorPid: process.pid, supervisorAlive: true)
+        let view = PodView(pod: pod, settings: settings, state: state, supervisorPid: 0, supervisorAlive: true, keeperPid: process.pid)
         return (view, process)
     }
 
@@ -296,5 +335,104 @@ public enum PodDirectory {
         if !v.pod.spec.hostNetwork, let cni = try? CNI.load(settings: v.settings) {
             try? cni.del(containerID: v.uid, netns: "", pod: v.pod)
         }
+    }
+
+    // MARK: - Garbage
+
+    /// Removes what crashes orphaned under these settings and returns what it removed, one
+    /// line each. Orphaned means: pods whose state is gone (a lost `--state`, as after a
+    /// reboot) but whose data dir is still under `--root`, with their cgroups (processes
+    /// killed), mounts, address (CNI DEL), image leases and logs; supervisors and keepers of
+    /// such pods; state dirs without a pod record (a launch killed early, after 30 s); names
+    /// of pods that do not exist. Pods that have a state are left alone, lost or not: `husk
+    /// rm` removes those. Only Husk's own cgroup subtree is touched.
+    public static func collectGarbage(_ settings: HuskSettings) -> [String] {
+        var out: [String] = []
+        let stateDirs = Files.list(podsDir(settings)) ?? []
+        var known: Set<String> = []
+        for uid in stateDirs {
+            let dir = podsDir(settings) + "/" + uid
+            if Files.exists(dir + "/pod.json") {
+                known.insert(uid)
+                continue
+            }
+            var st = stat()
+            guard fstatat(AT_FDCWD, dir, &st, 0) == 0, Double(time(nil)) - Double(st.st_mtim.tv_sec) >= 30 else {
+                known.insert(uid)  // a launch in progress
+                continue
+            }
+            if (try? Files.removeTree(dir)) != nil { out.append("removed state dir \(dir) (no pod record)") }
+        }
+        for name in Files.list(namesDir(settings)) ?? [] where !name.hasPrefix(".") {
+            let file = namesDir(settings) + "/" + name
+            let uid = ((try? Files.readString(file)) ?? nil)?.trimmed() ?? ""
+            if !known.contains(uid) {
+                unlink(file)
+                out.append("removed name \(name) (pod \(uid) is gone)")
+            }
+        }
+        // Pods with data but no state.
+        let dataRoot = settings.root + "/pods"
+        let orphans = (Files.list(dataRoot) ?? []).filter { !$0.hasPrefix(".") && !known.contains($0) }.sorted()
+        guard !orphans.isEmpty else { return out }
+        // Their supervisors and keepers (a state dir removed under a live pod).
+        for pid in (Files.list("/proc") ?? []).compactMap({ Int32($0) }) {
+            guard let cmd = (try? Files.read("/proc/\(pid)/cmdline")) ?? nil else { continue }
+            let args = cmd.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let last = args.last, args.first == "husk-keeper" || (args.count == 3 && args[1] == "supervise") else { continue }
+            let dir = args.first == "husk-keeper" && args.count > 1 ? args[1] : last
+            guard dir.hasPrefix(podsDir(settings) + "/"), orphans.contains(String(dir.split(separator: "/").last ?? "")) else { continue }
+            if let fd = try? PidFD.open(pid) {
+                try? fd.signal(SIGKILL)
+                _ = fd.waitForExit(timeout: 5)
+                out.append("killed \(args.first == "husk-keeper" ? "keeper" : "supervisor") \(pid) of pod \(dir.split(separator: "/").last ?? "")")
+            }
+        }
+        let cgroups = try? Cgroup2Mount.discover()
+        let cni = try? CNI.load(settings: settings)
+        let store = try? ImageStore(root: settings.root)
+        for uid in orphans {
+            let data = dataRoot + "/" + uid
+            let record = try? PodRecord.read(data + "/pod.json")
+            if let mount = cgroups {
+                let pod = mount.group("/husk/" + uid)
+                if pod.exists {
+                    var groups: [Cgroup2Group] = []
+                    func walk(_ g: Cgroup2Group) {
+                        for name in Files.list(g.directory) ?? [] where Files.isDirectory(g.directory + "/" + name) {
+                            let child = mount.group(g.path + "/" + name)
+                            walk(child)
+                            groups.append(child)
+                        }
+                    }
+                    walk(pod)
+                    let procs = ([pod] + groups).reduce(0) { $0 + $1.processes().count }
+                    try? pod.kill()
+                    for g in groups { try? g.remove(timeout: 10) }
+                    try? pod.remove(timeout: 10, prune: { $0 == "/husk" })
+                    out.append("removed cgroup /husk/\(uid)" + (procs > 0 ? " (\(procs) processes killed)" : ""))
+                }
+            }
+            let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(data + "/") }
+            for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) where cshim_umount2(m.mountPoint, CSHIM_MNT_DETACH) == 0 {
+                out.append("unmounted \(m.mountPoint)")
+            }
+            if let record {
+                if !record.pod.spec.hostNetwork, let cni, (try? cni.del(containerID: uid, netns: "", pod: record.pod)) != nil {
+                    out.append("released the address of pod \(uid) (CNI DEL)")
+                }
+                for c in record.pod.spec.initContainers + record.pod.spec.containers {
+                    let holder = "pod-\(uid)-\(c.name)"
+                    if let store, store.leases().values.contains(where: { $0.contains(holder) }) {
+                        store.release(holder)
+                        out.append("released image lease \(holder)")
+                    }
+                }
+                let logs = settings.logDir + "/\(record.pod.metadata.namespace)_\(record.pod.metadata.name)_\(uid)"
+                if Files.exists(logs), (try? Files.removeTree(logs)) != nil { out.append("removed logs \(logs)") }
+            }
+            if (try? Files.removeTree(data)) != nil { out.append("removed data \(data)") }
+        }
+        return out
     }
 }

@@ -9,6 +9,9 @@ public struct Instance: Sendable, Equatable {
     public var id: String
     public var state: State = .created
     public var pid: Int32 = 0
+    /// The start time of `pid` (/proc/<pid>/stat field 22): with it a new supervisor knows the
+    /// process it finds under that pid is this container's.
+    public var pidStart: UInt64 = 0
     public var createdAt: String
     public var startedAt: String? = nil
     public var finishedAt: String? = nil
@@ -29,6 +32,9 @@ public struct Instance: Sendable, Equatable {
             "pid": .number(Double(pid)), "createdAt": .string(createdAt), "postStartDone": .bool(postStartDone),
             "startupDone": .bool(startupDone), "logPath": .string(logPath),
         ]
+        if pidStart != 0 { o["pidStart"] = .number(Double(pidStart)) }
+        if let v = startedMono { o["startedMono"] = .number(v) }
+        if let v = finishedMono { o["finishedMono"] = .number(v) }
         if let v = startedAt { o["startedAt"] = .string(v) }
         if let v = finishedAt { o["finishedAt"] = .string(v) }
         if let v = exitCode { o["exitCode"] = .number(Double(v)) }
@@ -49,6 +55,9 @@ public struct Instance: Sendable, Equatable {
         id = try r.string("id")
         state = State(rawValue: try r.string("state")) ?? .exited
         pid = Int32(try r.optInt("pid") ?? 0)
+        pidStart = UInt64(try r.optInt("pidStart") ?? 0)
+        startedMono = try r.optDouble("startedMono")
+        finishedMono = try r.optDouble("finishedMono")
         createdAt = try r.string("createdAt")
         startedAt = try r.optString("startedAt")
         finishedAt = try r.optString("finishedAt")
@@ -104,6 +113,15 @@ public struct PodState: Sendable {
     public var sandboxError: String? = nil
     public var initialized = false
     public var terminating = false
+    /// The pause process (pid and start time), for a new supervisor to find it again.
+    public var pausePid: Int32 = 0
+    public var pauseStart: UInt64 = 0
+    /// A stop in progress: the grace asked for and when it began (monotonic seconds, which
+    /// survive a supervisor's restart).
+    public var stopGrace: Int64? = nil
+    public var stopStartedMono: Double? = nil
+    /// `startTime` on the monotonic clock (for activeDeadlineSeconds across restarts).
+    public var startMono: Double? = nil
     /// The supervisor has stopped everything and written its last status.
     public var finished = false
     public var containers: [ContainerState] = []
@@ -315,6 +333,13 @@ public struct PodState: Sendable {
             "containers": .array(cs), "phase": .string(phase),
             "transitions": .object(transitions.mapValues { .string($0) }),
         ]
+        if pausePid != 0 {
+            husk["pausePid"] = .number(Double(pausePid))
+            husk["pauseStart"] = .number(Double(pauseStart))
+        }
+        if let g = stopGrace { husk["stopGrace"] = .number(Double(g)) }
+        if let t = stopStartedMono { husk["stopStartedMono"] = .number(t) }
+        if let t = startMono { husk["startMono"] = .number(t) }
         if let s = sandboxCreatedAt { husk["sandboxCreatedAt"] = .string(s) }
         if let s = sandboxError { husk["sandboxError"] = .string(s) }
         if let r = reason { husk["reason"] = .string(r) }
@@ -342,6 +367,11 @@ public struct PodState: Sendable {
         s.initialized = try h.optBool("initialized") ?? false
         s.terminating = try h.optBool("terminating") ?? false
         s.finished = try h.optBool("finished") ?? false
+        s.pausePid = Int32(try h.optInt("pausePid") ?? 0)
+        s.pauseStart = UInt64(try h.optInt("pauseStart") ?? 0)
+        s.stopGrace = try h.optInt("stopGrace")
+        s.stopStartedMono = try h.optDouble("stopStartedMono")
+        s.startMono = try h.optDouble("startMono")
         s.transitions = try h.optStringMap("transitions") ?? [:]
         s.containers = try h.optArray("containers") { (c) throws(FieldError) -> ContainerState in
             var x = ContainerState(

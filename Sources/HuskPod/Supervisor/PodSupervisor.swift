@@ -75,14 +75,23 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     /// Which RunPodSandbox attempt the pause process being watched belongs to (under `m`): a
     /// failed attempt kills its own pause, and that exit is not the pod's sandbox dying.
     var sandboxAttempt = 0
+    /// This supervisor took over a pod from a dead one (`recover`); the sandbox it found.
+    var recovered = false
+    var sandboxAdopted = false
+    let keeper: KeeperLink?
 
-    public init(record: PodRecord, loop: EventLoop) {
+    public convenience init(record: PodRecord, loop: EventLoop) {
+        self.init(record: record, loop: loop, keeper: nil)
+    }
+
+    init(record: PodRecord, loop: EventLoop, keeper: KeeperLink?) {
         pod = record.pod
         settings = record.settings
         paths = PodPaths(settings: record.settings, pod: record.pod)
         self.loop = loop
         sandbox = Sandbox(pod: record.pod, paths: paths)
-        runtime = ContainerRuntime(sandbox: sandbox, loop: loop)
+        runtime = ContainerRuntime(sandbox: sandbox, loop: loop, keeper: keeper)
+        self.keeper = keeper
         events = EventRecorder(pod: record.pod, path: paths.events)
         scale = record.settings.backoffScale
         for c in pod.spec.initContainers {
@@ -119,6 +128,118 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         m.broadcast()
     }
 
+    // MARK: - Taking over from a dead supervisor
+
+    static let statusUnknownMessage = "The container could not be located when the pod was terminated"
+
+    /// Takes over the pod a dead supervisor left (its last status.json): the pause process and
+    /// every container that still runs are adopted (their output pipes come from the keeper),
+    /// exits the keeper recorded while no supervisor ran are reported as they happened, and
+    /// what ran but left no trace ends as ContainerStatusUnknown (137). A stop that was going
+    /// on goes on, with what is left of its grace. Runs before the controller starts.
+    func recover(_ previous: PodState) {
+        let held = keeper?.inherited ?? [:]
+        var claimed: Set<String> = []
+        var running = 0, exited = 0, lost = 0
+        m.locked {
+            let fresh = state.containers
+            state = previous
+            // The same pod.json: the containers are the same, in the same order.
+            if state.containers.map(\.name) != fresh.map(\.name) { state.containers = fresh }
+            recovered = true
+            sandboxAttempt = 1
+        }
+        let pauseAlive = previous.sandboxReady && sandbox.adopt(
+            pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: previous.podIP,
+            stateDirectory: paths.state, onPauseExit: { [self] status in pauseExited(status ?? .exited(255), attempt: 1) }, loop: loop)
+        if !previous.sandboxReady {
+            // Lost while the sandbox was being made: what exists of it is taken down and it is
+            // made again.
+            _ = sandbox.adopt(pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: nil,
+                              stateDirectory: paths.state, onPauseExit: { _ in }, loop: loop)
+            if let mount = try? Cgroup2Mount.discover() { try? mount.group(paths.cgroup + "/pause").kill() }
+            sandbox.teardown()
+        }
+        m.locked { sandboxAdopted = pauseAlive }
+        let store = try? ImageStore(root: settings.root)
+        for i in state.containers.indices {
+            guard let l = m.locked({ state.containers[i].latest }), l.state != .exited else { continue }
+            let c = spec(i)
+            if l.state == .running, pauseAlive, let store, let ref = try? ImageReference(parsing: c.image),
+               let image = (try? store.image(for: ref)) ?? nil, let layers = try? store.snapshotPaths(image) {
+                do {
+                    let h = try runtime.adopt(
+                        c, image: image, layers: layers, attempt: l.attempt, id: l.id, logPath: l.logPath, pid: l.pid,
+                        start: l.pidStart, outputs: held[l.id] ?? []
+                    ) { [self] h, status in containerExited(h, status) }
+                    claimed.insert(l.id)
+                    running += 1
+                    m.locked {
+                        handles[c.name] = h
+                        if let j = instanceIndex(i, l.id) {
+                            // A postStart the dead supervisor was waiting for is not run again.
+                            state.containers[i].instances[j].postStartDone = true
+                            if Self.runnable(c.readinessProbe) == nil { state.containers[i].ready = true }
+                        }
+                    }
+                    startProbes(i, h, c)
+                    continue
+                } catch {
+                    // Gone: reported below from what the keeper recorded.
+                }
+            }
+            let recorded = l.pid > 0 ? KeeperLink.recordedExit(stateDirectory: paths.state, pid: l.pid, start: l.pidStart, timeout: 0) : nil
+            m.locked {
+                guard let j = instanceIndex(i, l.id) else { return }
+                var inst = state.containers[i].instances[j]
+                inst.state = .exited
+                inst.finishedAt = Clock.rfc3339Nano()
+                inst.finishedMono = Clock.monotonicSeconds()
+                if l.state == .created {
+                    // It waited at its start gate, which closed with the supervisor.
+                    inst.exitCode = 128
+                    inst.reason = "StartError"
+                    inst.message = "the pod's supervisor was lost before the container was started"
+                    lost += 1
+                } else if let recorded {
+                    inst.exitCode = recorded.code
+                    inst.reason = recorded.code == 0 ? "Completed" : "Error"
+                    exited += 1
+                } else {
+                    inst.exitCode = 137
+                    inst.reason = "ContainerStatusUnknown"
+                    inst.message = Self.statusUnknownMessage
+                    lost += 1
+                }
+                state.containers[i].instances[j] = inst
+                state.containers[i].ready = false
+            }
+        }
+        // Pipes of instances that are gone, and exits nobody asked for.
+        for (id, _) in held where !claimed.contains(id) { keeper?.drop(id) }
+        for name in Files.list(paths.exits) ?? [] { unlink(paths.exits + "/" + name) }
+        let how = keeper?.lost ?? "lost"
+        events.warning(
+            "SupervisorRestarted",
+            "The pod's supervisor was \(how); pid \(getpid()) took over: \(running) running container(s) adopted, \(exited) exited meanwhile, \(lost) lost")
+        m.locked { changed() }
+        if previous.terminating {
+            // The stop goes on with what is left of its grace.
+            let grace = previous.stopGrace ?? pod.spec.terminationGracePeriodSeconds
+            let spent = previous.stopStartedMono.map { Int64(Clock.monotonicSeconds() - $0) } ?? 0
+            requestStop(grace: max(0, grace - spent))
+        } else if previous.sandboxReady && !pauseAlive {
+            m.locked {
+                state.sandboxReady = false
+                state.reason = "SandboxChanged"
+                state.message = "the pod's sandbox (pause) ended while its supervisor was down; Husk does not re-create sandboxes, so the pod is stopped"
+                changed()
+            }
+            events.warning("SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+            requestStop(grace: nil)
+        }
+    }
+
     // MARK: - The controller (kubelet's SyncPod, one step at a time)
 
     enum Step {
@@ -135,16 +256,21 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     /// Runs the pod until it is finished: sandbox, init containers, app containers, restarts;
     /// then stops whatever runs and takes the sandbox down.
     public func runController() {
-        m.locked {
-            state.startTime = Clock.rfc3339Nano()
-            state.hostIP = sandbox.hostIP
-            changed()
+        let (recovered, adopted, startMono) = m.locked { () -> (Bool, Bool, Double) in
+            if !self.recovered {
+                state.startTime = Clock.rfc3339Nano()
+                state.startMono = Clock.monotonicSeconds()
+                state.hostIP = sandbox.hostIP
+                changed()
+            }
+            return (self.recovered, sandboxAdopted, state.startMono ?? Clock.monotonicSeconds())
         }
         // activeDeadlineSeconds counts from startTime, init containers included (§10).
         if let d = pod.spec.activeDeadlineSeconds {
-            _ = loop.after(Double(d)) { [self] in deadlineExceeded() }
+            let left = max(0, startMono + Double(d) - Clock.monotonicSeconds())
+            _ = loop.after(left) { [self] in deadlineExceeded() }
         }
-        if createSandbox() {
+        if (recovered && adopted) || createSandbox() {
             while case .start(let i) = nextStep() {
                 startContainer(i)
             }
@@ -167,6 +293,10 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             do {
                 try sandbox.start(onPauseExit: { [self] status in pauseExited(status, attempt: attempt) }, loop: loop)
                 m.locked {
+                    if let pause = sandbox.pause {
+                        state.pausePid = pause.pid
+                        state.pauseStart = ProcessInfo.stat(pause.pid)?.startTime ?? 0
+                    }
                     state.sandboxReady = true
                     state.sandboxCreatedAt = Clock.rfc3339Nano()
                     state.podIP = sandbox.podIP
@@ -386,6 +516,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         let terminating = m.locked { () -> Bool in
             var inst = Instance(attempt: attempt, id: id, createdAt: Clock.rfc3339Nano(), logPath: logPath)
             inst.pid = handle.pid
+            inst.pidStart = ProcessInfo.stat(handle.pid)?.startTime ?? 0
             addInstance(i, inst)
             state.containers[i].waiting = nil
             state.containers[i].imageID = image.repoDigests.first ?? image.id.description
@@ -574,7 +705,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
 
     /// A container's init process ended (loop thread): what is left of the container is
     /// killed, its output drained into the log, and the exit recorded.
-    func containerExited(_ h: ContainerHandle, _ status: ExitStatus) {
+    /// `status` nil: the process was adopted from a dead supervisor and how it ended is not
+    /// known (kubelet's ContainerStatusUnknown, pod-semantics §2).
+    func containerExited(_ h: ContainerHandle, _ status: ExitStatus?) {
         try? h.cgroup.kill()
         runtime.drainOutput(h)
         let message = m.locked { () -> String? in
@@ -582,18 +715,22 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             let inst = state.containers[i].instances[j]
             return inst.message
         }
-        let code = status.code
+        let code = status?.code ?? 137
         let policy = spec(m.locked { state.index(h.name) ?? 0 }).terminationMessagePolicy
         let termination = message == nil ? runtime.terminationMessage(h, policy: policy, exitCode: code, logPath: paths.log(h.name, attempt: h.attempt)) : nil
         m.locked {
-            h.exit = status
+            h.exit = status ?? .signaled(SIGKILL, coreDumped: false)
             if handles[h.name] === h { handles[h.name] = nil }
             if let i = state.index(h.name), let j = instanceIndex(i, h.id) {
                 var inst = state.containers[i].instances[j]
                 inst.state = .exited
                 inst.finishedAt = Clock.rfc3339Nano()
                 inst.finishedMono = Clock.monotonicSeconds()
-                if inst.reason == nil {
+                if status == nil {
+                    inst.exitCode = 137
+                    inst.reason = "ContainerStatusUnknown"
+                    inst.message = Self.statusUnknownMessage
+                } else if inst.reason == nil {
                     inst.exitCode = code
                     inst.reason = code == 0 ? "Completed" : "Error"
                 }
@@ -648,9 +785,11 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     public func requestStop(grace: Int64?) {
         let first = m.locked { () -> Bool in
             if let g = grace { stopGrace = min(stopGrace ?? g, g) }
+            state.stopGrace = stopGrace
             if stopRequested { return false }
             stopRequested = true
             state.terminating = true
+            if state.stopStartedMono == nil { state.stopStartedMono = Clock.monotonicSeconds() }
             changed()
             return true
         }

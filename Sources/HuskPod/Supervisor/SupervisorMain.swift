@@ -22,6 +22,7 @@ public enum SupervisorMain {
         _ = cshim_set_child_subreaper(1)
         umask(0o022)
         _ = chdir("/")
+        let keeper = KeeperLink.fromEnvironment()
         let record: PodRecord
         let loop: EventLoop
         do {
@@ -30,7 +31,15 @@ public enum SupervisorMain {
         } catch {
             fail("husk supervise: \(error)")
         }
-        let supervisor = PodSupervisor(record: record, loop: loop)
+        let supervisor = PodSupervisor(record: record, loop: loop, keeper: keeper)
+        // A supervisor before this one got as far as running the pod: this one takes over.
+        var previous: PodState? = nil
+        if let bytes = (try? Files.read(supervisor.paths.statusJSON)) ?? nil, let doc = try? JSONParser.parse(bytes),
+           let (s, _) = try? PodState.read(doc), s.startTime != nil {
+            if s.finished { exit(0) }  // it finished the pod and died before it exited
+            previous = s
+        }
+        try? Files.writeAtomically(supervisor.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600)
         if sfd >= 0 {
             loop.add(sfd) { _ in
                 while true {
@@ -53,6 +62,7 @@ public enum SupervisorMain {
         // Idle for a second: the code pages this burst used go back to the page cache (shared
         // by every supervisor); the next event maps what it needs again.
         loop.whenIdle(after: 1) { ResidentMemory.trimExecutableCode() }
+        if let previous { supervisor.recover(previous) }
         Threads.spawn("control") { server.serve() }
         Threads.spawn("controller") {
             supervisor.runController()
@@ -164,8 +174,15 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
 /// The client side, for the command line.
 public enum ControlClient {
     /// Sends one request (with fds) and returns the reply.
-    public static func request(_ socket: String, _ request: JSONValue, fds: [CInt] = []) throws(HuskError) -> JSONValue {
-        let s = cshim_unix_connect(socket)
+    /// While the socket is missing or refuses (a supervisor being replaced by its keeper), it
+    /// tries again for up to `patience` seconds.
+    public static func request(_ socket: String, _ request: JSONValue, fds: [CInt] = [], patience: Double = 5) throws(HuskError) -> JSONValue {
+        var s = cshim_unix_connect(socket)
+        let deadline = Clock.monotonicSeconds() + patience
+        while s < 0 && (errno == ECONNREFUSED || errno == ENOENT) && Clock.monotonicSeconds() < deadline {
+            usleep(10_000)
+            s = cshim_unix_connect(socket)
+        }
         guard s >= 0 else {
             throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(currentErrno.text)")
         }
