@@ -670,6 +670,44 @@ static void lookup_exe(struct child *c) {
 // MARK: - fds
 
 // Closes every fd >= 3 except the ones in keep[] (already CLOEXEC ones stay until exec).
+// Opens a pty in the (new or joined) root's /dev/pts, sends the master over
+// plan->console_socket and returns the slave; with a new root the slave is bound over
+// /dev/console (runc's setupConsole).
+static int open_console(struct child *c) {
+    const int stage = CSHIM_STAGE_CONSOLE;
+    const struct cshim_spawn_plan *p = c->plan;
+    int ptm = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (ptm < 0) ptm = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (ptm < 0) fail(c, stage, errno, "/dev/pts/ptmx");
+    int unlock = 0;
+    if (ioctl(ptm, TIOCSPTLCK, &unlock) < 0) fail(c, stage, errno, "TIOCSPTLCK");
+    int pts = ioctl(ptm, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (pts < 0) fail(c, stage, errno, "TIOCGPTPEER");
+    if (p->rootfs != NULL) {
+        int t = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (t < 0) fail(c, stage, errno, "/dev/console");
+        char sbuf[64], tbuf[64];
+        if (mount(fd_path(sbuf, pts), fd_path(tbuf, t), NULL, MS_BIND, NULL) < 0) fail(c, stage, errno, "/dev/console");
+        close(t);
+    }
+    char tag = 'M';
+    struct iovec iov = {.iov_base = &tag, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &ptm, sizeof(int));
+    if (sendmsg(p->console_socket, &mh, MSG_NOSIGNAL) < 0) fail(c, stage, errno, "console socket");
+    close(ptm);
+    return pts;
+}
+
 static void close_fds_except(const int *keep, size_t nkeep) {
     unsigned int from = 3;
     while (1) {
@@ -785,11 +823,15 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
         }
     }
 
+    // A terminal of the container's own: a pty from its /dev/pts, the master to the caller.
+    int console = p->console_fd;
+    if (p->console_socket >= 0) console = open_console(c);
+
     // Standard streams, then the preserved fds at 3, 4, ...; everything else closes.
-    if (p->console_fd >= 0) {
-        if (ioctl(p->console_fd, TIOCSCTTY, 0) < 0) fail(c, CSHIM_STAGE_CONSOLE, errno, "TIOCSCTTY");
+    if (console >= 0) {
+        if (ioctl(console, TIOCSCTTY, 0) < 0) fail(c, CSHIM_STAGE_CONSOLE, errno, "TIOCSCTTY");
         for (int i = 0; i < 3; i++)
-            if (dup2(p->console_fd, i) < 0) fail(c, CSHIM_STAGE_CONSOLE, errno, "dup2");
+            if (dup2(console, i) < 0) fail(c, CSHIM_STAGE_CONSOLE, errno, "dup2");
     } else {
         for (int i = 0; i < 3; i++)
             if (p->stdio[i] >= 0 && p->stdio[i] != i && dup2(p->stdio[i], i) < 0) fail(c, CSHIM_STAGE_STDIO, errno, "dup2");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -288,6 +289,41 @@ int cshim_unix_listen(const char *path, int backlog) {
         return -1;
     }
     return fd;
+}
+
+int cshim_seqpacket_pair(int *sv) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv);
+}
+
+int cshim_get_winsize(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -1;
+    *rows = ws.ws_row;
+    *cols = ws.ws_col;
+    return 0;
+}
+
+int cshim_set_winsize(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+unsigned long cshim_termios_size(void) {
+    return sizeof(struct termios);
+}
+
+int cshim_tty_raw(int fd, void *saved) {
+    struct termios t;
+    if (tcgetattr(fd, &t) < 0) return -1;
+    memcpy(saved, &t, sizeof t);
+    cfmakeraw(&t);
+    return tcsetattr(fd, TCSANOW, &t);
+}
+
+int cshim_tty_restore(int fd, const void *saved) {
+    struct termios t;
+    memcpy(&t, saved, sizeof t);
+    return tcsetattr(fd, TCSANOW, &t);
 }
 
 int cshim_unix_connect(const char *path) {

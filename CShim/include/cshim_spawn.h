@@ -118,6 +118,11 @@ struct cshim_spawn_plan {
     int stdio[3];
     int setsid;
     int console_fd;                 // pty slave: controlling terminal and /dev/console, or -1
+    // Or a unix socket: the child opens a pty in its own /dev/pts (after the root is set up
+    // or the mount namespace joined), sends the master over it (SCM_RIGHTS, like runc's
+    // --console-socket), and takes the slave as controlling terminal and stdio; with a new
+    // root the slave is also bound over /dev/console. Needs setsid. -1: none.
+    int console_socket;
 
     int oom_score_adj;
     int set_oom_score_adj;

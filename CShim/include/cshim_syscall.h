@@ -187,6 +187,18 @@ int cshim_unix_listen(const char *_Nonnull path, int backlog);
 int cshim_accept(int sock);
 /// A unix stream socket (CLOEXEC) connected to `path`, or -1.
 int cshim_unix_connect(const char *_Nonnull path);
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC). Returns 0 or -1.
+int cshim_seqpacket_pair(int *_Nonnull sv);
+/// The window size of terminal `fd` (TIOCGWINSZ) into rows/cols; 0 or -1.
+int cshim_get_winsize(int fd, unsigned short *_Nonnull rows, unsigned short *_Nonnull cols);
+/// Sets the window size of terminal `fd` (TIOCSWINSZ); 0 or -1.
+int cshim_set_winsize(int fd, unsigned short rows, unsigned short cols);
+/// Puts terminal `fd` in raw mode (cfmakeraw); the previous settings go to `saved` (a
+/// buffer of cshim_termios_size() bytes). 0 or -1.
+int cshim_tty_raw(int fd, void *_Nonnull saved);
+/// Restores what cshim_tty_raw saved.
+int cshim_tty_restore(int fd, const void *_Nonnull saved);
+unsigned long cshim_termios_size(void);
 /// sendmsg of `len` bytes with `nfds` descriptors as SCM_RIGHTS (nfds <= 8). Returns bytes
 /// sent or -1.
 long cshim_send_with_fds(int sock, const void *_Nonnull buf, unsigned long len, const int *_Nullable fds, int nfds);

@@ -59,6 +59,9 @@ public struct SpawnPlan: Sendable {
     public var stdio: [FD?] = [nil, nil, nil]
     public var setsid = true
     public var console: FD? = nil
+    /// A unix socket: the child opens a pty in its own /dev/pts and sends the master here
+    /// (the slave becomes its controlling terminal and stdio; needs `setsid`).
+    public var consoleSocket: FD? = nil
     public var preserveFDs: [FD] = []
     /// Join a new session keyring of this name (nil: keep the caller's).
     public var sessionKeyring: String? = nil

@@ -127,6 +127,7 @@ public enum Spawner {
         c.stdio = (plan.stdio[0]?.raw ?? -1, plan.stdio[1]?.raw ?? -1, plan.stdio[2]?.raw ?? -1)
         c.setsid = plan.setsid ? 1 : 0
         c.console_fd = plan.console?.raw ?? -1
+        c.console_socket = plan.consoleSocket?.raw ?? -1
         c.oom_score_adj = Int32(plan.oomScoreAdj ?? 0)
         c.set_oom_score_adj = plan.oomScoreAdj == nil ? 0 : 1
         c.rootfs = plan.rootfs.map { arena.string($0) }

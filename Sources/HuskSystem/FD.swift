@@ -21,6 +21,11 @@ public final class FD: Sendable {
         return FD(adopting: fd)
     }
 
+    /// A second fd for the same open file (F_DUPFD_CLOEXEC).
+    public func duplicate() throws(SystemCallError) -> FD {
+        FD(adopting: try syscall("fcntl", "F_DUPFD_CLOEXEC") { fcntl(raw, F_DUPFD_CLOEXEC, 3) })
+    }
+
     /// openat(2) with O_CLOEXEC relative to this directory fd.
     public func openat(_ path: String, _ flags: CInt, mode: mode_t = 0o644) throws(SystemCallError) -> FD {
         let fd = try syscall("openat", path) { Glibc.openat(raw, path, flags | O_CLOEXEC, mode) }

@@ -175,4 +175,10 @@ extension JSONValue {
         if case .string(let s) = self { return s }
         return nil
     }
+
+    /// A boolean value, or nil.
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
 }

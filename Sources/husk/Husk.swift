@@ -15,7 +15,7 @@ struct Husk: ParsableCommand {
         abstract: "Run Kubernetes pods on this node the way kubelet + containerd + runc would.",
         version: "husk 0.1.0",
         subcommands: [
-            Run.self, Pods.self, PS.self, Inspect.self, Events.self, Logs.self, Exec.self, Stop.self, Remove.self,
+            Run.self, Pods.self, PS.self, Inspect.self, Events.self, Logs.self, Exec.self, Attach.self, Stop.self, Remove.self,
             Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self,
         ])
 
@@ -128,6 +128,19 @@ func runReporting(_ body: () throws -> Void) throws {
 enum Out {
     static func out(_ s: String) { write(1, s) }
     static func err(_ s: String) { write(2, s) }
+
+    /// Writes all `count` bytes at `p` to `fd` (retrying short writes); false on an error.
+    @discardableResult
+    static func writeAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = Glibc.write(fd, p + done, count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
 
     static var stdoutIsTerminal: Bool { isatty(1) == 1 }
     static var stderrIsTerminal: Bool { isatty(2) == 1 }

@@ -505,12 +505,21 @@ struct Logs: ParsableCommand {
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command in a running container; its exit status is husk's.",
-        discussion: "The command gets husk's stdin, stdout and stderr. No terminal (-t) yet.")
+        discussion: """
+            Output goes to husk's stdout and stderr. -i passes husk's stdin on (without it the command's \
+            stdin is /dev/null). -t gives the command a terminal of the container's own (a pty from its \
+            /dev/pts, stdout and stderr merged as on any terminal); husk's own terminal is put in raw mode \
+            meanwhile and its size follows.
+            """)
 
     @OptionGroup var globals: GlobalOptions
     @OptionGroup var selector: PodSelector
     @Option(name: .shortAndLong, help: "The container (default: the first app container).")
     var container: String?
+    @Flag(name: .shortAndLong, help: "Pass stdin on to the command.")
+    var interactive = false
+    @Flag(name: .shortAndLong, help: "Give the command a terminal.")
+    var tty = false
     @Argument(help: "The pod (name or UID).")
     var pod: String
     @Argument(parsing: .postTerminator, help: "The command, after --.")
@@ -522,12 +531,184 @@ struct Exec: ParsableCommand {
             let v = try globals.findPod(pod, selector)
             let name = try Logs.pickContainer(v, container)
             guard v.supervisorAlive, !v.state.finished else { throw HuskError(.invalidState, "pod \(v.qualifiedName) is not running") }
-            let reply = try ControlClient.request(
-                v.paths.socket, .object(["op": .string("exec"), "container": .string(name), "argv": .array(command.map { .string($0) })]),
-                fds: [0, 1, 2])
+            var request: [String: JSONValue] = [
+                "op": .string("exec"), "container": .string(name), "argv": .array(command.map { .string($0) }),
+            ]
+            if tty {
+                request["tty"] = .bool(true)
+                let conn = try ControlClient.open(v.paths.socket, .object(request))
+                let (first, fds) = try ControlClient.next(conn)
+                if let e = first["error"]?.stringValue { throw HuskError(.invalidState, e) }
+                guard first["tty"] != nil, let master = fds.first else { throw HuskError(.system, "the supervisor gave no terminal") }
+                throw ExitCode(TerminalRelay.run(master: master, control: conn, stdin: interactive))
+            }
+            let null = try FD.open("/dev/null", O_RDONLY)
+            let reply = try ControlClient.request(v.paths.socket, .object(request), fds: [interactive ? 0 : null.raw, 1, 2])
             if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
             guard case .number(let code) = reply["exitCode"] else { throw HuskError(.system, "the supervisor gave no exit status") }
             throw ExitCode(Int32(code))
+        }
+    }
+}
+
+/// Relays between husk's terminal and a pty master until the process on the other side has
+/// ended and the supervisor sent its exit status: stdin (with -i) to the master, the master
+/// to stdout; husk's terminal raw meanwhile, its size copied at the start and on SIGWINCH.
+enum TerminalRelay {
+    static func run(master: FD, control: FD, stdin: Bool) -> Int32 {
+        var rows: UInt16 = 0, cols: UInt16 = 0
+        let isTTY = isatty(0) == 1
+        if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
+        var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
+        let raw = isTTY && stdin && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
+        defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
+        var winch: [Int32] = [SIGWINCH]
+        let sfd = isTTY ? cshim_signalfd_for(&winch, 1) : -1
+        defer { if sfd >= 0 { close(sfd) } }
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var stdinOpen = stdin
+        var masterOpen = true
+        var code: Int32? = nil
+        while masterOpen || code == nil {
+            var fds = [
+                pollfd(fd: masterOpen ? master.raw : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: code == nil ? control.raw : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+            ]
+            // Once the exit status is in, what is left in the pty is read without waiting.
+            if poll(&fds, 4, code == nil ? -1 : 200) <= 0 {
+                if code != nil { break }
+                if errno == EINTR { continue }
+                break
+            }
+            if fds[0].revents != 0 {
+                let n = buf.withUnsafeMutableBytes { read(master.raw, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    _ = buf.withUnsafeBytes { Out.writeAll(1, $0.baseAddress!, n) }
+                } else if n == 0 || errno != EINTR && errno != EAGAIN {
+                    masterOpen = false  // EIO: every holder of the slave has gone
+                }
+            }
+            if fds[1].revents != 0 {
+                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    _ = buf.withUnsafeBytes { Out.writeAll(master.raw, $0.baseAddress!, n) }
+                } else {
+                    stdinOpen = false
+                    // End of input: the terminal's EOF character, as a typed ^D.
+                    if n == 0 { _ = [UInt8(4)].withUnsafeBytes { write(master.raw, $0.baseAddress, 1) } }
+                }
+            }
+            if fds[2].revents != 0 {
+                if let (reply, _) = try? ControlClient.next(control), case .number(let c) = reply["exitCode"] {
+                    code = Int32(c)
+                } else {
+                    code = 255
+                }
+            }
+            if fds[3].revents != 0 {
+                while cshim_signalfd_read(sfd) > 0 {}
+                if cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
+            }
+        }
+        return code ?? 255
+    }
+}
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Attach to a running container's own streams: its output from now on, and with -i its stdin.",
+        discussion: """
+            -i needs stdin: true in the container's spec; with tty: true the container has a terminal and \
+            -t puts husk's terminal in raw mode meanwhile. Ends when the container ends (with its exit \
+            status) or when husk is interrupted. With stdinOnce the container's stdin closes when the first \
+            attached input ends.
+            """)
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .shortAndLong, help: "The container (default: the first app container).")
+    var container: String?
+    @Flag(name: .shortAndLong, help: "Pass stdin on to the container.")
+    var interactive = false
+    @Flag(name: .shortAndLong, help: "The container's stdin is a terminal (tty: true): put husk's terminal in raw mode.")
+    var tty = false
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+
+    func run() throws {
+        try runReporting {
+            let v = try globals.findPod(pod, selector)
+            let name = try Logs.pickContainer(v, container)
+            guard v.supervisorAlive, !v.state.finished else { throw HuskError(.invalidState, "pod \(v.qualifiedName) is not running") }
+            let conn = try ControlClient.open(
+                v.paths.socket, .object(["op": .string("attach"), "container": .string(name), "stdin": .bool(interactive)]))
+            let (first, _) = try ControlClient.next(conn)
+            if let e = first["error"]?.stringValue { throw HuskError(.invalidState, e) }
+            let hasTTY = first["tty"]?.boolValue ?? false
+            if tty && !hasTTY {
+                Out.err("Unable to use a TTY - container \(name) did not allocate one\n")
+            }
+            var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
+            let raw = tty && hasTTY && interactive && isatty(0) == 1 && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
+            defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
+            throw ExitCode(Self.relay(conn, stdin: interactive))
+        }
+    }
+
+    /// Frames from the supervisor to stdout/stderr, stdin to the supervisor; the exit code
+    /// from the last frame (0 when the connection ends without one).
+    static func relay(_ conn: FD, stdin: Bool) -> Int32 {
+        var stdinOpen = stdin
+        var inbuf: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        // Interrupted: husk ends (the container goes on), 128 + the signal.
+        var signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+        let sfd = cshim_signalfd_for(&signals, 3)
+        defer { if sfd >= 0 { close(sfd) } }
+        while true {
+            var fds = [
+                pollfd(fd: conn.raw, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+            ]
+            if poll(&fds, 3, -1) < 0 {
+                if errno == EINTR { continue }
+                return 1
+            }
+            if fds[2].revents != 0 {
+                let sig = cshim_signalfd_read(sfd)
+                return 128 + (sig > 0 ? sig : SIGINT)
+            }
+            if fds[1].revents != 0 {
+                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    _ = buf.withUnsafeBytes { Out.writeAll(conn.raw, $0.baseAddress!, n) }
+                } else {
+                    stdinOpen = false
+                    shutdown(conn.raw, Int32(SHUT_WR))
+                }
+            }
+            if fds[0].revents != 0 {
+                let n = buf.withUnsafeMutableBytes { read(conn.raw, $0.baseAddress, $0.count) }
+                if n <= 0 { return 0 }
+                inbuf += buf[0..<n]
+                while inbuf.count >= 5 {
+                    let len = Int(inbuf[1]) << 24 | Int(inbuf[2]) << 16 | Int(inbuf[3]) << 8 | Int(inbuf[4])
+                    guard inbuf.count >= 5 + len else { break }
+                    let kind = inbuf[0]
+                    let data = Array(inbuf[5..<(5 + len)])
+                    inbuf.removeFirst(5 + len)
+                    switch kind {
+                    case 1, 2:
+                        if !data.isEmpty { _ = data.withUnsafeBytes { Out.writeAll(Int32(kind), $0.baseAddress!, $0.count) } }
+                    default:
+                        if let doc = try? JSONParser.parse(data), case .number(let c) = doc["exitCode"] { return Int32(c) }
+                        return 0
+                    }
+                }
+            }
         }
     }
 }

@@ -1315,8 +1315,11 @@ struct PodContainerTests {
         let dflt = husk("exec", "execs", "--", "sh", "-c", "echo $MARK")
         #expect(dflt.stdout == "in-a\n", "no -c: the first app container")
         #expect(dflt.stderr.contains("Defaulted container \"a\""), "\(dflt.stderr)")
-        let stdin = IntegrationTests.run([huskPath] + husk.globals + ["exec", "execs", "-c", "a", "--", "tr", "a-z", "A-Z"], stdin: "piped in\n")
+        let stdin = IntegrationTests.run([huskPath] + husk.globals + ["exec", "-i", "execs", "-c", "a", "--", "tr", "a-z", "A-Z"], stdin: "piped in\n")
         #expect(stdin.status == 0 && stdin.stdout == "PIPED IN\n", "stdin: \(stdin)")
+        // Without -i the command's stdin is /dev/null (crictl exec, kubectl exec).
+        let noStdin = IntegrationTests.run([huskPath] + husk.globals + ["exec", "execs", "-c", "a", "--", "cat"], stdin: "not passed\n")
+        #expect(noStdin.status == 0 && noStdin.stdout == "", "no -i: \(noStdin)")
         #expect(husk("exec", "execs", "-c", "a", "--", "sh", "-c", "kill -9 $$").status == 137, "a signal is 128+N")
         _ = husk.wait("execs") { $0.stateKind("done") == "terminated" }
         let notRunning = husk("exec", "execs", "-c", "done", "--", "true")

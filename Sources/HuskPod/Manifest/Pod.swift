@@ -109,6 +109,8 @@ public struct ContainerSpec: Sendable, Equatable {
     /// Only `Always`, only on init containers: a sidecar (pod-semantics §4).
     public var restartPolicy: String? = nil
     public var stdin = false
+    /// stdin is closed when the first attached client detaches (kubelet/CRI StdinOnce).
+    public var stdinOnce = false
     public var tty = false
 }
 

@@ -154,6 +154,7 @@ extension ContainerSpec {
         }
         if let r = restartPolicy { o["restartPolicy"] = .string(r) }
         if stdin { o["stdin"] = .bool(true) }
+        if stdinOnce { o["stdinOnce"] = .bool(true) }
         if tty { o["tty"] = .bool(true) }
         return .object(o)
     }

@@ -340,9 +340,8 @@ public enum PodManifest {
         }
         spec.restartPolicy = try c.optString("restartPolicy")
         spec.stdin = try c.optBool("stdin") ?? false
+        spec.stdinOnce = try c.optBool("stdinOnce") ?? false
         spec.tty = try c.optBool("tty") ?? false
-        if spec.stdin { w.add(c.sub("stdin"), "is not implemented by Husk: the container's stdin is /dev/null") }
-        if spec.tty { w.add(c.sub("tty"), "is not implemented by Husk: the container gets no terminal") }
         return spec
     }
 

@@ -26,6 +26,16 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     /// The write end of the start gate, until the container is started.
     var gate: FD? = nil
     public var exit: ExitStatus? = nil
+    /// The container's stdin (spec `stdin`): the pty master with `tty`, else a pipe's write
+    /// end. Under `attachLock`.
+    var input: FD? = nil
+    /// The container has a terminal: its output is the pty master's (one stream, stdout).
+    var tty = false
+    /// The output fds the keeper holds besides stdin's, for when stdin closes.
+    var keptOutputs: [FD] = []
+    /// Clients of `husk attach`, each getting the output as it comes. Under `attachLock`.
+    var attached: [AttachClient] = []
+    let attachLock = Monitor()
 
     init(name: String, attempt: Int, id: String, process: SpawnedProcess, cgroup: Cgroup2Group, instanceDir: String,
          terminationLog: String?, stopSignal: Int32, exec: SpawnPlan, log: CRILogWriter) {
@@ -153,13 +163,24 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         if !pod.spec.hostIPC { joinFlags |= CSHIM_CLONE_NEWIPC }
         if joinFlags != 0 { plan.joins.append(.init(fd: pause.fd, type: joinFlags)) }
         if pod.spec.shareProcessNamespace { plan.pidNamespace = pause.fd }
-        // Output into pipes read by the supervisor (CRI logs); no stdin.
-        let out: (read: FD, write: FD), err: (read: FD, write: FD)
+        // Output into pipes read by the supervisor (CRI logs), or a terminal of the
+        // container's own with `tty` (its master read the same way); stdin a pipe with `stdin`.
+        var out: (read: FD, write: FD)? = nil, err: (read: FD, write: FD)? = nil, input: (read: FD, write: FD)? = nil
+        var console: FD? = nil
         let log: CRILogWriter
         do {
-            out = try makePipe()
-            err = try makePipe()
-            plan.stdio = [try FD.open("/dev/null", O_RDONLY), out.write, err.write]
+            if c.tty {
+                var pair: [CInt] = [-1, -1]
+                guard cshim_seqpacket_pair(&pair) == 0 else { throw HuskError(.system, "socketpair: \(currentErrno.text)") }
+                console = FD(adopting: pair[0])
+                plan.consoleSocket = FD(adopting: pair[1])
+                plan.setsid = true
+            } else {
+                out = try makePipe()
+                err = try makePipe()
+                if c.stdin { input = try makePipe() }
+                plan.stdio = [try input?.read ?? FD.open("/dev/null", O_RDONLY), out!.write, err!.write]
+            }
             plan.gate = nil
             log = try CRILogWriter(path: logPath)
         } catch let e as HuskError {
@@ -182,16 +203,56 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             throw failure("RunContainerError", "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(error)", startError: true)
         }
         let exec = Self.execPlan(plan)
+        // The terminal's master, which the child sent before it stopped at its gate.
+        var master: FD? = nil
+        if let console {
+            plan.consoleSocket = nil
+            master = Self.receiveMaster(console)
+            if master == nil {
+                try? spawned.pidfd.signal(SIGKILL)
+                _ = try? spawned.pidfd.wait()
+                try? group.remove(timeout: 5)
+                throw failure("RunContainerError", "failed to create containerd task: no terminal came back from the container", startError: true)
+            }
+        }
         let handle = ContainerHandle(
             name: c.name, attempt: attempt, id: id, process: spawned, cgroup: group, instanceDir: dir,
             terminationLog: c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log", stopSignal: process.stopSignal,
             exec: exec, log: log)
         handle.gate = gate.write
-        keeper?.hold(id, [out.read, err.read])
-        watchOutput(handle, out.read, "stdout")
-        watchOutput(handle, err.read, "stderr")
+        if let master {
+            handle.tty = true
+            if c.stdin { handle.input = try? master.duplicate() }
+            keeper?.hold(id, [master])
+            watchOutput(handle, master, "stdout")
+        } else if let out, let err {
+            handle.input = input?.write
+            handle.keptOutputs = [out.read, err.read]
+            keeper?.hold(id, [out.read, err.read] + (input.map { [$0.write] } ?? []))
+            watchOutput(handle, out.read, "stdout")
+            watchOutput(handle, err.read, "stderr")
+        }
         loop.watch(spawned.pidfd) { status in onExit(handle, status) }
         return handle
+    }
+
+    /// The pty master a child sent over its console socket (waits up to 5 s).
+    static func receiveMaster(_ sock: FD) -> FD? {
+        var buf = [UInt8](repeating: 0, count: 8)
+        var fds = [CInt](repeating: -1, count: 8)
+        var nfds: Int32 = 0
+        var pfd = pollfd(fd: sock.raw, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 5000) > 0 else { return nil }
+        let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(sock.raw, $0.baseAddress!, 8, &fds, &nfds) }
+        guard n > 0, nfds >= 1 else { return nil }
+        for k in 1..<Int(nfds) { close(fds[k]) }
+        return FD(adopting: fds[0])
+    }
+
+    /// Closes the container's stdin for good (stdinOnce): our end and the keeper's copy.
+    func closeInput(_ h: ContainerHandle) {
+        h.attachLock.locked { h.input = nil }
+        if !h.tty { keeper?.hold(h.id, h.keptOutputs) }
     }
 
     /// What an exec in a container created from `plan` runs with.
@@ -251,9 +312,16 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         let handle = ContainerHandle(
             name: c.name, attempt: attempt, id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, instanceDir: dir,
             terminationLog: termLog, stopSignal: process.stopSignal, exec: Self.execPlan(plan), log: log)
-        if outputs.count == 2 {
+        // What the keeper held: the pty master (tty), or the output pipes and stdin's.
+        if c.tty, outputs.count == 1 {
+            handle.tty = true
+            if c.stdin { handle.input = try? outputs[0].duplicate() }
+            watchOutput(handle, outputs[0], "stdout")
+        } else if outputs.count >= 2 {
             watchOutput(handle, outputs[0], "stdout")
             watchOutput(handle, outputs[1], "stderr")
+            if outputs.count >= 3 { handle.input = outputs[2] }
+            handle.keptOutputs = Array(outputs.prefix(2))
         }
         loop.watchAdopted(pidfd, start: start, stateDirectory: paths.state) { status in onExit(handle, status) }
         return handle
@@ -270,6 +338,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                 let n = buf.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress, $0.count) }
                 if n > 0 {
                     h.log.append(stream, buf[0..<n])
+                    h.fanOut(stream, buf[0..<n])
                     return
                 }
                 if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
@@ -292,6 +361,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                 let n = buf.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress, $0.count) }
                 if n > 0 {
                     h.log.append(stream, buf[0..<n])
+                    h.fanOut(stream, buf[0..<n])
                     continue
                 }
                 if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
@@ -329,11 +399,20 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
 
     /// Runs a process inside the container: all its namespaces (through its init's pidfd), its
     /// cgroup, its user, capabilities, seccomp, environment and working directory.
-    func exec(_ h: ContainerHandle, argv: [String], stdio: [FD?], env extra: [String] = []) throws(HuskError) -> SpawnedProcess {
+    /// With `tty`, the process gets a terminal of the container's own (a pty from its
+    /// /dev/pts) and the master comes back with it.
+    func exec(_ h: ContainerHandle, argv: [String], stdio: [FD?], env extra: [String] = [], tty: Bool = false) throws(HuskError) -> (SpawnedProcess, master: FD?) {
         var p = h.exec
         p.argv = argv
         p.env = h.exec.env + extra
         p.stdio = stdio
+        var pair: [CInt] = [-1, -1]
+        if tty {
+            guard cshim_seqpacket_pair(&pair) == 0 else { throw HuskError(.system, "socketpair: \(currentErrno.text)") }
+            p.consoleSocket = FD(adopting: pair[1])
+            p.setsid = true
+        }
+        let ours = tty ? FD(adopting: pair[0]) : nil
         p.joins = [.init(fd: h.process.pidfd.fd, type: CSHIM_CLONE_NEWNS | CSHIM_CLONE_NEWUTS | CSHIM_CLONE_NEWIPC | CSHIM_CLONE_NEWNET | CSHIM_CLONE_NEWCGROUP)]
         p.pidNamespace = h.process.pidfd.fd
         do {
@@ -341,11 +420,20 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         } catch {
             throw HuskError(.system, "cannot open the cgroup of container \(h.name)", cause: error)
         }
+        let spawned: SpawnedProcess
         do {
-            return try Spawner.spawn(p)
+            spawned = try Spawner.spawn(p)
         } catch {
             throw HuskError(.invalidArgument, "exec in container \(h.name) failed: \(error)")
         }
+        guard let ours else { return (spawned, nil) }
+        // The child sent the master before it exec'd.
+        guard let master = Self.receiveMaster(ours) else {
+            try? spawned.pidfd.signal(SIGKILL)
+            _ = try? spawned.pidfd.wait()
+            throw HuskError(.system, "exec in container \(h.name): no terminal came back from the process")
+        }
+        return (spawned, master)
     }
 
     /// Removes what the instance held on the host: its cgroup and its upper dir.

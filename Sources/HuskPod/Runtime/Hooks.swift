@@ -25,7 +25,7 @@ enum Hooks {
             }
             let p: SpawnedProcess
             do {
-                p = try runtime.exec(h, argv: command, stdio: [null, null, null])
+                p = try runtime.exec(h, argv: command, stdio: [null, null, null]).0
             } catch {
                 return error.message
             }

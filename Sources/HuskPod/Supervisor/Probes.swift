@@ -169,7 +169,7 @@ extension PodSupervisor {
             // the command (and whatever it started) is done writing.
             let null = try FD.open("/dev/null", O_RDWR)
             let (pr, pw) = try makePipe()
-            p = try runtime.exec(h, argv: command, stdio: [null, pw, pw])
+            p = try runtime.exec(h, argv: command, stdio: [null, pw, pw]).0
             r = pr
         } catch {
             return (false, "\(error)")

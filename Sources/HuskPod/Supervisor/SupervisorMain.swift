@@ -91,7 +91,12 @@ public enum SupervisorMain {
 /// root only. One JSON request per connection, one JSON reply:
 ///  - `{"op":"stop","grace":N}` → `{"ok":true}` (the stop goes on; status.json tells when done)
 ///  - `{"op":"exec","container":"c","argv":[...]}` with three fds (stdin, stdout, stderr) as
-///    SCM_RIGHTS → `{"exitCode":N}` when the process ended, or `{"error":"..."}`.
+///    SCM_RIGHTS → `{"exitCode":N}` when the process ended, or `{"error":"..."}`;
+///    with `"tty":true` and no fds: first `{"tty":true}` with the pty master (a terminal of
+///    the container's own), then `{"exitCode":N}`;
+///  - `{"op":"attach","container":"c","stdin":B}` → `{"attached":true,"tty":B}`, then the
+///    container's output in frames (`AttachClient`) until it ends; with stdin, what the client
+///    sends after its request goes to the container's stdin.
 final class ControlServer: @unchecked Sendable {  // the listening fd is read-only after init
     let path: String
     let fd: CInt
@@ -141,14 +146,33 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
         let reply: JSONValue
         do {
             let doc = try JSONParser.parse(request.prefix { $0 != 10 })
-            reply = perform(doc, fds: received)
+            if doc["op"]?.stringValue == "attach" {
+                // The connection stays: output frames out, stdin in.
+                let pending = Array(request.drop { $0 != 10 }.dropFirst())
+                do {
+                    try supervisor.attach(container: doc["container"]?.stringValue, conn: conn,
+                                          stdin: doc["stdin"]?.boolValue ?? false, pending: pending) { tty in
+                        try? conn.writeAll(Array((JSONValue.object(["attached": .bool(true), "tty": .bool(tty)]).serialized() + "\n").utf8))
+                    }
+                } catch {
+                    try? conn.writeAll(Array((JSONValue.object(["error": .string(error.message)]).serialized() + "\n").utf8))
+                }
+                return
+            }
+            reply = perform(doc, fds: received) { interim, fds in
+                // A first message before the reply (a terminal's master for exec -t).
+                let bytes = Array((interim.serialized() + "\n").utf8)
+                _ = bytes.withUnsafeBytes { raw in
+                    fds.map(\.raw).withUnsafeBufferPointer { cshim_send_with_fds(conn.raw, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32($0.count)) }
+                }
+            }
         } catch {
             reply = .object(["error": .string("bad request: \(error)")])
         }
         try? conn.writeAll(Array((reply.serialized() + "\n").utf8))
     }
 
-    func perform(_ doc: JSONValue, fds: [FD]) -> JSONValue {
+    func perform(_ doc: JSONValue, fds: [FD], interim: (JSONValue, [FD]) -> Void) -> JSONValue {
         switch doc["op"]?.stringValue {
         case "stop":
             var grace: Int64? = nil
@@ -158,9 +182,12 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
         case "exec":
             guard case .array(let a) = doc["argv"], !a.isEmpty else { return .object(["error": .string("exec needs a command")]) }
             let argv = a.compactMap(\.stringValue)
-            let stdio: [FD?] = (0..<3).map { $0 < fds.count ? fds[$0] : nil }
+            let tty = doc["tty"]?.boolValue ?? false
+            let stdio: [FD?] = tty ? [nil, nil, nil] : (0..<3).map { $0 < fds.count ? fds[$0] : nil }
             do {
-                let code = try supervisor.exec(container: doc["container"]?.stringValue, argv: argv, stdio: stdio)
+                let code = try supervisor.exec(container: doc["container"]?.stringValue, argv: argv, stdio: stdio, tty: tty) { master in
+                    if let master { interim(.object(["tty": .bool(true)]), [master]) }
+                }
                 return .object(["exitCode": .number(Double(code))])
             } catch {
                 return .object(["error": .string(error.message)])
@@ -173,6 +200,49 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
 
 /// The client side, for the command line.
 public enum ControlClient {
+    /// Sends one request and returns the connection, to read the replies one by one
+    /// (`next`).
+    public static func open(_ socket: String, _ request: JSONValue, fds: [CInt] = [], patience: Double = 5) throws(HuskError) -> FD {
+        var s = cshim_unix_connect(socket)
+        let deadline = Clock.monotonicSeconds() + patience
+        while s < 0 && (errno == ECONNREFUSED || errno == ENOENT) && Clock.monotonicSeconds() < deadline {
+            usleep(10_000)
+            s = cshim_unix_connect(socket)
+        }
+        guard s >= 0 else {
+            throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(currentErrno.text)")
+        }
+        let conn = FD(adopting: s)
+        let bytes = Array((request.serialized() + "\n").utf8)
+        let sent = bytes.withUnsafeBytes { raw in
+            fds.withUnsafeBufferPointer { cshim_send_with_fds(s, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32(fds.count)) }
+        }
+        guard sent == bytes.count else { throw HuskError(.system, "cannot talk to the pod's supervisor: \(currentErrno.text)") }
+        return conn
+    }
+
+    /// The next reply on `conn` (one line) with the fds that came with it.
+    public static func next(_ conn: FD) throws(HuskError) -> (JSONValue, [FD]) {
+        var line: [UInt8] = []
+        var got: [FD] = []
+        var byte = [UInt8](repeating: 0, count: 1)
+        var fds = [CInt](repeating: -1, count: 8)
+        var nfds: Int32 = 0
+        // One byte at a time: the fds come with the first byte of their message.
+        while true {
+            let n = byte.withUnsafeMutableBytes { cshim_recv_with_fds(conn.raw, $0.baseAddress!, 1, &fds, &nfds) }
+            if n <= 0 { throw HuskError(.system, "the pod's supervisor ended before it replied") }
+            for k in 0..<Int(nfds) { got.append(FD(adopting: fds[k])) }
+            if byte[0] == 10 { break }
+            line.append(byte[0])
+        }
+        do {
+            return (try JSONParser.parse(line), got)
+        } catch {
+            throw HuskError(.system, "a bad reply from the pod's supervisor: \(error)")
+        }
+    }
+
     /// Sends one request (with fds) and returns the reply.
     /// While the socket is missing or refuses (a supervisor being replaced by its keeper), it
     /// tries again for up to `patience` seconds.

@@ -1,0 +1,110 @@
+import CShim
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One `husk attach` client of a container: the output goes to it in frames as it comes,
+/// `[kind][length: 4 bytes, big-endian][data]` with kind 1 stdout, 2 stderr, and a last
+/// frame `E` carrying `{"exitCode":N}` when the container has ended. A writer thread of its
+/// own sends them, so a slow client never holds the supervisor up: past 4 MiB queued it is
+/// dropped.
+final class AttachClient: @unchecked Sendable {  // `queue`, `closed` and `done` under `m`
+    let conn: FD
+    private let m = Monitor()
+    private var queue: [[UInt8]] = []
+    private var queued = 0
+    private var closed = false
+    private(set) var done = false
+    static let cap = 4 << 20
+
+    init(conn: FD) {
+        self.conn = conn
+        Threads.spawn("attach-out") { [self] in pump() }
+    }
+
+    static func frame(_ kind: UInt8, _ data: some Collection<UInt8>) -> [UInt8] {
+        let n = UInt32(data.count)
+        return [kind, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + data
+    }
+
+    /// Queues a frame; false when the client is gone (or was dropped for being slow).
+    @discardableResult
+    func send(_ frame: [UInt8]) -> Bool {
+        m.locked {
+            if closed || done { return false }
+            if queued + frame.count > Self.cap {
+                done = true
+                m.broadcast()
+                return false
+            }
+            queue.append(frame)
+            queued += frame.count
+            m.broadcast()
+            return true
+        }
+    }
+
+    /// The last frame: the container's exit code; the connection closes once it is sent.
+    func finish(exitCode: Int32) {
+        send(Self.frame(UInt8(ascii: "E"), Array("{\"exitCode\":\(exitCode)}".utf8)))
+        m.locked {
+            closed = true
+            m.broadcast()
+        }
+    }
+
+    /// The client went away: nothing more is sent.
+    func abandon() {
+        m.locked {
+            done = true
+            m.broadcast()
+        }
+    }
+
+    /// Waits until everything was sent (or the client went away).
+    func waitDone() {
+        _ = m.wait(for: { done })
+    }
+
+    private func pump() {
+        while true {
+            let next = m.locked { () -> [UInt8]? in
+                while queue.isEmpty && !closed && !done { _ = m.wait() }
+                if done || queue.isEmpty { return nil }
+                let f = queue.removeFirst()
+                queued -= f.count
+                return f
+            }
+            guard let next else { break }
+            if (try? conn.writeAll(next)) == nil { break }
+        }
+        m.locked {
+            done = true
+            m.broadcast()
+        }
+        shutdown(conn.raw, Int32(SHUT_WR))
+    }
+}
+
+extension ContainerHandle {
+    /// Sends output to every attached client (loop thread).
+    func fanOut(_ stream: String, _ bytes: ArraySlice<UInt8>) {
+        attachLock.locked {
+            guard !attached.isEmpty else { return }
+            let frame = AttachClient.frame(stream == "stderr" ? 2 : 1, bytes)
+            attached.removeAll { !$0.send(frame) }
+        }
+    }
+
+    /// Tells every attached client how the container ended.
+    func detachAll(exitCode: Int32) {
+        let clients = attachLock.locked { () -> [AttachClient] in
+            let c = attached
+            attached = []
+            return c
+        }
+        for c in clients { c.finish(exitCode: exitCode) }
+    }
+}
