@@ -302,9 +302,6 @@ public enum PodManifest {
                 pr.successThreshold = try p.optInt("successThreshold") ?? 1
                 pr.failureThreshold = try p.optInt("failureThreshold") ?? 3
                 pr.terminationGracePeriodSeconds = try p.optInt("terminationGracePeriodSeconds")
-                if case .grpc = pr.handler {
-                    w.add(c.sub(kind) + ".grpc", "is validated but not run by Husk yet: the container is treated as if it had no \(kind)")
-                }
                 return pr
             }
             switch kind {

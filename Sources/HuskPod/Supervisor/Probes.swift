@@ -13,11 +13,9 @@ extension PodSupervisor {
         case startup = "Startup", liveness = "Liveness", readiness = "Readiness"
     }
 
-    /// The probe if Husk runs it: grpc probes are not run (the manifest warns), so the
-    /// container is treated as having none.
+    /// The probe if Husk runs it (every handler a probe may have).
     static func runnable(_ p: Probe?) -> Probe? {
         guard let p else { return nil }
-        if case .grpc = p.handler { return nil }
         return p
     }
 
@@ -147,7 +145,14 @@ extension PodSupervisor {
                 return (false, e)
             }
             return (true, "")
-        case .grpc, .sleep:
+        case .grpc(let port, let service):
+            // kubelet dials the pod's IP; without one, the pod's loopback from inside its
+            // network namespace.
+            let host = runtime.sandbox.podIP
+            let netns = host == nil ? runtime.sandbox.pause?.fd : nil
+            return GRPCHealth.check(host: host ?? "127.0.0.1", port: Int(port), service: service ?? "", timeout: timeout,
+                                    userAgent: "kube-probe/1.34", netns: netns)
+        case .sleep:
             return (true, "")
         }
     }
