@@ -5,6 +5,7 @@
 #include "cshim_syscall.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ static size_t drop_file_pages(int pagemap, uintptr_t start, uintptr_t end, size_
 }
 
 size_t cshim_trim_executable(void) {
+    // Free heap memory back to the kernel first, from every malloc arena (glibc walks them
+    // all and also returns whole free pages inside them): a pull done by a thread leaves MiBs.
+    malloc_trim(0);
     char exe[4096];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len <= 0) return 0;
