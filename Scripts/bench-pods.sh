@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pod benchmarks (called by Scripts/bench.sh pods): pod start and stop with `husk`, next to
 # containerd's `ctr run --rm` (containerd started here in temp dirs, CRI plugin off), and the
-# resident memory of a pod's supervisor and pause process.
+# resident memory of a pod's supervisor, pause and keeper processes.
 #
 #   start-1 / start-10:  `husk run -d` of a pod (pause + 1 or 10 containers, image in the store)
 #                        until it returns with every container running
@@ -103,7 +103,8 @@ hyperfine "${args[@]}" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt
 for p in bench1 bench10; do $H rm --force "$p" >/dev/null 2>&1 || true; done
 
 # Memory of a running 5-container pod: the supervisor right after start and once idle (it
-# drops its code mappings after 1 s idle), pause, and containerd's shim for one container.
+# drops its code mappings after 1 s idle), pause, its keeper, and containerd's shim for one
+# container.
 $H run -d "$work/pod5.yaml" >/dev/null
 sup=$(grep -o '"supervisorPid": *[0-9]*' "$run"/husk/pods/*/status.json | grep -o '[0-9]*$' | head -1)
 [ -n "$sup" ] || { echo "bench: no supervisorPid in $(ls "$run"/husk/pods/*/status.json)" >&2; exit 1; }
@@ -117,6 +118,8 @@ dirty_idle=$(kb "$sup" Private_Dirty smaps_rollup)
 cg2=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 pause=$(head -1 "$cg2/husk/$(basename "$(ls -d "$run"/husk/pods/*)")/pause/cgroup.procs")
 rss_pause=$(kb "$pause" VmRSS status)
+keeper=$(cat "$(ls -d "$run"/husk/pods/*)/keeper.pid")
+rss_keeper=$(kb "$keeper" VmRSS status)
 $H exec bench5 -c c3 -- true
 rss_after_exec=$(kb "$sup" VmRSS status)
 shim_rss=-
@@ -135,5 +138,5 @@ awk -F, 'NR == 1 { next }
     m[$1] = $4 * 1000 }
   END { if ("ctr-run-rm" in m) printf "ratio run-true / ctr-run-rm (medians): %.2fx\n", m["run-true"] / m["ctr-run-rm"] }' "$work/pods.csv"
 echo
-echo "5-container pod: supervisor VmRSS ${rss_start} KB right after start, ${rss_idle} KB idle (private ${priv_idle} KB, of which anon ${anon_idle} KB, dirty ${dirty_idle} KB), ${rss_after_exec} KB just after an exec; pause ${rss_pause} KB"
+echo "5-container pod: supervisor VmRSS ${rss_start} KB right after start, ${rss_idle} KB idle (private ${priv_idle} KB, of which anon ${anon_idle} KB, dirty ${dirty_idle} KB), ${rss_after_exec} KB just after an exec; pause ${rss_pause} KB; keeper ${rss_keeper} KB"
 echo "containerd-shim-runc-v2 (one container): VmRSS ${shim_rss} KB"
