@@ -4,6 +4,8 @@
 # resident memory of a pod's supervisor, pause and keeper processes.
 #
 #   start-1 / start-10:  `husk run -d` of a pod (pause + 1 or 10 containers, image in the store)
+#   exec-true / ctr-exec-true: `husk exec POD -- true` / `ctr task exec ... true` (containerd's
+#                        shim and runc exec: what crictl exec goes through, minus CRI)
 #                        until it returns with every container running
 #   stop-1 / stop-10:    `husk stop` of that pod (the containers exit on SIGTERM)
 #   run-true:            `husk run` (foreground) of a pod whose container runs `true`, until
@@ -23,9 +25,12 @@ ns=husk-bench-$$
 cleanup() {
   for p in $(ls "$run/husk/pods" 2>/dev/null); do "$husk_bin" --root "$work/root" --state "$run/husk" --log-dir "$work/logs" rm --force "$p" >/dev/null 2>&1 || true; done
   if [ -n "$ctrd_pid" ]; then
-    ctr -a "$run/ctrd.sock" -n "$ns" tasks kill -s SIGKILL bench-ctr-d >/dev/null 2>&1 || true
-    sleep 0.2
-    ctr -a "$run/ctrd.sock" -n "$ns" containers rm bench-ctr-d >/dev/null 2>&1 || true
+    for c in bench-ctr-d bench-ctr-x; do
+      ctr -a "$run/ctrd.sock" -n "$ns" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
+      sleep 0.2
+      ctr -a "$run/ctrd.sock" -n "$ns" tasks rm "$c" >/dev/null 2>&1 || true
+      ctr -a "$run/ctrd.sock" -n "$ns" containers rm "$c" >/dev/null 2>&1 || true
+    done
     kill "$ctrd_pid" 2>/dev/null || true
     wait "$ctrd_pid" 2>/dev/null || true
     awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup" || t == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
@@ -62,6 +67,7 @@ pod bench1 1 "$serve" | sed 's/\\&/\&/' >"$work/pod1.yaml"
 pod bench10 10 "$serve" | sed 's/\\&/\&/' >"$work/pod10.yaml"
 pod benchtrue 1 "true" >"$work/podtrue.yaml"
 pod bench5 5 "$serve" | sed 's/\\&/\&/' >"$work/pod5.yaml"
+pod benchx 1 "$serve" | sed 's/\\&/\&/' >"$work/podx.yaml"
 
 # containerd in temp dirs (its CRI plugin off), busybox imported from the same layout.
 if command -v containerd >/dev/null && command -v ctr >/dev/null; then
@@ -79,6 +85,8 @@ TOML
   skopeo copy --quiet "oci:$work/layout:1.36" "docker-archive:$work/bb.tar:docker.io/library/busybox:1.36"
   ctr -a "$run/ctrd.sock" -n "$ns" images import "$work/bb.tar" >/dev/null
   ctr_cmd="ctr -a $run/ctrd.sock -n $ns run --rm docker.io/library/busybox:1.36 bench-ctr true"
+  ctr -a "$run/ctrd.sock" -n "$ns" run -d docker.io/library/busybox:1.36 bench-ctr-x sleep 1000 >/dev/null
+  ctr_exec="ctr -a $run/ctrd.sock -n $ns task exec --exec-id bench bench-ctr-x true"
 else
   echo "bench: containerd is not installed (apt-get install containerd): no ctr comparison" >&2
   ctr_cmd=
@@ -88,6 +96,8 @@ fi
 $H run -d "$work/pod1.yaml" >/dev/null && $H stop bench1 >/dev/null && $H rm bench1 >/dev/null
 $H run "$work/podtrue.yaml" && $H rm benchtrue >/dev/null
 [ -z "$ctr_cmd" ] || $ctr_cmd
+$H run -d "$work/podx.yaml" >/dev/null && $H exec benchx -- true
+[ -z "$ctr_cmd" ] || $ctr_exec
 
 echo "bench: hyperfine, $runs runs each" >&2
 args=(-N --warmup 3 --runs "$runs" --export-csv "$work/pods.csv")
@@ -97,10 +107,18 @@ args+=(-n start-10 --prepare "$H rm --force bench10" "$H run -d $work/pod10.yaml
 args+=(-n stop-10 --prepare "sh -c '$H rm --force bench10 >/dev/null 2>&1; $H run -d $work/pod10.yaml'" "$H stop bench10")
 args+=(-n run-true --prepare "true" "sh -c '$H run $work/podtrue.yaml && $H rm benchtrue >/dev/null'")
 [ -z "$ctr_cmd" ] || args+=(-n ctr-run-rm --prepare "true" "$ctr_cmd")
+args+=(-n exec-true --prepare "true" "$H exec benchx -- true")
+[ -z "$ctr_cmd" ] || args+=(-n ctr-exec-true --prepare "true" "$ctr_exec")
 # hyperfine's first --prepare for a command that fails (no pod yet) must not stop it.
 $H run -d "$work/pod1.yaml" >/dev/null; $H run -d "$work/pod10.yaml" >/dev/null
 hyperfine "${args[@]}" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt" >&2; exit 1; }
-for p in bench1 bench10; do $H rm --force "$p" >/dev/null 2>&1 || true; done
+# The supervisor's CPU per exec: its utime+stime (clock ticks) over 100 `husk exec true`.
+xsup=$(grep -o '"supervisorPid": *[0-9]*' "$run"/husk/pods/$(cat "$run/husk/names/default_benchx")/status.json | grep -o '[0-9]*$')
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=$(ticks "$xsup")
+for _ in $(seq 100); do $H exec benchx -- true; done
+exec_cpu_ms=$(awk -v a="$t0" -v b="$(ticks "$xsup")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / 100 }')
+for p in bench1 bench10 benchx; do $H rm --force "$p" >/dev/null 2>&1 || true; done
 
 # Memory of a running 5-container pod: the supervisor right after start and once idle (it
 # drops its code mappings after 1 s idle), pause, its keeper, and containerd's shim for one
@@ -136,7 +154,9 @@ awk -F, 'NR == 1 { next }
   # the CSV of hyperfine: command,mean,stddev,median,user,system,min,max
   { printf "%-12s median %8.1f ms   mean %8.1f ms   stddev %6.1f ms   min %8.1f ms   max %8.1f ms\n", $1, $4 * 1000, $2 * 1000, $3 * 1000, $7 * 1000, $8 * 1000
     m[$1] = $4 * 1000 }
-  END { if ("ctr-run-rm" in m) printf "ratio run-true / ctr-run-rm (medians): %.2fx\n", m["run-true"] / m["ctr-run-rm"] }' "$work/pods.csv"
+  END { if ("ctr-run-rm" in m) printf "ratio run-true / ctr-run-rm (medians): %.2fx\n", m["run-true"] / m["ctr-run-rm"]
+        if ("ctr-exec-true" in m) printf "ratio exec-true / ctr-exec-true (medians): %.2fx\n", m["exec-true"] / m["ctr-exec-true"] }' "$work/pods.csv"
+echo "supervisor CPU per husk exec (100 execs): ${exec_cpu_ms} ms"
 echo
 echo "5-container pod: supervisor VmRSS ${rss_start} KB right after start, ${rss_idle} KB idle (private ${priv_idle} KB, of which anon ${anon_idle} KB, dirty ${dirty_idle} KB), ${rss_after_exec} KB just after an exec; pause ${rss_pause} KB; keeper ${rss_keeper} KB"
 echo "containerd-shim-runc-v2 (one container): VmRSS ${shim_rss} KB"
