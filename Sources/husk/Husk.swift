@@ -15,7 +15,7 @@ struct Husk: ParsableCommand {
         abstract: "Run Kubernetes pods on this node the way kubelet + containerd + runc would.",
         version: "husk 0.1.0",
         subcommands: [
-            Run.self, Pods.self, PS.self, Inspect.self, Events.self, Logs.self, Exec.self, Attach.self, Stop.self, Remove.self,
+            Run.self, Pods.self, PS.self, Stats.self, Inspect.self, Events.self, Logs.self, Exec.self, Attach.self, Stop.self, Remove.self,
             Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self,
         ])
 
@@ -48,6 +48,15 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .long, help: "Configuration file (JSON). Default: /etc/husk/config.json when it exists.")
     var config: String?
+
+    @Option(name: .customLong("pod-pids-limit"), help: "pids.max of every pod's cgroup (kubelet's podPidsLimit); a pod's annotation husk.io/pod-pids-limit overrides it. Default: none.")
+    var podPidsLimit: Int64?
+
+    @Flag(name: .customLong("memory-qos"), help: "Set memory.high of containers with a memory limit above their request (kubelet's MemoryQoS: request + 0.9 × (limit - request)).")
+    var memoryQoS = false
+
+    @Flag(name: .customLong("ignore-missing-controllers"), help: "Run pods whose limits need a cgroup v2 controller this host lacks, with a warning per limit, instead of refusing them.")
+    var ignoreMissingControllers = false
 
     @Option(name: .customLong("max-layer-size"), help: "Refuse a layer that unpacks to more bytes than this (decompression bombs). Default 64 GiB.")
     var maxLayerSize: UInt64?
@@ -95,6 +104,10 @@ struct GlobalOptions: ParsableArguments {
             throw HuskError(.invalidArgument, "--backoff-scale must be greater than 0 and at most 1")
         }
         s.backoffScale = backoffScale
+        if let p = podPidsLimit, p <= 0 { throw HuskError(.invalidArgument, "--pod-pids-limit must be a positive number") }
+        s.podPidsLimit = podPidsLimit
+        s.memoryQoS = memoryQoS
+        s.ignoreMissingControllers = ignoreMissingControllers
         return s
     }
 

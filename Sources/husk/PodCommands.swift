@@ -59,8 +59,26 @@ struct Run: ParsableCommand {
             let settings = try globals.settings()
             // Everything that can be checked is checked before anything is created.
             for s in settings.imageSources { _ = try LayoutSource.parse(s) }
-            guard (try? Cgroup2Mount.discover()) != nil else {
+            guard let mount = (try? Cgroup2Mount.discover()) ?? nil else {
                 throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted (see /proc/self/mountinfo): Husk puts every container in one")
+            }
+            // Limits the host cannot enforce (a controller missing from Husk's cgroup2
+            // subtree): refused, or with --ignore-missing-controllers a warning each.
+            let available = CgroupResources.available(mount)
+            let missing = CgroupResources.missing(pod, available: available, pidsLimit: settings.pidsLimit(for: pod), memoryQoS: settings.memoryQoS)
+            if !missing.isEmpty {
+                let offered = available.isEmpty ? "none" : available.sorted().joined(separator: " ")
+                let lines = missing.map {
+                    "\($0.field!): \($0.file) needs the cgroup v2 controller \"\($0.controller)\", which the cgroup2 hierarchy at \(mount.path) does not give Husk (it offers: \(offered))"
+                }
+                if !settings.ignoreMissingControllers {
+                    throw HuskError(
+                        .unsupported,
+                        "pod \(pod.metadata.namespace)/\(pod.metadata.name) asks for limits this host cannot enforce, so nothing was started:\n  "
+                            + lines.joined(separator: "\n  ")
+                            + "\nRun it where those controllers are enabled for Husk's subtree (cgroup.subtree_control above \(mount.path)/husk), or pass --ignore-missing-controllers to run it without them")
+                }
+                for l in lines { Out.err("Warning: \(l); it is not enforced (--ignore-missing-controllers)\n") }
             }
             // Signals are read from a signalfd from before the supervisor exists.
             var signals: [Int32] = [SIGINT, SIGTERM]
@@ -368,6 +386,90 @@ struct PS: ParsableCommand {
         case .created: return "CONTAINER_CREATED"
         case .running: return p.supervisorAlive ? "CONTAINER_RUNNING" : "CONTAINER_UNKNOWN"
         case .exited: return "CONTAINER_EXITED"
+        }
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resource usage of running containers, from their cgroup files (as crictl stats).",
+        discussion: """
+            CPU is cpu.stat usage_usec (seconds used so far); MEM memory.current, PEAK memory.peak, WS the \
+            working set (memory.current less inactive_file), PIDS pids.current. A file the host's cgroup2 \
+            lacks (its controller is not enabled for Husk) shows as - and is left out of the JSON.
+            """)
+
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Option(name: .shortAndLong, help: "table or json (crictl's ListContainerStats shape, plus pids).")
+    var output: OutputFormat = .table
+    @Argument(help: "Only this pod (name or UID).")
+    var pod: String?
+
+    func run() throws {
+        try runReporting {
+            let settings = try globals.settings()
+            let pods = try pod.map { [try PodDirectory.find(settings, $0, namespace: selector.namespace)] } ?? PodDirectory.all(settings)
+            guard let mount = (try? Cgroup2Mount.discover()) ?? nil else { throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted") }
+            var rows = [["CONTAINER", "NAME", "CPU(s)", "MEM", "WS", "PEAK", "PIDS", "POD"]]
+            var items: [JSONValue] = []
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            // int64 and uint64 as strings, as protobuf's JSON mapping (crictl -o json) writes them.
+            let nanos = JSONValue.string(String(Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)))
+            func value(_ v: Int64) -> JSONValue { .object(["value": .string(String(v))]) }
+            for p in pods where p.supervisorAlive && !p.state.finished {
+                for c in p.state.containers {
+                    guard let i = c.latest, i.state == .running else { continue }
+                    let g = mount.group(p.paths.cgroup + "/" + c.name)
+                    func number(_ file: String, _ key: String? = nil) -> Int64? {
+                        guard let text = g.read(file) else { return nil }
+                        guard let key else { return Int64(text.trimmed()) }
+                        for line in text.split(separator: "\n") where line.hasPrefix(key + " ") {
+                            return Int64(line.dropFirst(key.count + 1))
+                        }
+                        return nil
+                    }
+                    let usage = number("cpu.stat", "usage_usec")
+                    let current = number("memory.current")
+                    let peak = number("memory.peak")
+                    let inactive = number("memory.stat", "inactive_file")
+                    let ws = current.map { max(0, $0 - (inactive ?? 0)) }
+                    let pids = number("pids.current")
+                    func show(_ v: Int64?, bytes: Bool = true) -> String { v.map { bytes ? Out.size($0) : String($0) } ?? "-" }
+                    rows.append([
+                        String(i.id.prefix(13)), c.name, usage.map { "\($0 / 1_000_000).\(String(($0 % 1_000_000) / 10_000 + 100).dropFirst())" } ?? "-",
+                        show(current), show(ws), show(peak), show(pids, bytes: false), p.pod.metadata.name,
+                    ])
+                    var o: [String: JSONValue] = [
+                        "attributes": .object([
+                            "id": .string(i.id),
+                            "metadata": .object(["name": .string(c.name), "attempt": .number(Double(i.attempt))]),
+                            "labels": .object([
+                                "io.kubernetes.container.name": .string(c.name), "io.kubernetes.pod.name": .string(p.pod.metadata.name),
+                                "io.kubernetes.pod.namespace": .string(p.pod.metadata.namespace), "io.kubernetes.pod.uid": .string(p.uid),
+                            ]),
+                        ]),
+                    ]
+                    if let usage {
+                        o["cpu"] = .object(["timestamp": nanos, "usageCoreNanoSeconds": value(usage * 1000)])
+                    }
+                    if let current {
+                        var m: [String: JSONValue] = ["timestamp": nanos, "usageBytes": value(current)]
+                        if let ws { m["workingSetBytes"] = value(ws) }
+                        if let peak { m["peakBytes"] = value(peak) }
+                        o["memory"] = .object(m)
+                    }
+                    if let pids { o["pids"] = .object(["timestamp": nanos, "current": value(pids)]) }
+                    items.append(.object(o))
+                }
+            }
+            if output != .table {
+                let doc: JSONValue = .object(["stats": .array(items)])
+                Out.out(output == .json ? doc.serialized(indent: 2) + "\n" : YAMLText.render(doc))
+                return
+            }
+            Out.out(Out.table(rows))
         }
     }
 }

@@ -108,10 +108,19 @@ public struct ContainerSpec: Sendable, Equatable {
     public var securityContext: ContainerSecurityContext? = nil
     /// Only `Always`, only on init containers: a sidecar (pod-semantics §4).
     public var restartPolicy: String? = nil
+    public var resources = ResourceRequirements()
     public var stdin = false
     /// stdin is closed when the first attached client detaches (kubelet/CRI StdinOnce).
     public var stdinOnce = false
     public var tty = false
+}
+
+/// `resources`: quantities as written (validated); requests default to limits (API defaulting).
+public struct ResourceRequirements: Sendable, Equatable {
+    public var limits: [String: String] = [:]
+    public var requests: [String: String] = [:]
+    public var isEmpty: Bool { limits.isEmpty && requests.isEmpty }
+    public init() {}
 }
 
 public struct ContainerPort: Sendable, Equatable {

@@ -153,6 +153,12 @@ extension ContainerSpec {
             o["securityContext"] = .object(x)
         }
         if let r = restartPolicy { o["restartPolicy"] = .string(r) }
+        if !resources.isEmpty {
+            var r: [String: JSONValue] = [:]
+            if !resources.limits.isEmpty { r["limits"] = .object(resources.limits.mapValues { .string($0) }) }
+            if !resources.requests.isEmpty { r["requests"] = .object(resources.requests.mapValues { .string($0) }) }
+            o["resources"] = .object(r)
+        }
         if stdin { o["stdin"] = .bool(true) }
         if stdinOnce { o["stdinOnce"] = .bool(true) }
         if tty { o["tty"] = .bool(true) }

@@ -236,13 +236,55 @@ public enum PodManifest {
         return SeccompProfileSpec(type: kind, localhostProfile: try p.optString("localhostProfile"))
     }
 
+    /// `resources` (apis/core/validation ValidateResourceRequirements, the parts Husk uses):
+    /// quantities that parse, requests not above limits, requests defaulted to limits.
+    /// Resources Husk does not enforce (extended resources, ephemeral-storage) are warned.
+    static func decodeResources(_ r: JSONReader, _ w: inout Warnings) throws(FieldError) -> ResourceRequirements {
+        try r.requireObject()
+        w.check(r, known: ["limits", "requests"], ignored: ["claims"])
+        var out = ResourceRequirements()
+        func quantities(_ key: String) throws(FieldError) -> [String: String] {
+            guard let m = r.child(key) else { return [:] }
+            try m.requireObject()
+            var q: [String: String] = [:]
+            for name in m.keys.sorted() {
+                guard let v = m.child(name) else { continue }
+                let text: String
+                switch v.value {
+                case .string(let s): text = s
+                case .number(let n): text = n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+                default: throw m.error(name, "Invalid value: quantities must be strings or numbers")
+                }
+                guard (name == "cpu" ? Quantity.milli(text) : Quantity.bytes(text)) != nil else {
+                    throw m.error(name, "Invalid value: \"\(text)\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+                }
+                if name != "cpu" && name != "memory" && !name.hasPrefix("hugepages-") {
+                    w.add(m.sub(name), "is not enforced by Husk and is ignored")
+                }
+                q[name] = text
+            }
+            return q
+        }
+        out.limits = try quantities("limits")
+        out.requests = try quantities("requests")
+        for (name, limit) in out.limits where out.requests[name] == nil { out.requests[name] = limit }
+        for (name, request) in out.requests {
+            guard let limit = out.limits[name] else { continue }
+            let (a, b) = name == "cpu" ? (Quantity.milli(request) ?? 0, Quantity.milli(limit) ?? 0) : (Quantity.bytes(request) ?? 0, Quantity.bytes(limit) ?? 0)
+            if a > b {
+                throw r.error("requests", "Invalid value: \"\(request)\": must be less than or equal to \(name) limit of \(limit)")
+            }
+        }
+        return out
+    }
+
     static func decodeContainer(_ c: JSONReader, _ w: inout Warnings) throws(FieldError) -> ContainerSpec {
         try c.requireObject()
         w.check(c, known: [
             "name", "image", "imagePullPolicy", "command", "args", "workingDir", "env", "ports", "volumeMounts",
             "lifecycle", "livenessProbe", "readinessProbe", "startupProbe", "terminationMessagePath",
-            "terminationMessagePolicy", "securityContext", "restartPolicy", "stdin", "stdinOnce", "tty",
-        ], ignored: ["resources", "envFrom", "volumeDevices", "resizePolicy", "restartPolicyRules"])
+            "terminationMessagePolicy", "securityContext", "restartPolicy", "stdin", "stdinOnce", "tty", "resources",
+        ], ignored: ["envFrom", "volumeDevices", "resizePolicy", "restartPolicyRules"])
         let image = try c.optString("image") ?? ""
         var policy = PullPolicy.defaultFor(image)
         if let p = try c.optString("imagePullPolicy") {
@@ -336,6 +378,7 @@ public enum PodManifest {
             return x
         }
         spec.restartPolicy = try c.optString("restartPolicy")
+        if let r = c.child("resources") { spec.resources = try decodeResources(r, &w) }
         spec.stdin = try c.optBool("stdin") ?? false
         spec.stdinOnce = try c.optBool("stdinOnce") ?? false
         spec.tty = try c.optBool("tty") ?? false
@@ -467,6 +510,18 @@ struct Warnings {
 
 /// Kubernetes resource quantities (64Mi, 1Gi, 500M, 1.5Gi, 1e3) as bytes.
 public enum Quantity {
+    /// A cpu quantity ("500m", "1", "0.25") in millicores, rounded up as the API does.
+    public static func milli(_ text: String) -> Int64? {
+        let t = text.trimmed()
+        if t.hasSuffix("m") {
+            guard let v = Double(t.dropLast()), v >= 0 else { return nil }
+            return Int64(v.rounded(.up))
+        }
+        if let v = Double(t), v >= 0 { return Int64((v * 1000).rounded(.up)) }
+        guard let b = bytes(t) else { return nil }  // k, M, Ki, ...: whole cores
+        return b * 1000
+    }
+
     public static func bytes(_ text: String) -> Int64? {
         let t = text.trimmed()
         var numberEnd = t.startIndex

@@ -131,6 +131,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         do {
             if group.exists { try group.remove(timeout: 5) }
             try group.create()
+            try CgroupResources.apply(CgroupResources.container(c, path: "", memoryQoS: paths.settings.memoryQoS), to: group)
             var planned = try SpawnPlanner.plan(spec: spec, bundle: dir, cgroupDirectory: group.directory)
             plan = planned.plan
             plan.mounts += volumeMounts

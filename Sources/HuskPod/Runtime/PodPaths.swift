@@ -16,8 +16,20 @@ public struct HuskSettings: Sendable, Equatable {
     /// Multiplies kubelet's back-off constants (10 s doubling to 300 s, reset after 600 s):
     /// tests run them faster. 1 is Kubernetes.
     public var backoffScale = 1.0
+    /// pids.max of every pod's cgroup (kubelet's podPidsLimit); nil: none.
+    public var podPidsLimit: Int64? = nil
+    /// memory.high as kubelet's MemoryQoS sets it.
+    public var memoryQoS = false
+    /// Limits whose controller the host lacks are warned about and skipped, not refused.
+    public var ignoreMissingControllers = false
 
     public init() {}
+
+    /// The pid limit of `pod`: its annotation husk.io/pod-pids-limit, else the default.
+    public func pidsLimit(for pod: Pod) -> Int64? {
+        if let a = pod.metadata.annotations["husk.io/pod-pids-limit"], let v = Int64(a), v > 0 { return v }
+        return podPidsLimit
+    }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -27,6 +39,9 @@ public struct HuskSettings: Sendable, Equatable {
         ]
         if let m = maxLayerSize { o["maxLayerSize"] = .number(Double(m)) }
         if backoffScale != 1 { o["backoffScale"] = .number(backoffScale) }
+        if let p = podPidsLimit { o["podPidsLimit"] = .number(Double(p)) }
+        if memoryQoS { o["memoryQoS"] = .bool(true) }
+        if ignoreMissingControllers { o["ignoreMissingControllers"] = .bool(true) }
         return .object(o)
     }
 
@@ -40,6 +55,9 @@ public struct HuskSettings: Sendable, Equatable {
         cniBinDirs = try r.optStringArray("cniBinDirs") ?? cniBinDirs
         seccompDir = try r.optString("seccompDir") ?? seccompDir
         backoffScale = try r.optDouble("backoffScale") ?? 1
+        podPidsLimit = try r.optInt("podPidsLimit")
+        memoryQoS = try r.optBool("memoryQoS") ?? false
+        ignoreMissingControllers = try r.optBool("ignoreMissingControllers") ?? false
     }
 }
 

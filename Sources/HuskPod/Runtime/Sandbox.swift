@@ -121,6 +121,14 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         }
         cgroup = podGroup
         cgroupCreated = true
+        // The pod's limits, and the controllers handed down to its containers' groups.
+        CgroupResources.delegate(mount.group("/husk"))
+        do {
+            try CgroupResources.apply(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod)), to: podGroup)
+        } catch {
+            throw HuskError(.system, "cannot set the limits of cgroup \(podGroup.directory)", cause: error)
+        }
+        CgroupResources.delegate(podGroup)
         var plan = SpawnPlan()
         plan.newNamespaces = CSHIM_CLONE_NEWNS
         if ownNetwork { plan.newNamespaces |= CSHIM_CLONE_NEWNET | CSHIM_CLONE_NEWUTS }

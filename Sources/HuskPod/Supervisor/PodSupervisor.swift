@@ -708,6 +708,11 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     /// `status` nil: the process was adopted from a dead supervisor and how it ended is not
     /// known (kubelet's ContainerStatusUnknown, pod-semantics §2).
     func containerExited(_ h: ContainerHandle, _ status: ExitStatus?) {
+        // The OOM killer struck in the container's group (memory.events, DESIGN §7):
+        // containerd's OOMKilled.
+        let oomKilled = (h.cgroup.read("memory.events") ?? "").split(separator: "\n").contains {
+            $0.hasPrefix("oom_kill ") && !$0.hasSuffix(" 0")
+        }
         try? h.cgroup.kill()
         runtime.drainOutput(h)
         h.detachAll(exitCode: status?.code ?? 137)
@@ -734,7 +739,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                     inst.message = Self.statusUnknownMessage
                 } else if inst.reason == nil {
                     inst.exitCode = code
-                    inst.reason = code == 0 ? "Completed" : "Error"
+                    inst.reason = code == 0 ? "Completed" : (oomKilled ? "OOMKilled" : "Error")
                 }
                 if inst.message == nil, let termination { inst.message = termination }
                 state.containers[i].instances[j] = inst
