@@ -467,6 +467,38 @@ static void readonly_paths(struct child *c) {
 
 // MARK: - Root filesystem
 
+// An overlay filesystem context with the plan's layers, upper and work dirs, created (ready
+// for fsmount); -errno on failure. `plus`: one lowerdir+ per layer (Linux 6.8), else a single
+// lowerdir joined with ':' (snapshot paths never contain ':' or ','; one that does is refused).
+static int overlay_context(struct child *c, int plus) {
+    const struct cshim_spawn_plan *p = c->plan;
+    int fs = (int)syscall(SYS_fsopen, "overlay", 1U /* FSOPEN_CLOEXEC */);
+    if (fs < 0) return -errno;
+    int err = 0;
+    if (plus) {
+        for (size_t i = 0; i < p->noverlay_lower && !err; i++)
+            if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "lowerdir+", p->overlay_lower[i], 0) < 0) err = errno;
+    } else {
+        static char joined[65536];  // the child's own copy (no CLONE_VM)
+        joined[0] = 0;
+        for (size_t k = 0; k < p->noverlay_lower && !err; k++) {
+            for (const char *q = p->overlay_lower[k]; *q; q++)
+                if (*q == ':' || *q == ',') err = EINVAL;
+            if ((k > 0 && s_append(joined, sizeof joined, ":") < 0) || s_append(joined, sizeof joined, p->overlay_lower[k]) < 0)
+                err = ENAMETOOLONG;
+        }
+        if (!err && syscall(SYS_fsconfig, fs, 1, "lowerdir", joined, 0) < 0) err = errno;
+    }
+    if (!err && p->overlay_upper && syscall(SYS_fsconfig, fs, 1, "upperdir", p->overlay_upper, 0) < 0) err = errno;
+    if (!err && p->overlay_work && syscall(SYS_fsconfig, fs, 1, "workdir", p->overlay_work, 0) < 0) err = errno;
+    if (!err && syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) err = errno;
+    if (err) {
+        close(fs);
+        return -err;
+    }
+    return fs;
+}
+
 static void setup_rootfs(struct child *c) {
     const struct cshim_spawn_plan *p = c->plan;
     unsigned long prop = p->root_propagation ? p->root_propagation : (MS_SLAVE | MS_REC);
@@ -476,17 +508,14 @@ static void setup_rootfs(struct child *c) {
         // The container's root: its image's layers plus its own upper dir, mounted here in
         // the child's mount namespace with the new mount API (lowerdir+ per layer, Linux 6.8).
         const int ostage = CSHIM_STAGE_ROOTFS;
-        int fs = (int)syscall(SYS_fsopen, "overlay", 1U /* FSOPEN_CLOEXEC */);
-        if (fs < 0) fail(c, ostage, errno, "overlay");
-        for (size_t i = 0; i < p->noverlay_lower; i++) {
-            if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "lowerdir+", p->overlay_lower[i], 0) < 0)
-                fail(c, ostage, errno, p->overlay_lower[i]);
+        int fs = overlay_context(c, 1);
+        if (fs < 0) {
+            // Before Linux 6.8 overlay has no lowerdir+ (older kernels pass it on as legacy
+            // mount data and refuse it at create): one "lowerdir" of the layers joined by ':'.
+            if (fs != -EINVAL) fail(c, ostage, -fs, "overlay");
+            fs = overlay_context(c, 0);
+            if (fs < 0) fail(c, ostage, -fs, "overlay");
         }
-        if (p->overlay_upper && syscall(SYS_fsconfig, fs, 1, "upperdir", p->overlay_upper, 0) < 0)
-            fail(c, ostage, errno, p->overlay_upper);
-        if (p->overlay_work && syscall(SYS_fsconfig, fs, 1, "workdir", p->overlay_work, 0) < 0)
-            fail(c, ostage, errno, p->overlay_work);
-        if (syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) fail(c, ostage, errno, "overlay");
         int mnt = (int)syscall(SYS_fsmount, fs, 1U /* FSMOUNT_CLOEXEC */, 0);
         if (mnt < 0) fail(c, ostage, errno, "overlay");
         if (syscall(SYS_move_mount, mnt, "", AT_FDCWD, p->rootfs, 4U /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)

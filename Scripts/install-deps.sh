@@ -16,6 +16,7 @@ packages=(
   containernetworking-plugins  # CNI bridge/host-local: pod addresses (tests make their own config)
   hyperfine time      # Scripts/bench.sh: timings and peak RSS
   iproute2
+  qemu-system-x86 cpio kmod file  # Scripts/vm-test.sh: the pure cgroup v2 VM (its initramfs, depmod)
 )
 
 missing=()

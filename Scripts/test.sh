@@ -11,4 +11,9 @@ swift build --build-tests -Xswiftc -warnings-as-errors
 status=0
 swift test --skip-build "$@" || status=$?
 Scripts/check-leaks.sh || status=1
+# The cgroup v2 tier (issue 6): the resource tests in a VM with a pure cgroup v2 hierarchy.
+# Only for the whole suite (not when the caller filters), and skippable with HUSK_NO_VM=1.
+if [ $# -eq 0 ] && [ -z "${HUSK_NO_VM:-}" ]; then
+  Scripts/vm-test.sh || status=1
+fi
 exit $status
