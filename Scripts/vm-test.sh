@@ -9,8 +9,8 @@
 # The VM: Debian's kernel (linux-image-amd64, extracted, never installed on the host) under
 # qemu-system-x86_64 with TCG (KVM is not used), `cgroup_no_v1=all`, a busybox initramfs that
 # loads the virtio and 9p modules, mounts the host's root read-only over virtio-9p
-# (multidevs=remap) plus a writable share for the results, gives the tests tmpfs for /tmp and
-# /run, mounts cgroup2 at /sys/fs/cgroup with every controller handed down, and switch_roots
+# (multidevs=remap) plus a writable share for the results, gives the tests a tmpfs (over /tmp,
+# or another directory when the build is under /tmp) as TMPDIR, mounts cgroup2 at /sys/fs/cgroup with every controller handed down, and switch_roots
 # into the host's root to run the test binary. Kernel and initramfs are built once and kept in
 # /var/cache/husk/vm. Needs `swift build --build-tests` first (Scripts/test.sh does it). Exits
 # with the tests' status.
@@ -29,7 +29,9 @@ xctest=$(ls -d "$PWD"/.build/*/debug/HuskPackageTests.xctest 2>/dev/null | head 
 
 # --- The kernel and the initramfs, once ---------------------------------------------------
 mkdir -p "$cache"
-if [ ! -f "$cache/$kver/vmlinuz" ] || [ ! -f "$cache/$kver/initramfs.cpio.gz" ]; then
+# The initramfs's layout version: a change to its init below needs a new one.
+built="$cache/$kver-2"
+if [ ! -f "$built/vmlinuz" ] || [ ! -f "$built/initramfs.cpio.gz" ]; then
   echo "vm-test: building the VM's kernel and initramfs ($kver) in $cache" >&2
   work=$(mktemp -d "$cache/.build-XXXXXX")
   trap 'rm -rf "$work"' EXIT
@@ -59,8 +61,6 @@ mount -t devtmpfs devtmpfs /dev
 for m in $mods; do insmod /modules/\$m.ko || echo "vm: insmod \$m failed"; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,multidevs=remap,msize=524288,cache=loose hostroot /newroot || { echo "vm: no host root"; poweroff -f; }
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 out /newroot/run 2>/dev/null || true
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
-mount -t tmpfs tmpfs /newroot/var/tmp
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup
@@ -72,9 +72,10 @@ exec switch_root /newroot /bin/sh -c '. /run/vm-run.sh'
 INIT
   chmod +x "$init/init"
   (cd "$init" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initramfs.cpio.gz"
-  mkdir -p "$cache/$kver"
-  cp "$work"/kernel/boot/vmlinuz-"$kver" "$cache/$kver/vmlinuz"
-  mv "$work/initramfs.cpio.gz" "$cache/$kver/initramfs.cpio.gz"
+  rm -rf "$cache/$kver" "$cache/$kver"-*
+  mkdir -p "$built"
+  cp "$work"/kernel/boot/vmlinuz-"$kver" "$built/vmlinuz"
+  mv "$work/initramfs.cpio.gz" "$built/initramfs.cpio.gz"
   rm -rf "$work"
   trap - EXIT
 fi
@@ -82,16 +83,25 @@ fi
 # --- One run --------------------------------------------------------------------------------
 out=$(mktemp -d /tmp/husk-vm-out-XXXXXX)
 trap 'rm -rf "$out"' EXIT
+# The tests' scratch space in the VM: a tmpfs over a directory of the host's root that does not
+# hold the build (the host's root is read-only in the VM, and the test binary must stay visible).
+scratch=
+for d in /tmp /var/tmp /mnt /media /srv; do
+  case "$xctest/" in "$d"/*) continue ;; esac
+  [ -d "$d" ] && { scratch=$d; break; }
+done
+[ -n "$scratch" ] || { echo "vm-test: no directory for the VM's scratch tmpfs" >&2; exit 1; }
 # Runs inside the VM after switch_root: the host's root read-only, /run the writable share.
 cat >"$out/vm-run.sh" <<RUN
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp CI=\${CI:-}
+mount -t tmpfs -o mode=1777 tmpfs $scratch
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=$scratch TMPDIR=$scratch/ CI=\${CI:-}
 # Loopback up: Foundation's Process (the tests run commands with it) needs 127.0.0.1.
 ip link set lo up 2>/dev/null || /bin/busybox ifconfig lo 127.0.0.1 up
 # Every controller handed down from the root (the VM's own hierarchy).
 echo "+cpu +memory +pids +hugetlb" > /sys/fs/cgroup/cgroup.subtree_control 2>/run/subtree.err
 echo 16 > /proc/sys/vm/nr_hugepages 2>/dev/null
 echo "vm: cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.subtree_control)"
-cd /tmp
+cd $scratch
 $(if [ -n "${HUSK_VM_CMD:-}" ]; then echo "$HUSK_VM_CMD"; else echo "'$xctest' --testing-library swift-testing --filter '$filter'"; fi) > /run/test.log 2>&1
 status=\$?
 # Nothing of ours may be left in the VM's hierarchy either.
@@ -103,7 +113,7 @@ sync
 RUN
 start=$(date +%s)
 timeout "${HUSK_VM_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 2 -m 3072 -nographic -no-reboot \
-  -kernel "$cache/$kver/vmlinuz" -initrd "$cache/$kver/initramfs.cpio.gz" \
+  -kernel "$built/vmlinuz" -initrd "$built/initramfs.cpio.gz" \
   -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs local,path="$out",mount_tag=out,security_model=passthrough \

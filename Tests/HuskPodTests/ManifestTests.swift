@@ -355,7 +355,6 @@ struct ManifestTests {
             "spec.nodeSelector",  // not implemented
             "spec.tolerations",  // not implemented
             "spec.priorityClassName",  // not implemented
-            "spec.containers[0].resources",  // not implemented
             "spec.containers[0].flavour",  // unknown
         ]
         for path in expected {

@@ -86,7 +86,11 @@ struct PodResourceTests {
         #expect(usage > 0 && usage <= after * 1000, "stats \(usage) ns, cpu.stat afterwards \(after) µs")
         #expect(after * 1000 - usage < 500_000_000, "the same counter: \(usage) ns vs \(after) µs")
         if FileManager.default.fileExists(atPath: group(husk, "spin") + "/memory.current") {
-            #expect((item?["memory"] as? [String: Any]) != nil)
+            let usage = Int64((((item?["memory"] as? [String: Any])?["usageBytes"] as? [String: Any])?["value"] as? String) ?? "") ?? -1
+            let current = Int64(read(group(husk, "spin") + "/memory.current")) ?? 0
+            #expect(usage > 0 && abs(usage - current) < 1 << 20, "memory \(usage) vs memory.current \(current)")
+            let pids = Int64((((item?["pids"] as? [String: Any])?["current"] as? [String: Any])?["value"] as? String) ?? "") ?? -1
+            #expect(pids == Int64(read(group(husk, "spin") + "/pids.current")), "pids \(pids)")
         } else {
             #expect(item?["memory"] == nil, "no memory controller: no memory numbers")
         }
@@ -119,7 +123,7 @@ struct PodResourceTests {
         #expect(!FileManager.default.fileExists(atPath: group(husk, "c")))
     }
 
-    @Test("§7 cpu.max, cpu.weight, memory.max, pids.max read back exactly as computed, on the pod and its containers",
+    @Test("§7 cpu.max, cpu.weight, memory.max, pids.max, hugetlb.2MB.max read back exactly as computed, on the pod and its containers",
           .enabled(if: Host.hasResourceControllers, Host.controllersNote))
     func limitsReadBack() throws {
         let scratch = Scratch("resLimits")
@@ -138,7 +142,7 @@ struct PodResourceTests {
               - name: b
                 image: "busybox:1.36"
                 command: [sleep, "1000"]
-                resources: {limits: {cpu: "1", memory: 128Mi}}
+                resources: {limits: {cpu: "1", memory: 128Mi, hugepages-2Mi: 4Mi}}
             """).status == 0)
         #expect(read(group(husk, "a") + "/cpu.max") == "50000 100000")
         #expect(read(group(husk, "a") + "/cpu.weight") == "10")
@@ -150,6 +154,9 @@ struct PodResourceTests {
         #expect(read(group(husk) + "/memory.max") == String(192 * 1024 * 1024))
         #expect(read(group(husk) + "/cpu.weight") == "49", "shares of 1250m = 1280")
         #expect(read(group(husk) + "/pids.max") == "64")
+        #expect(read(group(husk, "b") + "/hugetlb.2MB.max") == "4194304")
+        #expect(read(group(husk) + "/hugetlb.2MB.max") == "4194304")
+        #expect(read(group(husk, "a") + "/hugetlb.2MB.max") == "max", "no hugepages asked: no limit")
     }
 
     @Test("§7 a memory hog over its limit is OOMKilled, exit 137, in an app and in an init container; a fork bomb stops at pids.max and the node goes on",
