@@ -715,7 +715,6 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         }
         try? h.cgroup.kill()
         runtime.drainOutput(h)
-        h.detachAll(exitCode: status?.code ?? 137)
         h.attachLock.locked { h.input = nil }
         let message = m.locked { () -> String? in
             guard let i = state.index(h.name), let j = instanceIndex(i, h.id) else { return nil }
@@ -747,6 +746,8 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             }
             changed()
         }
+        // Attached clients learn the exit once the status says it.
+        h.detachAll(exitCode: status?.code ?? 137)
         let dir = h.instanceDir
         Threads.spawn("cleanup") { try? Files.removeTree(dir) }
     }
