@@ -12,19 +12,7 @@ import Glibc
 public enum PauseExecutable {
     /// A memfd holding the pause executable, sealed against every change.
     public static func open() throws(HuskError) -> FD {
-        guard let bytes = Data(base64Encoded: pauseExecutableBase64) else {
-            throw HuskError(.internalError, "the embedded pause executable is corrupt")
-        }
-        let raw = cshim_memfd_sealed_create("husk-pause")
-        guard raw >= 0 else { throw HuskError(.system, "memfd_create: \(currentErrno.text)") }
-        let fd = FD(adopting: raw)
-        do {
-            try fd.writeAll(Array(bytes))
-            try syscall("fcntl", "husk-pause") { cshim_memfd_seal(fd.raw) }
-        } catch {
-            throw HuskError(.system, "cannot prepare the pause executable", cause: error)
-        }
-        return fd
+        try SealedExecutable.open("husk-pause", base64: pauseExecutableBase64)
     }
 
     public static var size: Int { (pauseExecutableBase64.count / 4) * 3 }
@@ -34,17 +22,24 @@ public enum PauseExecutable {
 /// pod's supervisor (DESIGN §3).
 public enum KeeperExecutable {
     public static func open() throws(HuskError) -> FD {
-        guard let bytes = Data(base64Encoded: keeperExecutableBase64) else {
-            throw HuskError(.internalError, "the embedded keeper executable is corrupt")
+        try SealedExecutable.open("husk-keeper", base64: keeperExecutableBase64)
+    }
+}
+
+/// An embedded executable (base64) in a memfd sealed against every change, to exec from.
+enum SealedExecutable {
+    static func open(_ name: String, base64: String) throws(HuskError) -> FD {
+        guard let bytes = Data(base64Encoded: base64) else {
+            throw HuskError(.internalError, "the embedded \(name) executable is corrupt")
         }
-        let raw = cshim_memfd_sealed_create("husk-keeper")
+        let raw = cshim_memfd_sealed_create(name)
         guard raw >= 0 else { throw HuskError(.system, "memfd_create: \(currentErrno.text)") }
         let fd = FD(adopting: raw)
         do {
             try fd.writeAll(Array(bytes))
-            try syscall("fcntl", "husk-keeper") { cshim_memfd_seal(fd.raw) }
+            try syscall("fcntl", name) { cshim_memfd_seal(fd.raw) }
         } catch {
-            throw HuskError(.system, "cannot prepare the keeper executable", cause: error)
+            throw HuskError(.system, "cannot prepare the \(name) executable", cause: error)
         }
         return fd
     }

@@ -315,26 +315,32 @@ public enum PodDirectory {
     /// releases the address and removes the pod's mounts and cgroups.
     static func cleanUpAfterCrash(_ v: PodView) {
         let paths = v.paths
-        if let mount = try? Cgroup2Mount.discover() {
-            let pod = mount.group(paths.cgroup)
-            if pod.exists {
-                try? pod.kill()
-                var groups: [Cgroup2Group] = []
-                func walk(_ g: Cgroup2Group) {
-                    for name in Files.list(g.directory) ?? [] where Files.isDirectory(g.directory + "/" + name) {
-                        let child = mount.group(g.path + "/" + name)
-                        walk(child)
-                        groups.append(child)
-                    }
-                }
-                walk(pod)
-                for g in groups { try? g.remove(timeout: 10) }
-                try? pod.remove(timeout: 10, prune: { $0 == "/husk" })
-            }
-        }
+        if let mount = try? Cgroup2Mount.discover() { _ = removeCgroupTree(mount, paths.cgroup) }
         if !v.pod.spec.hostNetwork, let cni = try? CNI.load(settings: v.settings) {
             try? cni.del(containerID: v.uid, netns: "", pod: v.pod)
         }
+    }
+
+    /// Kills everything in the pod's cgroup `path` (cgroup.kill) and removes it with every group
+    /// below it, and `/husk` when that is left empty. Returns how many processes were in it, or
+    /// nil when there was no such group.
+    static func removeCgroupTree(_ mount: Cgroup2Mount, _ path: String) -> Int? {
+        let pod = mount.group(path)
+        guard pod.exists else { return nil }
+        var groups: [Cgroup2Group] = []
+        func walk(_ g: Cgroup2Group) {
+            for name in Files.list(g.directory) ?? [] where Files.isDirectory(g.directory + "/" + name) {
+                let child = mount.group(g.path + "/" + name)
+                walk(child)
+                groups.append(child)
+            }
+        }
+        walk(pod)
+        let procs = ([pod] + groups).reduce(0) { $0 + $1.processes().count }
+        try? pod.kill()
+        for g in groups { try? g.remove(timeout: 10) }
+        try? pod.remove(timeout: 10, prune: { $0 == "/husk" })
+        return procs
     }
 
     // MARK: - Garbage
@@ -394,24 +400,8 @@ public enum PodDirectory {
         for uid in orphans {
             let data = dataRoot + "/" + uid
             let record = try? PodRecord.read(data + "/pod.json")
-            if let mount = cgroups {
-                let pod = mount.group("/husk/" + uid)
-                if pod.exists {
-                    var groups: [Cgroup2Group] = []
-                    func walk(_ g: Cgroup2Group) {
-                        for name in Files.list(g.directory) ?? [] where Files.isDirectory(g.directory + "/" + name) {
-                            let child = mount.group(g.path + "/" + name)
-                            walk(child)
-                            groups.append(child)
-                        }
-                    }
-                    walk(pod)
-                    let procs = ([pod] + groups).reduce(0) { $0 + $1.processes().count }
-                    try? pod.kill()
-                    for g in groups { try? g.remove(timeout: 10) }
-                    try? pod.remove(timeout: 10, prune: { $0 == "/husk" })
-                    out.append("removed cgroup /husk/\(uid)" + (procs > 0 ? " (\(procs) processes killed)" : ""))
-                }
+            if let mount = cgroups, let procs = removeCgroupTree(mount, "/husk/" + uid) {
+                out.append("removed cgroup /husk/\(uid)" + (procs > 0 ? " (\(procs) processes killed)" : ""))
             }
             let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(data + "/") }
             for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) where cshim_umount2(m.mountPoint, CSHIM_MNT_DETACH) == 0 {

@@ -247,21 +247,7 @@ public enum ControlClient {
     /// While the socket is missing or refuses (a supervisor being replaced by its keeper), it
     /// tries again for up to `patience` seconds.
     public static func request(_ socket: String, _ request: JSONValue, fds: [CInt] = [], patience: Double = 5) throws(HuskError) -> JSONValue {
-        var s = cshim_unix_connect(socket)
-        let deadline = Clock.monotonicSeconds() + patience
-        while s < 0 && (errno == ECONNREFUSED || errno == ENOENT) && Clock.monotonicSeconds() < deadline {
-            usleep(10_000)
-            s = cshim_unix_connect(socket)
-        }
-        guard s >= 0 else {
-            throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(currentErrno.text)")
-        }
-        let conn = FD(adopting: s)
-        let bytes = Array((request.serialized() + "\n").utf8)
-        let sent = bytes.withUnsafeBytes { raw in
-            fds.withUnsafeBufferPointer { cshim_send_with_fds(s, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32(fds.count)) }
-        }
-        guard sent == bytes.count else { throw HuskError(.system, "cannot talk to the pod's supervisor: \(currentErrno.text)") }
+        let conn = try open(socket, request, fds: fds, patience: patience)
         let reply: [UInt8]
         do {
             reply = try conn.readAll()
