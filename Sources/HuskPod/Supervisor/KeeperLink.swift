@@ -9,10 +9,11 @@ import Glibc
 /// container's output pipes for as long as the container may write to them, and hands them
 /// to the next supervisor when this one dies. Processes that were orphaned by a dead
 /// supervisor are reaped by the keeper, which writes how they ended under `exits/`.
-final class KeeperLink: Sendable {
+final class KeeperLink: @unchecked Sendable {  // `held` only under `m`
     let fd: FD
-    /// What the keeper held when this supervisor started, by container id.
-    let inherited: [String: [FD]]
+    /// What the keeper held when this supervisor started, by container id, until `takeInherited`.
+    private var held: [String: [FD]]
+    private let m = Monitor()
     /// How the previous supervisor ended, when this one replaces it.
     let lost: String?
 
@@ -41,8 +42,17 @@ final class KeeperLink: Sendable {
 
     private init(fd: FD, inherited: [String: [FD]], lost: String?) {
         self.fd = fd
-        self.inherited = inherited
+        self.held = inherited
         self.lost = lost
+    }
+
+    /// What the keeper handed over, once: the caller owns the fds (what it does not keep closes).
+    func takeInherited() -> [String: [FD]] {
+        m.locked {
+            let h = held
+            held = [:]
+            return h
+        }
     }
 
     /// The keeper keeps a copy of `fds` under `id` (replacing what it had under it).

@@ -138,7 +138,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     /// what ran but left no trace ends as ContainerStatusUnknown (137). A stop that was going
     /// on goes on, with what is left of its grace. Runs before the controller starts.
     func recover(_ previous: PodState) {
-        let held = keeper?.inherited ?? [:]
+        let held = keeper?.takeInherited() ?? [:]
         var claimed: Set<String> = []
         var running = 0, exited = 0, lost = 0
         m.locked {
