@@ -304,6 +304,54 @@ public struct Container: Sendable {
         }
     }
 
+    // MARK: - pause, resume, ps
+
+    /// Freezes every process of a running container (cgroup.freeze) and returns once the
+    /// kernel reports the group frozen.
+    public func pause() throws(HuskError) {
+        switch status {
+        case .running: break
+        case .paused: throw HuskError(.invalidState, "container \(id) is already paused")
+        default: throw HuskError(.invalidState, "container \(id) is not running")
+        }
+        try setFrozen(true)
+    }
+
+    /// Thaws a paused container.
+    public func resume() throws(HuskError) {
+        guard status == .paused else { throw HuskError(.invalidState, "container \(id) is not paused") }
+        try setFrozen(false)
+    }
+
+    func setFrozen(_ on: Bool) throws(HuskError) {
+        guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
+        do {
+            try g.freeze(on)
+        } catch {
+            throw HuskError(.system, "cannot \(on ? "freeze" : "thaw") container \(id)", cause: error)
+        }
+        // cgroup.events says "frozen 1" once every task has stopped.
+        let deadline = Clock.monotonicSeconds() + 10
+        while (g.read("cgroup.events") ?? "").contains("frozen 1") != on {
+            if Clock.monotonicSeconds() >= deadline {
+                throw HuskError(.system, "container \(id): the cgroup did not become \(on ? "frozen" : "thawed") within 10 s")
+            }
+            usleep(1000)
+        }
+    }
+
+    /// The pids of the container's processes (its cgroup and below), init first.
+    public func processes() -> [Int32] {
+        guard let g = record.cgroup, g.exists else { return isProcessAlive ? [record.pid] : [] }
+        var pids: [Int32] = []
+        func walk(_ dir: String) {
+            pids += ((try? Files.readString(dir + "/cgroup.procs")) ?? nil ?? "").split(separator: "\n").compactMap { Int32($0) }
+            for name in Files.list(dir) ?? [] where Files.isDirectory(dir + "/" + name) { walk(dir + "/" + name) }
+        }
+        walk(g.directory)
+        return pids.sorted { a, b in a == record.pid || (b != record.pid && a < b) }
+    }
+
     // MARK: - delete
 
     /// Removes a stopped (or created) container; with `force`, kills a running one first.

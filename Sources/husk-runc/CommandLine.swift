@@ -89,6 +89,13 @@ enum RuncCLI {
                     ], minArgs: 0, maxArgs: 0),
         CommandSpec(name: "features", usage: "features", summary: "print what this runtime supports (JSON)",
                     flags: [help], minArgs: 0, maxArgs: 0),
+        CommandSpec(name: "pause", usage: "pause ID", summary: "freeze every process of a running container (cgroup.freeze)",
+                    flags: [help], minArgs: 1, maxArgs: 1),
+        CommandSpec(name: "resume", usage: "resume ID", summary: "thaw a paused container",
+                    flags: [help], minArgs: 1, maxArgs: 1),
+        CommandSpec(name: "ps", usage: "ps [--format table|json] ID [PS OPTIONS]", summary: "list the processes of a container (ps -ef by default)",
+                    flags: [FlagSpec(long: "format", short: "f", takesValue: true, help: "table (default) or json"), help],
+                    minArgs: 1, maxArgs: 64),
     ]
 
     static func parse(_ argv: [String]) throws(UsageError) -> ParsedCommandLine {

@@ -53,6 +53,9 @@ enum Runc {
             case "list": try list(cl, root)
             case "spec": try spec(cl)
             case "features": FileHandleOut.stdout(try prettyJSON(Features.current()) + "\n")
+            case "pause": try Container.load(cl.args[0], root: root).pause()
+            case "resume": try Container.load(cl.args[0], root: root).resume()
+            case "ps": try ps(cl, root)
             default: throw HuskError(.invalidArgument, "no command given")
             }
             return 0
@@ -153,6 +156,48 @@ enum Runc {
                 rows.append([s.id, "\(s.pid)", s.status.rawValue, s.bundle, s.created, s.owner.isEmpty ? "root" : s.owner])
             }
             FileHandleOut.stdout(table(rows))
+        case let f:
+            throw HuskError(.invalidArgument, "--format: \"\(f)\" is not table or json")
+        }
+    }
+
+    /// runc ps: the container's pids as JSON, or `ps` (default `-ef`) cut to the lines of its
+    /// processes, header kept.
+    static func ps(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        let c = try Container.load(cl.args[0], root: root)
+        let pids = c.processes()
+        switch cl.value("format") ?? "table" {
+        case "json":
+            FileHandleOut.stdout("[" + pids.map(String.init).joined(separator: ",") + "]\n")
+        case "table":
+            let options = cl.args.count > 1 ? Array(cl.args.dropFirst()) : ["-ef"]
+            // ps's output is read whole, then it is reaped; its errors go to our stderr.
+            let output: [UInt8]
+            let status: ExitStatus
+            do {
+                let (r, w) = try makePipe()
+                var plan = SpawnPlan.host(argv: ["ps"] + options, env: ["PATH=/usr/bin:/bin", "LC_ALL=C"])
+                plan.stdio = [nil, w, nil]
+                let p = try Spawner.spawn(plan)
+                plan.stdio = [nil, nil, nil]
+                _ = consume w
+                output = try r.readAll()
+                status = try p.pidfd.wait()
+            } catch {
+                throw HuskError(.system, "cannot run ps", cause: error)
+            }
+            guard status.code == 0 else { throw HuskError(.system, "ps \(options.joined(separator: " ")) failed with status \(status.code)") }
+            let lines = String(decoding: output, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            guard let header = lines.first, let column = header.split(separator: " ").firstIndex(of: "PID") else {
+                throw HuskError(.invalidArgument, "ps \(options.joined(separator: " ")): no PID column in its output")
+            }
+            let wanted = Set(pids)
+            var out = String(header) + "\n"
+            for line in lines.dropFirst() {
+                let fields = line.split(separator: " ")
+                if column < fields.count, let pid = Int32(fields[column]), wanted.contains(pid) { out += line + "\n" }
+            }
+            FileHandleOut.stdout(out)
         case let f:
             throw HuskError(.invalidArgument, "--format: \"\(f)\" is not table or json")
         }

@@ -207,6 +207,46 @@ struct LifecycleTests {
         expectGone(id, runc: runc)
     }
 
+    @Test("pause freezes every process (cgroup.freeze, status paused), resume thaws them; each refused in the wrong state; ps lists the container's processes as JSON and as ps -ef lines")
+    func pauseResumePs() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let bundle = try TestBundle(in: scratch, args: ["sh", "-c", "sleep 1000 & i=0; while true; do i=$((i+1)); sleep 0.01; done"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        let early = runc("pause", id)
+        #expect(early.status == 1 && early.stderr.contains("is not running"), "pause of a created container: \(early)")
+        #expect(runc("start", id).status == 0)
+        let cgroup = Host.cgroup2!.path + "/husk/runc/\(id)"
+        #expect(Self.waitFor { ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").count >= 2 })
+        let json = runc("ps", "--format", "json", id)
+        let pids = (try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8))) as? [Int] ?? []
+        let inCgroup = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) }
+        #expect(json.status == 0 && Set(pids).isSuperset(of: Set(inCgroup).subtracting([])) && pids.count >= 2, "\(json) vs \(inCgroup)")
+        #expect(pids.first == runc.state(id)?["pid"] as? Int, "init first")
+        let table = runc("ps", id)
+        let rows = table.stdout.split(separator: "\n")
+        #expect(rows.first?.contains("PID") == true && rows.count == pids.count + 1, "\(table.stdout)")
+        #expect(runc("resume", id).stderr.contains("is not paused"))
+        #expect(runc("pause", id).status == 0)
+        #expect(runc.state(id)?["status"] as? String == "paused")
+        #expect(readText(cgroup + "/cgroup.events").contains("frozen 1"))
+        // Frozen: the loop's sleeps do not advance; a stopped (frozen) task is not running.
+        let initPid = Int32(runc.state(id)?["pid"] as? Int ?? 0)
+        let before = readText("/proc/\(initPid)/stat")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(readText("/proc/\(initPid)/stat") == before, "the init process did not move while frozen")
+        #expect(runc("pause", id).stderr.contains("already paused"))
+        #expect(runc("resume", id).status == 0)
+        #expect(runc.state(id)?["status"] as? String == "running")
+        #expect(readText(cgroup + "/cgroup.events").contains("frozen 0"))
+        #expect(runc("delete", "--force", id).status == 0)
+        #expect(runc("pause", id).status == 1)
+        expectGone(id, runc: runc)
+    }
+
     @Test("a missing container id fails clearly for every command")
     func missingID() throws {
         let scratch = Scratch()
