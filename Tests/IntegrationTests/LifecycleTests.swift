@@ -211,7 +211,8 @@ struct LifecycleTests {
     func pauseResumePs() throws {
         let scratch = Scratch()
         defer { scratch.cleanup() }
-        let bundle = try TestBundle(in: scratch, args: ["sh", "-c", "sleep 1000 & i=0; while true; do i=$((i+1)); sleep 0.01; done"])
+        // A stable set of three processes, one of them busy without forking.
+        let bundle = try TestBundle(in: scratch, args: ["sh", "-c", "sleep 1000 & sh -c 'while :; do :; done' & wait"])
         try bundle.write()
         let runc = Runc(scratch)
         let id = uniqueID()
@@ -220,11 +221,11 @@ struct LifecycleTests {
         #expect(early.status == 1 && early.stderr.contains("is not running"), "pause of a created container: \(early)")
         #expect(runc("start", id).status == 0)
         let cgroup = Host.cgroup2!.path + "/husk/runc/\(id)"
-        #expect(Self.waitFor { ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").count >= 2 })
+        #expect(Self.waitFor { ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").count == 3 })
         let json = runc("ps", "--format", "json", id)
         let pids = (try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8))) as? [Int] ?? []
         let inCgroup = ((try? String(contentsOfFile: cgroup + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) }
-        #expect(json.status == 0 && Set(pids).isSuperset(of: Set(inCgroup).subtracting([])) && pids.count >= 2, "\(json) vs \(inCgroup)")
+        #expect(json.status == 0 && Set(pids) == Set(inCgroup) && pids.count == 3, "\(json) vs \(inCgroup)")
         #expect(pids.first == runc.state(id)?["pid"] as? Int, "init first")
         let table = runc("ps", id)
         let rows = table.stdout.split(separator: "\n")
@@ -233,15 +234,17 @@ struct LifecycleTests {
         #expect(runc("pause", id).status == 0)
         #expect(runc.state(id)?["status"] as? String == "paused")
         #expect(readText(cgroup + "/cgroup.events").contains("frozen 1"))
-        // Frozen: the loop's sleeps do not advance; a stopped (frozen) task is not running.
-        let initPid = Int32(runc.state(id)?["pid"] as? Int ?? 0)
-        let before = readText("/proc/\(initPid)/stat")
+        // Frozen: the busy loop uses no CPU (cpu.stat usage_usec stands still); thawed, it does.
+        func usage() -> Int { Int(readText(cgroup + "/cpu.stat").split(separator: "\n").first { $0.hasPrefix("usage_usec ") }?.split(separator: " ").last ?? "") ?? -1 }
+        let frozenAt = usage()
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(readText("/proc/\(initPid)/stat") == before, "the init process did not move while frozen")
+        #expect(usage() == frozenAt, "no CPU used while frozen")
         #expect(runc("pause", id).stderr.contains("already paused"))
         #expect(runc("resume", id).status == 0)
         #expect(runc.state(id)?["status"] as? String == "running")
         #expect(readText(cgroup + "/cgroup.events").contains("frozen 0"))
+        let thawedAt = usage()
+        #expect(Self.waitFor { usage() > thawedAt + 10_000 }, "the loop runs again")
         #expect(runc("delete", "--force", id).status == 0)
         #expect(runc("pause", id).status == 1)
         expectGone(id, runc: runc)
