@@ -260,19 +260,7 @@ struct PodRecoveryTests {
         let scratch = Scratch("recGone")
         let husk = PodHusk(scratch)
         defer { husk.cleanup() }
-        #expect(husk.start("""
-            apiVersion: v1
-            kind: Pod
-            metadata: {name: gone}
-            spec:
-              containers:
-              - {name: c, image: "busybox:1.36", command: [sleep, "1000"]}
-            """).status == 0)
-        let id = uid(husk)
-        for file in ["keeper.pid", "supervisor.pid"] {
-            if let pid = pidFile(husk, file) { kill(pid, SIGKILL) }
-        }
-        if let m = Host.cgroup2 { try "1".write(toFile: m.path + "/husk/\(id)/c/cgroup.kill", atomically: false, encoding: .utf8) }
+        _ = try startThenKillEverything(husk, "gone")
         let pod = husk.wait("gone", timeout: 10) { $0.phase == "Unknown" && $0.terminated("c") != nil }
         #expect(pod?.phase == "Unknown")
         #expect(pod?.terminated("c")?["reason"] as? String == "ContainerStatusUnknown")
@@ -287,19 +275,7 @@ struct PodRecoveryTests {
         let scratch = Scratch("recGC")
         let husk = PodHusk(scratch)
         defer { husk.cleanup() }
-        #expect(husk.start("""
-            apiVersion: v1
-            kind: Pod
-            metadata: {name: lost}
-            spec:
-              containers:
-              - {name: c, image: "busybox:1.36", command: [sleep, "1000"]}
-            """).status == 0)
-        let id = uid(husk)
-        for file in ["keeper.pid", "supervisor.pid"] {
-            if let pid = pidFile(husk, file) { kill(pid, SIGKILL) }
-        }
-        if let m = Host.cgroup2 { try "1".write(toFile: m.path + "/husk/\(id)/cgroup.kill", atomically: false, encoding: .utf8) }
+        let id = try startThenKillEverything(husk, "lost")
         try FileManager.default.removeItem(atPath: husk.state)
         #expect(husk("pods").stdout.split(separator: "\n").count <= 1, "the pod is unknown now")
         let gc = husk("gc")
@@ -314,6 +290,25 @@ struct PodRecoveryTests {
         #expect(!FileManager.default.fileExists(atPath: husk.root + "/pods/\(id)"))
         // A second gc finds nothing of pods.
         #expect(!husk("gc").stdout.contains(id))
+    }
+
+    /// Starts a one-container pod `name`, then SIGKILLs its keeper, its supervisor and (through
+    /// the pod's cgroup.kill) every process of it. Returns the pod's uid.
+    func startThenKillEverything(_ husk: PodHusk, _ name: String) throws -> String {
+        #expect(husk.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: \(name)}
+            spec:
+              containers:
+              - {name: c, image: "busybox:1.36", command: [sleep, "1000"]}
+            """).status == 0)
+        let id = uid(husk)
+        for file in ["keeper.pid", "supervisor.pid"] {
+            if let pid = pidFile(husk, file) { kill(pid, SIGKILL) }
+        }
+        if let m = Host.cgroup2 { try "1".write(toFile: m.path + "/husk/\(id)/cgroup.kill", atomically: false, encoding: .utf8) }
+        return id
     }
 
     func manifest(_ scratch: Scratch, _ yaml: String) throws -> String {
