@@ -62,7 +62,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "husk-runc",
-            dependencies: ["HuskRuntime", "HuskSystem"],
+            dependencies: ["HuskRuntime", "HuskSystem", "CShim"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -87,7 +87,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskImage", "HuskPod", "HuskRuntime", "HuskSystem", "husk-runc", "husk"],
+            dependencies: ["HuskImage", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -25,6 +25,7 @@
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -84,7 +85,7 @@ _Static_assert(sizeof(gid_t) == sizeof(unsigned int), "gid_t");
 
 // MARK: - Messages from the child
 
-enum { MSG_ERROR = 1, MSG_READY = 2 };
+enum { MSG_ERROR = 1, MSG_READY = 2, MSG_HOOKS = 3 };
 
 struct child_msg {
     int32_t kind;
@@ -533,7 +534,11 @@ static void setup_rootfs(struct child *c) {
     if (p->setup_dev) make_devices(c);
     mask_paths(c);
     readonly_paths(c);
+}
 
+// Makes the prepared rootfs the root: pivot_root, the cwd, a read-only root.
+static void pivot_into_root(struct child *c) {
+    const struct cshim_spawn_plan *p = c->plan;
     // pivot_root(".", ".") and detach the old root stacked on top (as runc does): no
     // temporary directory is needed inside the rootfs.
     const int stage = CSHIM_STAGE_PIVOT_ROOT;
@@ -712,6 +717,10 @@ static int open_console(struct child *c) {
     if (ioctl(ptm, TIOCSPTLCK, &unlock) < 0) fail(c, stage, errno, "TIOCSPTLCK");
     int pts = ioctl(ptm, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (pts < 0) fail(c, stage, errno, "TIOCGPTPEER");
+    if (p->console_rows != 0 || p->console_cols != 0) {
+        struct winsize ws = {.ws_row = p->console_rows, .ws_col = p->console_cols};
+        if (ioctl(ptm, TIOCSWINSZ, &ws) < 0) fail(c, stage, errno, "TIOCSWINSZ");
+    }
     if (p->rootfs != NULL) {
         int t = open("/dev/console", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (t < 0) fail(c, stage, errno, "/dev/console");
@@ -755,6 +764,157 @@ static void close_fds_except(const int *keep, size_t nkeep) {
 
 // MARK: - The child
 
+// MARK: - Hooks
+
+static char hook_state_creating[65536];
+static char hook_state_created[65536];
+
+static int read_full(int fd, void *buf, size_t n) {
+    char *b = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+// [u32 length][bytes] into a NUL-terminated buffer of 64 KiB.
+static int read_state(int fd, char *buf) {
+    uint32_t n;
+    if (read_full(fd, &n, sizeof(n)) < 0 || n >= 65536) return -1;
+    if (read_full(fd, buf, n) < 0) return -1;
+    buf[n] = 0;
+    return 0;
+}
+
+static void u_to_s(char *dst, size_t cap, unsigned long v) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < 23);
+    size_t k = 0;
+    while (n && k + 1 < cap) dst[k++] = tmp[--n];
+    dst[k] = 0;
+}
+
+int cshim_run_hook(const struct cshim_hook *h, const char *state, size_t len, char *err, size_t errlen) {
+    err[0] = 0;
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) < 0) {
+        s_copy(err, errlen, "pipe: ");
+        s_append(err, errlen, strerrordesc_np(errno));
+        return -1;
+    }
+    const char *default_argv[2] = {h->path, NULL};
+    const char *empty_env[1] = {NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (dup2(in[0], 0) < 0) _exit(126);
+        execve(h->path, (char *const *)(h->argv && h->argv[0] ? (const char *const *)h->argv : default_argv),
+               (char *const *)(h->envp ? (const char *const *)h->envp : empty_env));
+        int e = errno;
+        char msg[PATH_MAX + 96] = "hook ";
+        s_append(msg, sizeof(msg), h->path);
+        s_append(msg, sizeof(msg), ": ");
+        s_append(msg, sizeof(msg), strerrordesc_np(e) ? strerrordesc_np(e) : "exec failed");
+        s_append(msg, sizeof(msg), "\n");
+        ssize_t w = write(2, msg, s_len(msg));
+        (void)w;
+        _exit(127);
+    }
+    int fork_errno = errno;
+    close(in[0]);
+    if (pid < 0) {
+        close(in[1]);
+        s_copy(err, errlen, "fork: ");
+        s_append(err, errlen, strerrordesc_np(fork_errno));
+        return -1;
+    }
+    // The state, as much as the pipe takes without waiting (a hook need not read it).
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(in[1], state + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    close(in[1]);
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int timed_out = 0;
+    if (pfd >= 0 && h->timeout > 0) {
+        struct pollfd pp = {.fd = pfd, .events = POLLIN};
+        int r;
+        do {
+            r = poll(&pp, 1, h->timeout * 1000);
+        } while (r < 0 && errno == EINTR);
+        if (r == 0) {
+            timed_out = 1;
+            kill(pid, SIGKILL);
+        }
+    }
+    if (pfd >= 0) close(pfd);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    char num[24];
+    if (timed_out) {
+        u_to_s(num, sizeof(num), (unsigned long)h->timeout);
+        s_copy(err, errlen, "timed out after ");
+        s_append(err, errlen, num);
+        s_append(err, errlen, " s");
+        return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    if (WIFEXITED(status)) {
+        u_to_s(num, sizeof(num), (unsigned long)WEXITSTATUS(status));
+        s_copy(err, errlen, "exited with status ");
+    } else {
+        u_to_s(num, sizeof(num), (unsigned long)WTERMSIG(status));
+        s_copy(err, errlen, "killed by signal ");
+    }
+    s_append(err, errlen, num);
+    return -1;
+}
+
+// Runs hooks of one kind in order; the first failure fails the spawn.
+static void run_hooks(struct child *c, const char *kind, const struct cshim_hook *hooks, size_t n, const char *state,
+                      int after_gate) {
+    for (size_t i = 0; i < n; i++) {
+        char err[256];
+        if (cshim_run_hook(&hooks[i], state, s_len(state), err, sizeof(err)) == 0) continue;
+        char detail[512];
+        char num[24];
+        u_to_s(num, sizeof(num), (unsigned long)i);
+        s_copy(detail, sizeof(detail), kind);
+        s_append(detail, sizeof(detail), " hook ");
+        s_append(detail, sizeof(detail), num);
+        s_append(detail, sizeof(detail), " (");
+        s_append(detail, sizeof(detail), hooks[i].path);
+        s_append(detail, sizeof(detail), "): ");
+        s_append(detail, sizeof(detail), err);
+        if (after_gate) {
+            // The runtime that reads reports may be gone (create returned): say it on stderr
+            // too, and do not die of SIGPIPE.
+            signal(SIGPIPE, SIG_IGN);
+            char msg[600] = "husk: ";
+            s_append(msg, sizeof(msg), detail);
+            s_append(msg, sizeof(msg), "\n");
+            ssize_t w = write(2, msg, s_len(msg));
+            (void)w;
+        }
+        fail(c, CSHIM_STAGE_HOOK, 0, detail);
+    }
+}
+
 __attribute__((noreturn)) static void child_main(struct child *c) {
     const struct cshim_spawn_plan *p = c->plan;
 
@@ -778,6 +938,8 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     umask(0);
 
     if (p->setsid && setsid() < 0) fail(c, CSHIM_STAGE_SETUP, errno, "setsid");
+    // Only the runtime writes hook states: its end closes here, so that its death is EOF.
+    if (p->hooks_fd >= 0 && p->hooks_peer_fd >= 0) close(p->hooks_peer_fd);
 
     // The host's /dev/null, for masking (opened while the host's /dev is still visible).
     if (p->nmasked > 0) {
@@ -815,6 +977,15 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) fail(c, CSHIM_STAGE_CGROUP_NAMESPACE, errno, "unshare");
 
     if (p->rootfs != NULL) setup_rootfs(c);
+    // The runtime's hooks (prestart, createRuntime) run now, then the createContainer ones.
+    if (p->hooks_fd >= 0) {
+        report(c, MSG_HOOKS, 0, 0, NULL);
+        if (read_state(p->hooks_fd, hook_state_creating) < 0 || read_state(p->hooks_fd, hook_state_created) < 0)
+            _exit(127);  // the runtime gave up (its own error is what the caller sees)
+        close(p->hooks_fd);
+        run_hooks(c, "createContainer", p->create_container_hooks, p->ncreate_container_hooks, hook_state_creating, 0);
+    }
+    if (p->rootfs != NULL) pivot_into_root(c);
 
     // The container's own (empty) session keyring, so it cannot read the runtime's keys.
     if (p->session_keyring != NULL &&
@@ -936,6 +1107,9 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
         close(gate_fd);
     }
 
+    if (p->hooks_fd >= 0)
+        run_hooks(c, "startContainer", p->start_container_hooks, p->nstart_container_hooks, hook_state_created, 1);
+
     if (p->no_new_privs) load_seccomp(c);
 
     if (exec_fd >= 0) {
@@ -1002,6 +1176,8 @@ static int set_failure(struct cshim_spawn_result *r, int stage, int err, const c
     s_copy(r->detail, sizeof(r->detail), detail ? detail : "");
     return r->error;
 }
+
+static int spawn_outcome(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *result);
 
 int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *result) {
     memset(result, 0, sizeof(*result));
@@ -1071,13 +1247,29 @@ int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *
     result->pid = (pid_t)pid;
     result->pidfd = pidfd;
 
+    result->report_fd = pipefd[0];
+    return spawn_outcome(plan, result);
+}
+
+int cshim_spawn_continue(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *result) {
+    result->at_hooks = 0;
+    return spawn_outcome(plan, result);
+}
+
+// Reads the child's next report from result->report_fd: ready at the gate or stopped for
+// hooks (0, the fd kept), exec'd (0), or a failure (the child reaped).
+static int spawn_outcome(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *result) {
+    int pidfd = result->pidfd;
+    int fd = result->report_fd;
+    result->report_fd = -1;
     struct child_msg m;
-    int r = read_msg(pipefd[0], &m);
-    if (r == 1 && m.kind == MSG_READY) {
-        result->report_fd = pipefd[0];
+    int r = read_msg(fd, &m);
+    if (r == 1 && (m.kind == MSG_READY || m.kind == MSG_HOOKS)) {
+        result->report_fd = fd;
+        result->at_hooks = m.kind == MSG_HOOKS;
         return 0;
     }
-    close(pipefd[0]);
+    close(fd);
     if (r == 0 && plan->gate_fd < 0) return 0;  // EOF: the child exec'd
     if (r == 0) {
         // No report and no exec: something killed the child during setup.

@@ -51,6 +51,7 @@ enum cshim_stage {
     CSHIM_STAGE_CONSOLE = 29,
     CSHIM_STAGE_KEYRING = 30,
     CSHIM_STAGE_LOOPBACK = 31,
+    CSHIM_STAGE_HOOK = 32,
 };
 
 /// Flags of one mount entry.
@@ -105,6 +106,15 @@ struct cshim_sysctl {
     const char *_Nonnull value;
 };
 
+/// A runtime-spec hook: path, argv (NULL-terminated; NULL: just the path), envp
+/// (NULL-terminated; NULL: empty), timeout in seconds (0: none).
+struct cshim_hook {
+    const char *_Nonnull path;
+    const char *_Nullable const *_Nullable argv;
+    const char *_Nullable const *_Nullable envp;
+    int timeout;
+};
+
 struct cshim_spawn_plan {
     // Namespaces.
     uint64_t clone_flags;           // CLONE_NEW* to create (CLONE_NEWCGROUP is done by unshare)
@@ -123,6 +133,20 @@ struct cshim_spawn_plan {
     // --console-socket), and takes the slave as controlling terminal and stdio; with a new
     // root the slave is also bound over /dev/console. Needs setsid. -1: none.
     int console_socket;
+
+    // Hooks (runtime-spec config.md). When hooks_fd >= 0 the child stops after its mounts,
+    // before pivot_root, reports it (cshim_spawn returns with at_hooks set), and reads from
+    // hooks_fd two states ([u32 length][JSON] each: "creating", then "created") before it goes
+    // on: it runs the createContainer hooks there, and the startContainer hooks after the
+    // gate, just before exec, each with its state on stdin.
+    int hooks_fd;
+    int hooks_peer_fd;              // the runtime's end of hooks_fd, closed in the child
+    const struct cshim_hook *_Nullable create_container_hooks;
+    size_t ncreate_container_hooks;
+    const struct cshim_hook *_Nullable start_container_hooks;
+    size_t nstart_container_hooks;
+    // Window size of that pty (process.consoleSize); 0 leaves the kernel's default.
+    unsigned short console_rows, console_cols;
 
     int oom_score_adj;
     int set_oom_score_adj;
@@ -204,6 +228,7 @@ struct cshim_spawn_result {
     int stage;                      // enum cshim_stage of a failure, else 0
     int error;                      // errno of a failure
     char detail[512];               // what the failing step worked on (a path, a name)
+    int at_hooks;                   // the child waits for its hook states (plan.hooks_fd)
 };
 
 /// Runs the plan in a new child. Returns 0 and fills pid/pidfd; when the plan has a gate,
@@ -211,6 +236,16 @@ struct cshim_spawn_result {
 /// cshim_spawn_wait_exec after opening the gate. Returns a positive errno on failure with
 /// stage/error/detail filled; the child is then reaped and gone.
 int cshim_spawn(const struct cshim_spawn_plan *_Nonnull plan, struct cshim_spawn_result *_Nonnull result);
+
+/// After cshim_spawn returned with at_hooks and the states were written to the plan's
+/// hooks_fd: waits as cshim_spawn does (for the gate, the exec, or a failure).
+int cshim_spawn_continue(const struct cshim_spawn_plan *_Nonnull plan, struct cshim_spawn_result *_Nonnull result);
+
+/// Runs one hook with `state` on its stdin, waiting at most its timeout (then SIGKILL).
+/// Returns 0 when it exited 0; else -1 with a message in err. Async-signal-safe (fork,
+/// execve, poll, waitpid): usable in a spawned child and in the runtime.
+int cshim_run_hook(const struct cshim_hook *_Nonnull hook, const char *_Nonnull state, size_t len,
+                   char *_Nonnull err, size_t errlen);
 
 /// After the gate was opened: waits until the child has exec'd (0) or reports its failure
 /// (a positive errno, with stage/error/detail filled). Closes report_fd.

@@ -21,14 +21,14 @@ extension Container {
     /// The caller is the parent of the container process.
     public static func runForeground(
         id: String, bundle: String, root: RuntimeRoot, options: CreateOptions, signals: FD?,
-        keep: Bool = false
+        keep: Bool = false, wait: ((SpawnedProcess) -> ExitStatus)? = nil
     ) throws(HuskError) -> ExitStatus {
         // As runc: orphans of a container without its own pid namespace are reparented to us,
         // and reaped when the container is deleted.
         _ = cshim_set_child_subreaper(1)
         let (container, process) = try create(id: id, bundle: bundle, root: root, options: options)
         do throws(HuskError) {
-            try container.start()
+            try container.start(warn: options.warn)
             do {
                 try process.waitExec()
             } catch {
@@ -37,11 +37,11 @@ extension Container {
         } catch {
             try? process.pidfd.signal(SIGKILL)
             _ = try? process.pidfd.wait()
-            try? container.delete(force: true)
+            try? container.delete(force: true, warn: options.warn)
             throw error
         }
-        let status = waitForwarding(process.pidfd, signals: signals)
-        if !keep { try container.delete(force: true) }
+        let status = wait?(process) ?? waitForwarding(process.pidfd, signals: signals)
+        if !keep { try container.delete(force: true, warn: options.warn) }
         return status
     }
 

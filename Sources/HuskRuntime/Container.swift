@@ -25,12 +25,18 @@ public struct Container: Sendable {
         public var pidFile: String? = nil
         /// Streams for the container (nil: inherit the caller's).
         public var stdio: [FD?] = [nil, nil, nil]
+        /// A unix socket connected to the caller's console socket (runc --console-socket):
+        /// with process.terminal, the pty master goes there.
+        public var consoleSocket: FD? = nil
         /// Fds kept open in the container as 3, 4, ... (runc --preserve-fds).
         public var preserveFDs: [FD] = []
         /// Give the container a session keyring of its own (runc's default; --no-new-keyring).
         public var newKeyring = true
         /// Base of the cgroup used when the spec has no cgroupsPath: `<base>/<id>`.
         public var defaultCgroupParent = "/husk/runc"
+        /// Run even when the host's cgroup v2 lacks a controller a limit of `linux.resources`
+        /// needs (the limit is then skipped with a warning).
+        public var ignoreMissingControllers = false
         /// Receives warnings (fields accepted but not applied).
         public var warn: @Sendable (String) -> Void = { _ in }
 
@@ -68,6 +74,7 @@ public struct Container: Sendable {
             throw HuskError(.invalidArgument, "\(bundle.configPath): " + problems.errors.joined(separator: "; "))
         }
         for w in problems.warnings { options.warn("\(bundle.configPath): \(w)") }
+        try checkTerminal(bundle.spec.process?.terminal ?? false, consoleSocket: options.consoleSocket != nil, detached: true)
 
         try root.ensure()
         let dir = root.directory(of: id)
@@ -84,6 +91,8 @@ public struct Container: Sendable {
             cgroupMount: nil, cgroupPath: nil, cgroupCreated: [])
         var group: Cgroup2Group? = nil
         var process: SpawnedProcess? = nil
+        let hooks = bundle.spec.hooks.flatMap { $0.isEmpty ? nil : $0 }
+        var hookFailed = false
         do throws(HuskError) {
             // The cgroup: found in mountinfo, created before the clone that lands in it.
             guard let mount = try? Cgroup2Mount.discover() else {
@@ -103,6 +112,9 @@ public struct Container: Sendable {
             }
             group = g
             try root.saveRecord(record)
+            if let hooks { try Container(root: root, record: record).saveHooks(hooks) }
+            try applyResources(bundle.spec.linux?.resources, to: g, record: record,
+                               ignoreMissing: options.ignoreMissingControllers, warn: options.warn)
 
             var planned = try SpawnPlanner.plan(spec: bundle.spec, bundle: bundle.path, cgroupDirectory: g.directory)
             for w in planned.warnings { options.warn("\(bundle.configPath): \(w)") }
@@ -127,15 +139,58 @@ public struct Container: Sendable {
             try filter.attach(to: planned.plan.cgroup!, path: g.directory)
             planned.plan.gate = try makeGate(dir + "/exec.fifo")
             planned.plan.stdio = options.stdio
+            if bundle.spec.process?.terminal == true { planned.plan.consoleSocket = options.consoleSocket }
             planned.plan.preserveFDs = options.preserveFDs
             if options.newKeyring { planned.plan.sessionKeyring = "_ses.\(id)" }
 
+            // Hooks that need the process stopped before pivot_root: the runtime's own run
+            // then, and the child gets its states over a pipe.
+            var atHooks: ((pid_t) -> SpawnError?)? = nil
+            if let hooks, !(hooks.prestart ?? []).isEmpty || !(hooks.createRuntime ?? []).isEmpty
+                || !(hooks.createContainer ?? []).isEmpty || !(hooks.startContainer ?? []).isEmpty
+            {
+                let (reader, writer): (FD, FD)
+                do {
+                    (reader, writer) = try makePipe()
+                } catch {
+                    throw HuskError(.system, "cannot make the hooks pipe", cause: error)
+                }
+                planned.plan.hooksFD = reader
+                planned.plan.hooksPeerFD = writer
+                planned.plan.createContainerHooks = (hooks.createContainer ?? []).map(\.plan)
+                planned.plan.startContainerHooks = (hooks.startContainer ?? []).map(\.plan)
+                let container = Container(root: root, record: record)
+                let warn = options.warn
+                atHooks = { pid in
+                    let creating = container.ociState(.creating, pid: pid)
+                    for (kind, list) in [("prestart", hooks.prestart ?? []), ("createRuntime", hooks.createRuntime ?? [])] {
+                        if let f = runHooks(kind, list, state: creating, stopAtFailure: true, warn: warn) {
+                            return SpawnError(stage: .hook, errno: .invalidArgument, detail: f)
+                        }
+                    }
+                    var bytes: [UInt8] = []
+                    for text in [creating.json(indent: nil), container.ociState(.created, pid: pid).json(indent: nil)] {
+                        var n = UInt32(text.utf8.count).littleEndian
+                        withUnsafeBytes(of: &n) { bytes += $0 }
+                        bytes += Array(text.utf8)
+                    }
+                    do {
+                        try writer.writeAll(bytes)
+                    } catch {
+                        return SpawnError(stage: .hook, errno: .brokenPipe, detail: "cannot pass the hook states: \(error)")
+                    }
+                    return nil
+                }
+            }
             let p: SpawnedProcess
             do {
-                p = try Spawner.spawn(planned.plan)
+                p = try Spawner.spawn(planned.plan, atHooks: atHooks)
             } catch {
+                hookFailed = error.stage == .hook
                 throw HuskError(.invalidArgument, "cannot create container \(id): \(error)", cause: nil)
             }
+            planned.plan.hooksFD = nil
+            planned.plan.hooksPeerFD = nil
             process = p
             guard let st = ProcessInfo.stat(p.pid) else {
                 throw HuskError(.system, "the container process \(p.pid) vanished during create")
@@ -159,7 +214,24 @@ public struct Container: Sendable {
             }
             if let group { try? group.remove(prune: record.mayPrune) }
             try? Files.removeTree(dir)
+            // runtime.md: a failed prestart, createRuntime or createContainer hook stops the
+            // container and the lifecycle goes on with the poststop hooks.
+            if hookFailed, let hooks {
+                _ = runHooks("poststop", hooks.poststop ?? [], state: Container(root: root, record: record).ociState(.stopped, pid: 0),
+                             stopAtFailure: false, warn: options.warn)
+            }
             throw error
+        }
+    }
+
+    /// runc's checks: a terminal of a detached process needs a console socket, and a console
+    /// socket needs a terminal.
+    static func checkTerminal(_ terminal: Bool, consoleSocket: Bool, detached: Bool) throws(HuskError) {
+        if terminal && detached && !consoleSocket {
+            throw HuskError(.invalidArgument, "process.terminal is true but no --console-socket was given: a detached process cannot get a terminal without one")
+        }
+        if consoleSocket && !terminal {
+            throw HuskError(.invalidArgument, "--console-socket was given but process.terminal is false: set it to true or drop the socket")
         }
     }
 
@@ -179,6 +251,23 @@ public struct Container: Sendable {
         let own = Cgroup2Mount.ownGroup()
         let parent = own == "/" ? "/" : String(own[..<(own.lastIndex(of: "/") ?? own.startIndex)])
         return Files.clean(parent + "/" + p)
+    }
+
+    /// Writes `linux.resources` into the container's group, handing the controllers it needs
+    /// down from the ancestors this container created (or Husk's own subtree).
+    static func applyResources(
+        _ r: Spec.Resources?, to g: Cgroup2Group, record: ContainerRecord, ignoreMissing: Bool,
+        warn: (String) -> Void
+    ) throws(HuskError) {
+        var p = SpecProblems()
+        var limits = OCIResources.limits(r, into: &p)
+        guard !limits.isEmpty else { return }
+        OCIResources.delegate(OCIResources.controllers(limits), to: g, mayWrite: record.mayPrune)
+        if Files.exists(g.directory + "/io.bfq.weight") {
+            limits = OCIResources.limits(r, hasBFQ: true, into: &p)
+        }
+        if !p.errors.isEmpty { throw HuskError(.invalidArgument, p.errors.joined(separator: "; ")) }
+        for w in try OCIResources.apply(limits, to: g, ignoreMissing: ignoreMissing) { warn(w) }
     }
 
     static func openNamespace(_ path: String, type: UInt64, field: String) throws(HuskError) -> FD {
@@ -240,7 +329,7 @@ public struct Container: Sendable {
     // MARK: - start
 
     /// Opens the start gate: the process execs the user program.
-    public func start() throws(HuskError) {
+    public func start(warn: (String) -> Void = { _ in }) throws(HuskError) {
         switch status {
         case .created: break
         case .creating: throw HuskError(.invalidState, "cannot start a container that is still being created")
@@ -262,6 +351,10 @@ public struct Container: Sendable {
             throw HuskError(.system, "cannot start container \(id)", cause: error)
         }
         unlink(fifoPath)
+        // poststart: after the program was started, before start returns; a failure warns.
+        if let hooks = savedHooks(), let post = hooks.poststart, !post.isEmpty {
+            _ = Self.runHooks("poststart", post, state: ociState(.running), stopAtFailure: false, warn: warn)
+        }
     }
 
     // MARK: - kill
@@ -356,7 +449,7 @@ public struct Container: Sendable {
 
     /// Removes a stopped (or created) container; with `force`, kills a running one first.
     /// Leaves no process, cgroup or state directory.
-    public func delete(force: Bool = false) throws(HuskError) {
+    public func delete(force: Bool = false, warn: (String) -> Void = { _ in }) throws(HuskError) {
         let s = status
         switch s {
         case .stopped:
@@ -376,7 +469,12 @@ public struct Container: Sendable {
             if s == .paused, let g = record.cgroup { try? g.freeze(false) }
             _ = pfd.waitForExit(timeout: 10)
         }
+        let hooks = savedHooks()
         try cleanup()
+        // poststop: after the container is deleted, before delete returns; a failure warns.
+        if let post = hooks?.poststop, !post.isEmpty {
+            _ = Self.runHooks("poststop", post, state: ociState(.stopped, pid: 0), stopAtFailure: false, warn: warn)
+        }
     }
 
     /// Removes the cgroup (killing stragglers) and the state directory.

@@ -63,6 +63,8 @@ public struct SpawnPlan: Sendable {
     /// (the slave becomes its controlling terminal and stdio; needs `setsid`).
     public var consoleSocket: FD? = nil
     public var preserveFDs: [FD] = []
+    /// Rows and columns of the pty made for `consoleSocket` (process.consoleSize).
+    public var consoleSize: (rows: UInt16, cols: UInt16)? = nil
     /// Join a new session keyring of this name (nil: keep the caller's).
     public var sessionKeyring: String? = nil
 
@@ -107,6 +109,28 @@ public struct SpawnPlan: Sendable {
     public var executable: FD? = nil
     /// Bring `lo` of the new network namespace up.
     public var loopbackUp = false
+    /// Hooks run in the child: createContainer (after the mounts, before pivot_root) and
+    /// startContainer (after the gate, before exec). With `hooksFD` set the child stops
+    /// before pivot_root until it gets its states (see `Spawner.spawn(_:hooks:)`).
+    public var createContainerHooks: [Hook] = []
+    public var startContainerHooks: [Hook] = []
+    public var hooksFD: FD? = nil
+    public var hooksPeerFD: FD? = nil
+
+    public struct Hook: Sendable, Equatable {
+        public var path: String
+        public var args: [String]
+        public var env: [String]
+        public var timeout: Int
+
+        public init(path: String, args: [String], env: [String], timeout: Int) {
+            self.path = path
+            self.args = args
+            self.env = env
+            self.timeout = timeout
+        }
+    }
+
     /// Wait for one byte on this fd after setup, before exec (the start gate).
     public var gate: FD? = nil
 

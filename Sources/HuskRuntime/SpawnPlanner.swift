@@ -99,6 +99,14 @@ public enum SpawnPlanner {
         if let h = spec.hostname, !h.isEmpty { plan.hostname = h }
         if let d = spec.domainname, !d.isEmpty { plan.domainname = d }
         plan.sysctls = (linux.sysctl ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        applyProcess(process, to: &plan, warnings: &out.warnings)
+        out.plan = plan
+        return out
+    }
+
+    /// The parts of a plan that come from `process` (shared by create and exec): rlimits,
+    /// oom_score_adj, identity, capabilities, no_new_privs, cwd, argv, env, console size.
+    public static func applyProcess(_ process: Spec.Process, to plan: inout SpawnPlan, warnings: inout [String]) {
         plan.rlimits = (process.rlimits ?? []).compactMap { r in
             Spec.rlimitTypes[r.type].map { ($0, r.soft, r.hard) }
         }
@@ -118,7 +126,7 @@ public enum SpawnPlanner {
         plan.ambient = ambient & plan.permitted & plan.inheritable
         if plan.ambient != ambient {
             let dropped = Capabilities.names(of: ambient & ~plan.ambient).joined(separator: ", ")
-            out.warnings.append(
+            warnings.append(
                 "process.capabilities.ambient: \(dropped) not raised: an ambient capability must also be permitted and inheritable")
         }
         plan.noNewPrivileges = process.noNewPrivileges ?? false
@@ -126,8 +134,7 @@ public enum SpawnPlanner {
         plan.cwd = process.cwd
         plan.argv = process.args ?? []
         plan.env = process.env ?? []
-        out.plan = plan
-        return out
+        if let size = process.consoleSize { plan.consoleSize = (UInt16(clamping: size.height), UInt16(clamping: size.width)) }
     }
 
     static func mountEntry(

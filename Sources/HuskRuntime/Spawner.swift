@@ -12,7 +12,7 @@ import Musl
 public enum SpawnStage: Int32, Sendable {
     case none = 0, pipe, clone, pidNamespace, setup, stdio, setns, cgroupNamespace, oomScoreAdj, rootPropagation,
         rootfs, mount, devices, maskedPaths, readonlyPaths, pivotRoot, readonlyRoot, hostname, rlimits, closeFDs,
-        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring, loopback
+        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring, loopback, hook
 
     public var name: String {
         switch self {
@@ -48,6 +48,7 @@ public enum SpawnStage: Int32, Sendable {
         case .console: return "console"
         case .keyring: return "session keyring"
         case .loopback: return "loopback"
+        case .hook: return "hook"
         }
     }
 }
@@ -64,6 +65,7 @@ public struct SpawnError: Error, CustomStringConvertible, Sendable, Equatable {
         if stage == .lookup && errno == .noSuchFileOrDirectory {
             return "exec: \"\(detail)\": executable file not found in $PATH"
         }
+        if stage == .hook { return detail }
         if stage == .mount && errno == .tooManySymbolicLinkLevels {
             return "mount: \(detail): must be mounted on an ordinary directory, not a symlink"
         }
@@ -113,7 +115,10 @@ extension SpawnError {
 /// Runs a `SpawnPlan`: lays it out as C memory (an arena freed after the call; the child has
 /// its own copy) and calls `cshim_spawn`.
 public enum Spawner {
-    public static func spawn(_ plan: SpawnPlan) throws(SpawnError) -> SpawnedProcess {
+    /// - Parameter atHooks: with `plan.hooksFD`, called with the child's pid once it stops
+    ///   for hooks: runs the runtime's hooks and writes the child's states; a failure it
+    ///   returns kills the child and is thrown.
+    public static func spawn(_ plan: SpawnPlan, atHooks: ((pid_t) -> SpawnError?)? = nil) throws(SpawnError) -> SpawnedProcess {
         let arena = Arena()
         defer { arena.release() }
         var c = cshim_spawn_plan()
@@ -128,6 +133,8 @@ public enum Spawner {
         c.setsid = plan.setsid ? 1 : 0
         c.console_fd = plan.console?.raw ?? -1
         c.console_socket = plan.consoleSocket?.raw ?? -1
+        c.console_rows = plan.consoleSize?.rows ?? 0
+        c.console_cols = plan.consoleSize?.cols ?? 0
         c.oom_score_adj = Int32(plan.oomScoreAdj ?? 0)
         c.set_oom_score_adj = plan.oomScoreAdj == nil ? 0 : 1
         c.rootfs = plan.rootfs.map { arena.string($0) }
@@ -200,11 +207,37 @@ public enum Spawner {
         c.exec_fd = plan.executable?.raw ?? -1
         c.loopback_up = plan.loopbackUp ? 1 : 0
 
+        c.hooks_fd = plan.hooksFD?.raw ?? -1
+        c.hooks_peer_fd = plan.hooksPeerFD?.raw ?? -1
+        func hooks(_ list: [SpawnPlan.Hook]) -> UnsafePointer<cshim_hook>? {
+            arena.array(list.map {
+                cshim_hook(path: arena.string($0.path), argv: $0.args.isEmpty ? nil : arena.stringArray($0.args, terminated: true),
+                           envp: arena.stringArray($0.env, terminated: true), timeout: Int32(clamping: $0.timeout))
+            })
+        }
+        c.create_container_hooks = hooks(plan.createContainerHooks)
+        c.ncreate_container_hooks = plan.createContainerHooks.count
+        c.start_container_hooks = hooks(plan.startContainerHooks)
+        c.nstart_container_hooks = plan.startContainerHooks.count
+
         var result = cshim_spawn_result()
         Children.willSpawn()
         let r = withExtendedLifetime(plan) { cshim_spawn(&c, &result) }
         Children.spawned(r == 0 ? result.pid : nil)
         if r != 0 { throw SpawnError(result) }
+        if result.at_hooks != 0 {
+            let failure: SpawnError? =
+                if let atHooks { atHooks(result.pid) } else { SpawnError(stage: .hook, errno: .invalidArgument, detail: "the child stopped for hooks nobody runs") }
+            if let failure {
+                _ = cshim_pidfd_send_signal(result.pidfd, SIGKILL, 0)
+                var info = siginfo_t()
+                while waitid(P_PIDFD, id_t(result.pidfd), &info, WEXITED) < 0 && errno == EINTR {}
+                close(result.pidfd)
+                close(result.report_fd)
+                throw failure
+            }
+            if cshim_spawn_continue(&c, &result) != 0 { throw SpawnError(result) }
+        }
         let pidfd = PidFD(adopting: result.pidfd, pid: result.pid)
         return SpawnedProcess(pidfd: pidfd, report: result.report_fd >= 0 ? FD(adopting: result.report_fd) : nil)
     }

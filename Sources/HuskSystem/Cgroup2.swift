@@ -7,6 +7,25 @@ import Glibc
 import Musl
 #endif
 
+/// One cgroup v2 interface file Husk writes for a pod or a container (or an OCI
+/// container's `linux.resources`), the controller it needs,
+/// and the field that asked for it (nil: a default kubelet always sets, such as the cpu
+/// weight of a container without a cpu request, which is skipped silently when the host
+/// lacks the controller).
+public struct CgroupLimit: Sendable, Equatable {
+    public var file: String
+    public var value: String
+    public var controller: String
+    public var field: String?
+
+    public init(file: String, value: String, controller: String, field: String?) {
+        self.file = file
+        self.value = value
+        self.controller = controller
+        self.field = field
+    }
+}
+
 /// The cgroup v2 hierarchy of this host (DESIGN §7): found in /proc/self/mountinfo, never
 /// assumed to be at /sys/fs/cgroup (this machine is hybrid: /sys/fs/cgroup/unified).
 public struct Cgroup2Mount: Sendable, Equatable {

@@ -27,6 +27,8 @@ struct ParsedCommandLine {
     var wantsVersion = false
 
     func flag(_ name: String) -> Bool { flags[name] != nil }
+    /// Every value of a repeatable flag, in order.
+    func values(_ name: String) -> [String] { flags[name].map { $0.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init) } ?? [] }
     func value(_ name: String) -> String? { flags[name] }
     func global(_ name: String) -> String? { globals[name] }
 }
@@ -44,18 +46,42 @@ enum RuncCLI {
         FlagSpec(long: "systemd-cgroup", short: nil, takesValue: false, help: "not supported: Husk manages cgroupfs directly"),
         FlagSpec(long: "rootless", short: nil, takesValue: true, help: "accepted for runc compatibility; only false/auto"),
         FlagSpec(long: "criu", short: nil, takesValue: true, help: "accepted for runc compatibility; ignored"),
+        FlagSpec(long: "ignore-missing-controllers", short: nil, takesValue: false,
+                 help: "run when cgroup2 lacks a controller a limit needs (the limit is skipped, with a warning); also HUSK_RUNC_IGNORE_MISSING_CONTROLLERS=1"),
         FlagSpec(long: "help", short: "h", takesValue: false, help: "show help"),
         FlagSpec(long: "version", short: "v", takesValue: false, help: "print the version"),
+    ]
+
+    static let updateFlags: [FlagSpec] = [
+        FlagSpec(long: "resources", short: "r", takesValue: true, help: "JSON file of linux.resources (- for stdin); flags are then ignored"),
+        FlagSpec(long: "blkio-weight", short: nil, takesValue: true, help: "block IO weight, 10 to 1000"),
+        FlagSpec(long: "cpu-period", short: nil, takesValue: true, help: "CPU CFS period (microseconds)"),
+        FlagSpec(long: "cpu-quota", short: nil, takesValue: true, help: "CPU CFS quota (microseconds per period, -1 for none)"),
+        FlagSpec(long: "cpu-share", short: nil, takesValue: true, help: "CPU shares (relative weight)"),
+        FlagSpec(long: "cpu-rt-period", short: nil, takesValue: true, help: "not in cgroup v2 (refused)"),
+        FlagSpec(long: "cpu-rt-runtime", short: nil, takesValue: true, help: "not in cgroup v2 (refused)"),
+        FlagSpec(long: "cpuset-cpus", short: nil, takesValue: true, help: "CPUs to run on (0-3, 0,1)"),
+        FlagSpec(long: "cpuset-mems", short: nil, takesValue: true, help: "memory nodes (0-3, 0,1)"),
+        FlagSpec(long: "memory", short: nil, takesValue: true, help: "memory limit (100m, 1g; -1 for none)"),
+        FlagSpec(long: "memory-reservation", short: nil, takesValue: true, help: "memory soft limit (memory.low)"),
+        FlagSpec(long: "memory-swap", short: nil, takesValue: true, help: "memory plus swap limit (-1 for none)"),
+        FlagSpec(long: "kernel-memory", short: nil, takesValue: true, help: "not in cgroup v2 (ignored, as runc)"),
+        FlagSpec(long: "kernel-memory-tcp", short: nil, takesValue: true, help: "not in cgroup v2 (ignored, as runc)"),
+        FlagSpec(long: "pids-limit", short: nil, takesValue: true, help: "largest number of processes (-1 for none)"),
+        FlagSpec(long: "l3-cache-schema", short: nil, takesValue: true, help: "Intel RDT is not supported (refused)"),
+        FlagSpec(long: "mem-bw-schema", short: nil, takesValue: true, help: "Intel RDT is not supported (refused)"),
     ]
 
     static let createFlags: [FlagSpec] = [
         FlagSpec(long: "bundle", short: "b", takesValue: true, help: "path to the bundle directory (default .)"),
         FlagSpec(long: "pid-file", short: nil, takesValue: true, help: "write the container process's pid to this file"),
-        FlagSpec(long: "console-socket", short: nil, takesValue: true, help: "unix socket for the pty master (not supported yet)"),
+        FlagSpec(long: "console-socket", short: nil, takesValue: true, help: "unix socket the pty master is sent to (process.terminal)"),
         FlagSpec(long: "preserve-fds", short: nil, takesValue: true, help: "pass N more fds (from 3) to the container"),
         FlagSpec(long: "no-pivot", short: nil, takesValue: false, help: "not supported: the root always gets pivot_root"),
         FlagSpec(long: "no-new-keyring", short: nil, takesValue: false, help: "keep the caller's session keyring"),
     ]
+    /// Flags that may be given more than once.
+    static let repeatable: Set<String> = ["env", "cap", "additional-gids"]
     static let help = FlagSpec(long: "help", short: "h", takesValue: false, help: "show help")
 
     static let commands: [CommandSpec] = [
@@ -93,6 +119,33 @@ enum RuncCLI {
                     flags: [help], minArgs: 1, maxArgs: 1),
         CommandSpec(name: "resume", usage: "resume ID", summary: "thaw a paused container",
                     flags: [help], minArgs: 1, maxArgs: 1),
+        CommandSpec(name: "exec", usage: "exec [flags] ID [COMMAND [ARGS...]]", summary: "run a new process in a running container",
+                    flags: [
+                        FlagSpec(long: "process", short: "p", takesValue: true, help: "JSON file of the process (runtime-spec process); replaces the flags below"),
+                        FlagSpec(long: "tty", short: "t", takesValue: false, help: "give the process a terminal"),
+                        FlagSpec(long: "cwd", short: nil, takesValue: true, help: "working directory in the container"),
+                        FlagSpec(long: "env", short: "e", takesValue: true, help: "set NAME=value (repeatable)"),
+                        FlagSpec(long: "user", short: "u", takesValue: true, help: "UID[:GID] to run as"),
+                        FlagSpec(long: "additional-gids", short: "g", takesValue: true, help: "more group ids (repeatable)"),
+                        FlagSpec(long: "cap", short: "c", takesValue: true, help: "add a capability (bounding, effective, permitted; repeatable)"),
+                        FlagSpec(long: "no-new-privs", short: nil, takesValue: false, help: "set no_new_privs"),
+                        FlagSpec(long: "detach", short: "d", takesValue: false, help: "return once the process runs"),
+                        FlagSpec(long: "pid-file", short: nil, takesValue: true, help: "write the process's pid to this file"),
+                        FlagSpec(long: "console-socket", short: nil, takesValue: true, help: "unix socket the pty master is sent to"),
+                        FlagSpec(long: "preserve-fds", short: nil, takesValue: true, help: "pass N more fds (from 3) to the process"),
+                        FlagSpec(long: "ignore-paused", short: nil, takesValue: false, help: "exec in a paused container too"),
+                        FlagSpec(long: "cgroup", short: nil, takesValue: true, help: "sub-cgroup of the container to put the process in"),
+                        FlagSpec(long: "apparmor", short: nil, takesValue: true, help: "not supported (refused)"),
+                        FlagSpec(long: "process-label", short: nil, takesValue: true, help: "not supported (refused)"),
+                        help,
+                    ], minArgs: 1, maxArgs: 4096),
+        CommandSpec(name: "update", usage: "update [--resources FILE | flags] ID", summary: "change the cgroup limits of a container",
+                    flags: updateFlags + [help], minArgs: 1, maxArgs: 1),
+        CommandSpec(name: "events", usage: "events [--stats] [--interval 5s] ID", summary: "print resource usage (and oom) events as JSON",
+                    flags: [
+                        FlagSpec(long: "stats", short: nil, takesValue: false, help: "print the figures once and exit"),
+                        FlagSpec(long: "interval", short: nil, takesValue: true, help: "time between stats events (default 5s)"), help,
+                    ], minArgs: 1, maxArgs: 1),
         CommandSpec(name: "ps", usage: "ps [--format table|json] ID [PS OPTIONS]", summary: "list the processes of a container (ps -ef by default)",
                     flags: [FlagSpec(long: "format", short: "f", takesValue: true, help: "table (default) or json"), help],
                     minArgs: 1, maxArgs: 64),
@@ -119,6 +172,9 @@ enum RuncCLI {
                     out.command = a
                 } else {
                     out.args.append(a)
+                    // As runc (urfave/cli): for exec and ps, what follows the id is the
+                    // command or the ps options, flags included.
+                    if spec?.name == "exec" || spec?.name == "ps" { onlyArgs = true }
                 }
                 continue
             }
@@ -168,6 +224,8 @@ enum RuncCLI {
                 out.wantsVersion = true
             } else if isGlobal {
                 out.globals[flag.long] = value
+            } else if let old = out.flags[flag.long], RuncCLI.repeatable.contains(flag.long) {
+                out.flags[flag.long] = old + "\u{0}" + value
             } else {
                 out.flags[flag.long] = value
             }

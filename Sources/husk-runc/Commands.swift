@@ -1,3 +1,4 @@
+import CShim
 import FoundationEssentials
 import HuskRuntime
 import HuskSystem
@@ -45,7 +46,7 @@ enum Runc {
             let root = RuntimeRoot(rootPath)
             switch cl.command {
             case "create": try create(cl, root)
-            case "start": try Container.load(cl.args[0], root: root).start()
+            case "start": try Container.load(cl.args[0], root: root).start(warn: { Log.shared.warn($0) })
             case "state": FileHandleOut.stdout(try Container.load(cl.args[0], root: root).state().json() + "\n")
             case "kill": try kill(cl, root)
             case "delete": try delete(cl, root)
@@ -56,6 +57,9 @@ enum Runc {
             case "pause": try Container.load(cl.args[0], root: root).pause()
             case "resume": try Container.load(cl.args[0], root: root).resume()
             case "ps": try ps(cl, root)
+            case "exec": return try exec(cl, root)
+            case "update": try update(cl, root)
+            case "events": try events(cl, root)
             default: throw HuskError(.invalidArgument, "no command given")
             }
             return 0
@@ -66,27 +70,46 @@ enum Runc {
     }
 
     static func createOptions(_ cl: ParsedCommandLine) throws(HuskError) -> Container.CreateOptions {
-        if cl.value("console-socket") != nil {
-            throw HuskError(.unsupported, "--console-socket: terminals are not supported yet")
-        }
         if cl.flag("no-pivot") {
             throw HuskError(.unsupported, "--no-pivot is not supported: the container root always gets pivot_root")
         }
         var o = Container.CreateOptions()
         o.pidFile = cl.value("pid-file")
+        if let path = cl.value("console-socket") { o.consoleSocket = try connectConsole(path) }
         o.newKeyring = !cl.flag("no-new-keyring")
         o.warn = { Log.shared.warn($0) }
-        if let n = cl.value("preserve-fds") {
-            guard let count = Int(n), count >= 0 else {
-                throw HuskError(.invalidArgument, "--preserve-fds: \"\(n)\" is not a number of fds")
-            }
-            for i in 0..<count {
-                let fd = dup(Int32(3 + i))
-                if fd < 0 { throw HuskError(.invalidArgument, "--preserve-fds \(count): fd \(3 + i) is not open") }
-                o.preserveFDs.append(FD(adopting: fd))
-            }
-        }
+        o.ignoreMissingControllers = ignoreMissingControllers(cl)
+        o.preserveFDs = try preservedFDs(cl)
         return o
+    }
+
+    /// Connects to the caller's console socket (a listening unix stream socket, as go-runc's).
+    static func connectConsole(_ path: String) throws(HuskError) -> FD {
+        let fd = cshim_unix_connect(path)
+        guard fd >= 0 else {
+            throw HuskError(.invalidArgument, "--console-socket: cannot connect to \(path): \(currentErrno.text)")
+        }
+        return FD(adopting: fd)
+    }
+
+    static func preservedFDs(_ cl: ParsedCommandLine) throws(HuskError) -> [FD] {
+        guard let n = cl.value("preserve-fds") else { return [] }
+        guard let count = Int(n), count >= 0 else {
+            throw HuskError(.invalidArgument, "--preserve-fds: \"\(n)\" is not a number of fds")
+        }
+        var out: [FD] = []
+        for i in 0..<count {
+            let fd = dup(Int32(3 + i))
+            if fd < 0 { throw HuskError(.invalidArgument, "--preserve-fds \(count): fd \(3 + i) is not open") }
+            out.append(FD(adopting: fd))
+        }
+        return out
+    }
+
+    static func ignoreMissingControllers(_ cl: ParsedCommandLine) -> Bool {
+        if cl.globals["ignore-missing-controllers"] != nil { return true }
+        guard let v = getenv("HUSK_RUNC_IGNORE_MISSING_CONTROLLERS") else { return false }
+        return ["1", "true", "yes"].contains(String(cString: v))
     }
 
     static func create(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
@@ -94,26 +117,42 @@ enum Runc {
     }
 
     static func run(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) -> Int32 {
-        let options = try createOptions(cl)
+        var options = try createOptions(cl)
         let bundle = cl.value("bundle") ?? "."
         if cl.flag("detach") {
             let (container, process) = try Container.create(id: cl.args[0], bundle: bundle, root: root, options: options)
             do throws(HuskError) {
-                try container.start()
+                try container.start(warn: options.warn)
                 do {
                     try process.waitExec()
                 } catch {
                     throw HuskError(.invalidArgument, "cannot start container \(container.id): \(error)")
                 }
             } catch {
-                try? container.delete(force: true)
+                try? container.delete(force: true, warn: options.warn)
                 throw error
             }
             return 0
         }
+        // A terminal without --console-socket: the pty is relayed here (as runc run).
+        var pair: ConsolePair? = nil
+        if options.consoleSocket == nil, (try? RuntimeBundle.load(bundle))?.spec.process?.terminal == true {
+            pair = try ConsolePair()
+            options.consoleSocket = pair!.theirs
+        }
         let status = try Container.runForeground(
             id: cl.args[0], bundle: bundle, root: root, options: options, signals: RuncSignals.forwarding,
-            keep: cl.flag("keep"))
+            keep: cl.flag("keep"),
+            wait: pair.map { pair in
+                { process in
+                    guard let master = pair.receiveMaster() else {
+                        Log.shared.error("run: no terminal came back from the container")
+                        try? process.pidfd.signal(SIGKILL)
+                        return Container.waitForwarding(process.pidfd, signals: nil)
+                    }
+                    return relayTerminal(master: master, process: process, signals: RuncSignals.forwarding)
+                }
+            })
         return status.code
     }
 
@@ -132,7 +171,7 @@ enum Runc {
         } catch where error.code == .notFound && cl.flag("force") {
             return  // as runc: delete --force of a missing container succeeds
         }
-        try c.delete(force: cl.flag("force"))
+        try c.delete(force: cl.flag("force"), warn: { Log.shared.warn($0) })
     }
 
     static func list(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
@@ -242,3 +281,144 @@ func prettyJSON(_ value: some Encodable) throws(HuskError) -> String {
     }
 }
 
+
+// MARK: - update, events
+
+extension Runc {
+    /// runc's units.RAMInBytes: a number with an optional binary suffix (k, m, g, t, p, with
+    /// optional i and b), or -1.
+    static func ramBytes(_ s: String, flag: String) throws(HuskError) -> Int64 {
+        if s == "-1" { return -1 }
+        var digits = Substring(s.lowercased())
+        if digits.hasSuffix("b") { digits = digits.dropLast() }
+        if digits.hasSuffix("i") { digits = digits.dropLast() }
+        var mult: Double = 1
+        if let last = digits.last, let i = "kmgtp".firstIndex(of: last) {
+            mult = pow(1024, Double("kmgtp".distance(from: "kmgtp".startIndex, to: i) + 1))
+            digits = digits.dropLast()
+        }
+        guard let v = Double(digits.filter { $0 != " " }), v >= 0 else {
+            throw HuskError(.invalidArgument, "--\(flag): \"\(s)\" is not a size (such as 512k, 100m, 1g, or -1)")
+        }
+        return Int64(v * mult)
+    }
+
+    static func update(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        let c = try Container.load(cl.args[0], root: root)
+        var r = Spec.Resources()
+        if let file = cl.value("resources") {
+            let bytes: [UInt8]
+            do {
+                if file == "-" {
+                    bytes = try FD(adopting: dup(0)).readAll()
+                } else {
+                    guard let b = try Files.read(file) else { throw HuskError(.invalidArgument, "--resources: \(file): No such file or directory") }
+                    bytes = b
+                }
+            } catch {
+                throw HuskError(.invalidArgument, "--resources: cannot read \(file)", cause: error)
+            }
+            do {
+                r = try JSONDecoder().decode(Spec.Resources.self, from: Data(bytes))
+            } catch {
+                throw HuskError(.invalidArgument, "--resources \(file): \(JSONPath.describe(error))")
+            }
+        } else {
+            func int(_ flag: String) throws(HuskError) -> Int64? {
+                guard let v = cl.value(flag) else { return nil }
+                guard let n = Int64(v) else { throw HuskError(.invalidArgument, "--\(flag): \"\(v)\" is not a number") }
+                return n
+            }
+            func uint(_ flag: String) throws(HuskError) -> UInt64? {
+                guard let v = cl.value(flag) else { return nil }
+                guard let n = UInt64(v) else { throw HuskError(.invalidArgument, "--\(flag): \"\(v)\" is not a positive number") }
+                return n
+            }
+            for f in ["l3-cache-schema", "mem-bw-schema"] where cl.value(f) != nil {
+                throw HuskError(.unsupported, "--\(f): Intel RDT is not supported")
+            }
+            var cpu = Spec.Resources.CPU()
+            cpu.shares = try uint("cpu-share")
+            cpu.period = try uint("cpu-period")
+            cpu.quota = try int("cpu-quota")
+            cpu.realtimePeriod = try uint("cpu-rt-period")
+            cpu.realtimeRuntime = try int("cpu-rt-runtime")
+            cpu.cpus = cl.value("cpuset-cpus")
+            cpu.mems = cl.value("cpuset-mems")
+            if cpu != .init() { r.cpu = cpu }
+            var mem = Spec.Resources.Memory()
+            mem.limit = try cl.value("memory").map { v throws(HuskError) in try ramBytes(v, flag: "memory") }
+            mem.reservation = try cl.value("memory-reservation").map { v throws(HuskError) in try ramBytes(v, flag: "memory-reservation") }
+            mem.swap = try cl.value("memory-swap").map { v throws(HuskError) in try ramBytes(v, flag: "memory-swap") }
+            mem.kernel = try cl.value("kernel-memory").map { v throws(HuskError) in try ramBytes(v, flag: "kernel-memory") }
+            mem.kernelTCP = try cl.value("kernel-memory-tcp").map { v throws(HuskError) in try ramBytes(v, flag: "kernel-memory-tcp") }
+            if mem != .init() { r.memory = mem }
+            if let p = try int("pids-limit") {
+                var pids = Spec.Resources.Pids()
+                pids.limit = p
+                r.pids = pids
+            }
+            if let w = try uint("blkio-weight") {
+                var b = Spec.Resources.BlockIO()
+                b.weight = UInt16(clamping: w)
+                r.blockIO = b
+            }
+        }
+        for w in try c.update(r, ignoreMissing: ignoreMissingControllers(cl)) { Log.shared.warn(w) }
+    }
+
+    static func events(_ cl: ParsedCommandLine, _ root: RuntimeRoot) throws(HuskError) {
+        let c = try Container.load(cl.args[0], root: root)
+        if c.status == .stopped { throw HuskError(.invalidState, "container \(c.id) is not running") }
+        if cl.flag("stats") {
+            FileHandleOut.stdout(try compactJSON(c.stats()) + "\n")
+            return
+        }
+        let text = cl.value("interval") ?? "5s"
+        guard let interval = goDuration(text), interval > 0 else {
+            throw HuskError(.invalidArgument, "--interval: \"\(text)\" is not a duration (such as 5s, 500ms)")
+        }
+        var ooms = c.oomKills
+        var next = Clock.monotonicSeconds()
+        while c.status != .stopped {
+            let now = Clock.monotonicSeconds()
+            if now >= next {
+                if let s = try? c.stats() { FileHandleOut.stdout(try compactJSON(s) + "\n") }
+                next = now + interval
+            }
+            let o = c.oomKills
+            if o > ooms {
+                FileHandleOut.stdout(try compactJSON(.object(["type": .string("oom"), "id": .string(c.id)])) + "\n")
+                ooms = o
+            }
+            usleep(UInt32(min(0.1, max(0.001, next - Clock.monotonicSeconds())) * 1_000_000))
+        }
+    }
+}
+
+func compactJSON(_ value: JSONValue) throws(HuskError) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    do {
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    } catch {
+        throw HuskError(.internalError, "cannot encode JSON: \(error)")
+    }
+}
+
+/// A Go duration ("5s", "500ms", "1m30s") in seconds.
+func goDuration(_ s: String) -> Double? {
+    let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
+    var rest = Substring(s)
+    var total = 0.0
+    guard !rest.isEmpty else { return nil }
+    while !rest.isEmpty {
+        let num = rest.prefix { $0.isNumber || $0 == "." }
+        guard !num.isEmpty, let v = Double(num) else { return nil }
+        rest = rest.dropFirst(num.count)
+        guard let (u, m) = units.first(where: { rest.hasPrefix($0.0) && !(($0.0 == "m") && rest.hasPrefix("ms")) }) else { return nil }
+        rest = rest.dropFirst(u.count)
+        total += v * m
+    }
+    return total
+}

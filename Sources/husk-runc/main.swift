@@ -15,7 +15,7 @@ do {
     FileHandleOut.stderr("husk-runc: \(error)\n")
     exit(1)
 }
-if parsed.command == "run" && !parsed.flag("detach") {
+if (parsed.command == "run" || parsed.command == "exec") && !parsed.flag("detach") {
     RuncSignals.forwarding = Container.prepareSignalForwarding()
 }
 exit(Runc.main(parsed))

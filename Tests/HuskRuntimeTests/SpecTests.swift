@@ -80,7 +80,7 @@ struct SpecTests {
         (#"{"ociVersion":"1.0.2","mounts":[{"destination":"/x","type":"bind"}]}"#, "mounts[0].source: a bind mount needs a source"),
         (#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_NOPE"}}}"#, "linux.seccomp.defaultAction: unknown action \"SCMP_ACT_NOPE\""),
         (#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_BAD"}]}]}}}"#, "linux.seccomp.syscalls[0].args[0].op: unknown operator \"SCMP_CMP_BAD\""),
-        (#"{"ociVersion":"1.0.2","hooks":{"prestart":[{"path":"/bin/true"}]}}"#, "hooks: hooks are not supported yet"),
+        (#"{"ociVersion":"1.0.2","hooks":{"prestart":[{"path":"true"}]}}"#, "hooks.prestart[0].path: \"true\" must be an absolute path"),
     ])
     func semanticErrors(json: String, expected: String) throws {
         let b = try decode(json)

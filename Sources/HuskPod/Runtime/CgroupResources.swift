@@ -1,23 +1,5 @@
 import HuskSystem
 
-/// One cgroup v2 interface file Husk writes for a pod or a container, the controller it needs,
-/// and the field that asked for it (nil: a default kubelet always sets, such as the cpu
-/// weight of a container without a cpu request, which is skipped silently when the host
-/// lacks the controller).
-public struct CgroupLimit: Sendable, Equatable {
-    public var file: String
-    public var value: String
-    public var controller: String
-    public var field: String?
-
-    public init(file: String, value: String, controller: String, field: String?) {
-        self.file = file
-        self.value = value
-        self.controller = controller
-        self.field = field
-    }
-}
-
 /// kubelet's resource config (pkg/kubelet/cm: MilliCPUToShares, MilliCPUToQuota,
 /// ResourceConfigForPod; kuberuntime generateLinuxContainerResources) turned into cgroup v2
 /// files the way runc/containerd write them (cpu.shares → cpu.weight with runc's conversion).

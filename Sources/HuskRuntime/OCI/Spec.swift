@@ -9,7 +9,7 @@ public struct Spec: Codable, Sendable, Equatable {
     public var hostname: String?
     public var domainname: String?
     public var mounts: [Mount]?
-    public var hooks: JSONValue?
+    public var hooks: Hooks?
     public var annotations: [String: String]?
     public var linux: Linux?
 
@@ -170,18 +170,117 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
+    /// runtime-spec config.md "POSIX-platform Hooks".
+    public struct Hooks: Codable, Sendable, Equatable {
+        public var prestart: [Hook]?
+        public var createRuntime: [Hook]?
+        public var createContainer: [Hook]?
+        public var startContainer: [Hook]?
+        public var poststart: [Hook]?
+        public var poststop: [Hook]?
+
+        public init() {}
+
+        /// Every hook list with its name, in lifecycle order.
+        public var all: [(name: String, hooks: [Hook])] {
+            [("prestart", prestart ?? []), ("createRuntime", createRuntime ?? []), ("createContainer", createContainer ?? []),
+             ("startContainer", startContainer ?? []), ("poststart", poststart ?? []), ("poststop", poststop ?? [])]
+        }
+
+        public var isEmpty: Bool { all.allSatisfy { $0.hooks.isEmpty } }
+    }
+
+    public struct Hook: Codable, Sendable, Equatable {
+        public var path: String
+        public var args: [String]?
+        public var env: [String]?
+        public var timeout: Int?
+
+        public init(path: String, args: [String]? = nil, env: [String]? = nil, timeout: Int? = nil) {
+            self.path = path
+            self.args = args
+            self.env = env
+            self.timeout = timeout
+        }
+
+        var plan: SpawnPlan.Hook { SpawnPlan.Hook(path: path, args: args ?? [], env: env ?? [], timeout: timeout ?? 0) }
+    }
+
     public struct Resources: Codable, Sendable, Equatable {
         public var devices: [DeviceRule]?
-        public var memory: JSONValue?
-        public var cpu: JSONValue?
-        public var pids: JSONValue?
-        public var blockIO: JSONValue?
-        public var hugepageLimits: JSONValue?
+        public var memory: Memory?
+        public var cpu: CPU?
+        public var pids: Pids?
+        public var blockIO: BlockIO?
+        public var hugepageLimits: [HugepageLimit]?
         public var network: JSONValue?
-        public var rdma: JSONValue?
+        public var rdma: [String: RDMA]?
         public var unified: [String: String]?
 
         public init() {}
+
+        public struct Memory: Codable, Sendable, Equatable {
+            public var limit: Int64?
+            public var reservation: Int64?
+            public var swap: Int64?
+            public var kernel: Int64?
+            public var kernelTCP: Int64?
+            public var swappiness: UInt64?
+            public var disableOOMKiller: Bool?
+            public var useHierarchy: Bool?
+            public var checkBeforeUpdate: Bool?
+            public init() {}
+        }
+
+        public struct CPU: Codable, Sendable, Equatable {
+            public var shares: UInt64?
+            public var quota: Int64?
+            public var burst: UInt64?
+            public var period: UInt64?
+            public var realtimeRuntime: Int64?
+            public var realtimePeriod: UInt64?
+            public var cpus: String?
+            public var mems: String?
+            public var idle: Int64?
+            public init() {}
+        }
+
+        public struct Pids: Codable, Sendable, Equatable {
+            public var limit: Int64?
+            public init() {}
+        }
+
+        public struct BlockIO: Codable, Sendable, Equatable {
+            public struct WeightDevice: Codable, Sendable, Equatable {
+                public var major: Int64
+                public var minor: Int64
+                public var weight: UInt16?
+                public var leafWeight: UInt16?
+            }
+            public struct ThrottleDevice: Codable, Sendable, Equatable {
+                public var major: Int64
+                public var minor: Int64
+                public var rate: UInt64
+            }
+            public var weight: UInt16?
+            public var leafWeight: UInt16?
+            public var weightDevice: [WeightDevice]?
+            public var throttleReadBpsDevice: [ThrottleDevice]?
+            public var throttleWriteBpsDevice: [ThrottleDevice]?
+            public var throttleReadIOPSDevice: [ThrottleDevice]?
+            public var throttleWriteIOPSDevice: [ThrottleDevice]?
+            public init() {}
+        }
+
+        public struct HugepageLimit: Codable, Sendable, Equatable {
+            public var pageSize: String
+            public var limit: UInt64
+        }
+
+        public struct RDMA: Codable, Sendable, Equatable {
+            public var hcaHandles: UInt32?
+            public var hcaObjects: UInt32?
+        }
     }
 
     public struct DeviceRule: Codable, Sendable, Equatable {

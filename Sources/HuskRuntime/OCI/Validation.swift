@@ -32,12 +32,15 @@ extension Spec {
         validateProcess(&p)
         validateMounts(&p)
         validateLinux(&p)
-        if let hooks, hooks != .null, hooks != .object([:]) {
-            var any = false
-            if case .object(let o) = hooks {
-                for (_, v) in o { if case .array(let a) = v, !a.isEmpty { any = true } }
+        for (name, list) in hooks?.all ?? [] {
+            for (i, h) in list.enumerated() {
+                let path = "hooks.\(name)[\(i)]"
+                if !h.path.hasPrefix("/") { p.error("\(path).path", "\"\(h.path)\" must be an absolute path") }
+                if let t = h.timeout, t <= 0 { p.error("\(path).timeout", "\(t) must be greater than zero") }
+                for (j, e) in (h.env ?? []).enumerated() where !e.contains("=") {
+                    p.error("\(path).env[\(j)]", "\"\(e)\" is not of the form NAME=value")
+                }
             }
-            if any { p.error("hooks", "hooks are not supported yet; remove them or use runc") }
         }
         return p
     }
@@ -59,7 +62,7 @@ extension Spec {
         }
     }
 
-    private func validateProcess(_ p: inout SpecProblems) {
+    func validateProcess(_ p: inout SpecProblems) {
         guard let process else {
             p.error("process", "required field is missing: nothing to run")
             return
@@ -71,9 +74,6 @@ extension Spec {
         }
         if process.commandLine != nil { p.error("process.commandLine", "is Windows-only") }
         if !process.cwd.hasPrefix("/") { p.error("process.cwd", "\"\(process.cwd)\" must be an absolute path") }
-        if process.terminal == true {
-            p.error("process.terminal", "terminals are not supported yet; set it to false")
-        }
         for (i, e) in (process.env ?? []).enumerated() where !e.contains("=") {
             p.error("process.env[\(i)]", "\"\(e)\" is not of the form NAME=value")
         }
@@ -189,14 +189,7 @@ extension Spec {
         if let sc = linux.seccomp { SeccompProfile.validate(sc, into: &p) }
         if let r = linux.resources {
             DeviceFilter.validate(r.devices ?? [], into: &p)
-            let fields: [(String, Bool)] = [
-                ("memory", r.memory != nil), ("cpu", r.cpu != nil), ("pids", r.pids != nil),
-                ("blockIO", r.blockIO != nil), ("hugepageLimits", r.hugepageLimits != nil),
-                ("network", r.network != nil), ("rdma", r.rdma != nil), ("unified", !(r.unified ?? [:]).isEmpty),
-            ]
-            for (name, set) in fields where set {
-                p.error("linux.resources.\(name)", "cgroup resource limits are not supported yet")
-            }
+            _ = OCIResources.limits(r, into: &p)
         }
     }
 

@@ -1,0 +1,153 @@
+import CShim
+import FoundationEssentials
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Container {
+    /// What `exec` runs and how.
+    public struct ExecOptions: Sendable {
+        /// The process (runtime-spec `process`): from `--process`, or the container's own with
+        /// the command line's changes.
+        public var process: Spec.Process
+        public var stdio: [FD?] = [nil, nil, nil]
+        /// Connected to the caller's console socket: the pty master goes there.
+        public var consoleSocket: FD? = nil
+        public var preserveFDs: [FD] = []
+        public var pidFile: String? = nil
+        /// Run in a paused container too (runc --ignore-paused).
+        public var ignorePaused = false
+        /// A sub-cgroup of the container's group to put the process in (runc --cgroup).
+        public var subCgroup: String? = nil
+        /// Whether the caller returns at once (a terminal then needs a console socket).
+        public var detached = false
+        public var warn: @Sendable (String) -> Void = { _ in }
+
+        public init(process: Spec.Process) {
+            self.process = process
+        }
+    }
+
+    /// The container's spec as created (its bundle's config.json).
+    public func spec() throws(HuskError) -> Spec {
+        try RuntimeBundle.load(record.bundle).spec
+    }
+
+    /// Starts a new process in the container: every namespace of the container (joined through
+    /// its init's pidfd), its cgroup, and the security settings of `process` (user,
+    /// capabilities — inheritable only when listed —, no_new_privs, rlimits) and the spec's
+    /// seccomp. Returns once the process has exec'd; the caller is its parent.
+    public func exec(_ o: ExecOptions) throws(HuskError) -> SpawnedProcess {
+        switch status {
+        case .running, .created: break
+        case .paused where o.ignorePaused: break
+        case .paused: throw HuskError(.invalidState, "cannot exec in a paused container (use --ignore-paused to override)")
+        case .creating: throw HuskError(.invalidState, "cannot exec in a container that is still being created")
+        case .stopped: throw HuskError(.invalidState, "cannot exec in a stopped container")
+        }
+        let spec = try self.spec()
+        var withProcess = spec
+        withProcess.process = o.process
+        var problems = SpecProblems()
+        withProcess.validateProcess(&problems)
+        if !problems.errors.isEmpty { throw HuskError(.invalidArgument, "process: " + problems.errors.joined(separator: "; ")) }
+        try Self.checkTerminal(o.process.terminal ?? false, consoleSocket: o.consoleSocket != nil, detached: o.detached)
+
+        // The init's pidfd pins it: once it is open and the start time matches, it is the
+        // container's process for as long as we hold it.
+        let pidfd: PidFD
+        do {
+            pidfd = try PidFD.open(record.pid)
+        } catch {
+            throw HuskError(.invalidState, "cannot exec in a stopped container", cause: error)
+        }
+        guard ProcessInfo.isAlive(record.pid, startTime: record.pidStartTime) else {
+            throw HuskError(.invalidState, "cannot exec in a stopped container")
+        }
+
+        var plan = SpawnPlan()
+        var warnings: [String] = []
+        SpawnPlanner.applyProcess(o.process, to: &plan, warnings: &warnings)
+        for w in problems.warnings + warnings { o.warn(w) }
+        var joinFlags: UInt64 = 0
+        var joinsPid = false
+        for ns in spec.linux?.namespaces ?? [] {
+            guard let flag = SpawnPlanner.namespaceFlags[ns.type] else { continue }
+            switch ns.type {
+            case "pid": joinsPid = true
+            case "user", "time": continue  // refused at create
+            default: joinFlags |= flag
+            }
+        }
+        plan.joins = [.init(fd: pidfd.fd, type: joinFlags)]
+        if joinsPid { plan.pidNamespace = pidfd.fd }
+        if let sc = spec.linux?.seccomp {
+            let (program, w) = try SeccompProfile.compile(sc)
+            plan.seccomp = program
+            for x in w { o.warn(x) }
+        }
+        guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
+        var target = g
+        if let sub = o.subCgroup, !sub.isEmpty {
+            if sub.split(separator: "/").contains("..") || sub.hasPrefix("/") {
+                throw HuskError(.invalidArgument, "--cgroup: \"\(sub)\" must be a path below the container's cgroup")
+            }
+            target = g.mount.group(g.path + "/" + sub)
+            guard target.exists else { throw HuskError(.notFound, "--cgroup: \(target.directory) does not exist") }
+        }
+        do {
+            plan.cgroup = try target.open()
+        } catch {
+            throw HuskError(.system, "cannot open cgroup \(target.directory)", cause: error)
+        }
+        plan.stdio = o.stdio
+        plan.preserveFDs = o.preserveFDs
+        if o.process.terminal == true { plan.consoleSocket = o.consoleSocket }
+
+        let p: SpawnedProcess
+        do {
+            p = try Spawner.spawn(plan)
+        } catch {
+            throw HuskError(.invalidArgument, "exec failed: \(error)")
+        }
+        if let pidFile = o.pidFile {
+            do {
+                try Files.writeAtomically(Files.absolute(pidFile), Array("\(p.pid)".utf8))
+            } catch {
+                try? p.pidfd.signal(SIGKILL)
+                _ = try? p.pidfd.wait()
+                throw HuskError(.system, "cannot write the pid file", cause: error)
+            }
+        }
+        return p
+    }
+}
+
+/// The caller's side of a console socket made in-process (a foreground run or exec with a
+/// terminal and no --console-socket): a SOCK_SEQPACKET pair.
+public final class ConsolePair: Sendable {
+    public let ours: FD
+    public let theirs: FD
+
+    public init() throws(HuskError) {
+        var pair: [CInt] = [-1, -1]
+        guard cshim_seqpacket_pair(&pair) == 0 else { throw HuskError(.system, "socketpair: \(currentErrno.text)") }
+        ours = FD(adopting: pair[0])
+        theirs = FD(adopting: pair[1])
+    }
+
+    /// The pty master the child sent (waits up to 5 s).
+    public func receiveMaster() -> FD? {
+        var buf = [UInt8](repeating: 0, count: 8)
+        var fds = [CInt](repeating: -1, count: 8)
+        var nfds: Int32 = 0
+        var pfd = pollfd(fd: ours.raw, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 5000) > 0 else { return nil }
+        let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(ours.raw, $0.baseAddress!, 8, &fds, &nfds) }
+        guard n > 0, nfds >= 1 else { return nil }
+        for k in 1..<Int(nfds) { close(fds[k]) }
+        return FD(adopting: fds[0])
+    }
+}

@@ -1,0 +1,206 @@
+import FoundationEssentials
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Spec.Resources {
+    /// `self` with every field `new` gives laid over it (runc update: only what is given
+    /// changes).
+    public func overlaid(with new: Spec.Resources) -> Spec.Resources {
+        var r = self
+        if let m = new.memory {
+            var cur = r.memory ?? .init()
+            if let v = m.limit { cur.limit = v }
+            if let v = m.reservation { cur.reservation = v }
+            if let v = m.swap { cur.swap = v }
+            if let v = m.kernel { cur.kernel = v }
+            if let v = m.kernelTCP { cur.kernelTCP = v }
+            if let v = m.swappiness { cur.swappiness = v }
+            if let v = m.disableOOMKiller { cur.disableOOMKiller = v }
+            if let v = m.checkBeforeUpdate { cur.checkBeforeUpdate = v }
+            r.memory = cur
+        }
+        if let c = new.cpu {
+            var cur = r.cpu ?? .init()
+            if let v = c.shares { cur.shares = v }
+            if let v = c.quota { cur.quota = v }
+            if let v = c.burst { cur.burst = v }
+            if let v = c.period { cur.period = v }
+            if let v = c.realtimeRuntime { cur.realtimeRuntime = v }
+            if let v = c.realtimePeriod { cur.realtimePeriod = v }
+            if let v = c.cpus { cur.cpus = v }
+            if let v = c.mems { cur.mems = v }
+            if let v = c.idle { cur.idle = v }
+            r.cpu = cur
+        }
+        if let p = new.pids { r.pids = p }
+        if let b = new.blockIO {
+            var cur = r.blockIO ?? .init()
+            if let v = b.weight { cur.weight = v }
+            if let v = b.leafWeight { cur.leafWeight = v }
+            if let v = b.weightDevice { cur.weightDevice = v }
+            if let v = b.throttleReadBpsDevice { cur.throttleReadBpsDevice = v }
+            if let v = b.throttleWriteBpsDevice { cur.throttleWriteBpsDevice = v }
+            if let v = b.throttleReadIOPSDevice { cur.throttleReadIOPSDevice = v }
+            if let v = b.throttleWriteIOPSDevice { cur.throttleWriteIOPSDevice = v }
+            r.blockIO = cur
+        }
+        if let h = new.hugepageLimits { r.hugepageLimits = h }
+        if let x = new.rdma { r.rdma = x }
+        if let u = new.unified { r.unified = (r.unified ?? [:]).merging(u) { $1 } }
+        return r
+    }
+
+    /// Only what `update` may change: no device rules (runc update leaves them too).
+    var withoutDevices: Spec.Resources {
+        var r = self
+        r.devices = nil
+        return r
+    }
+}
+
+extension Container {
+    var resourcesPath: String { directory + "/resources.json" }
+
+    /// The resources in force: the last `update`'s, else the bundle's config.json's.
+    public func currentResources() throws(HuskError) -> Spec.Resources {
+        if let bytes = try? Files.read(resourcesPath) {
+            do {
+                return try JSONDecoder().decode(Spec.Resources.self, from: Data(bytes))
+            } catch {
+                throw HuskError(.internalError, "\(resourcesPath): \(JSONPath.describe(error))")
+            }
+        }
+        let bundle = try RuntimeBundle.load(record.bundle)
+        return bundle.spec.linux?.resources ?? .init()
+    }
+
+    /// `update`: lays `changes` over the resources in force and writes them into the
+    /// container's cgroup. Refused for a stopped container; nothing is written when a value
+    /// is invalid or a controller is missing (unless `ignoreMissing`). Returns warnings.
+    @discardableResult
+    public func update(_ changes: Spec.Resources, ignoreMissing: Bool = false) throws(HuskError) -> [String] {
+        guard status != .stopped else { throw HuskError(.invalidState, "container \(id) is not running") }
+        guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
+        if changes.devices != nil {
+            throw HuskError(.unsupported, "update: device rules cannot be changed after create (as runc)")
+        }
+        let merged = try currentResources().overlaid(with: changes)
+        var p = SpecProblems()
+        // Only the files of what was given are written; the merged set gives them context
+        // (a swap limit needs the memory limit in force).
+        var given = merged.withoutDevices
+        if changes.memory == nil { given.memory = nil }
+        if changes.cpu == nil { given.cpu = nil }
+        if changes.pids == nil { given.pids = nil }
+        if changes.blockIO == nil { given.blockIO = nil }
+        if changes.hugepageLimits == nil { given.hugepageLimits = nil }
+        if changes.rdma == nil { given.rdma = nil }
+        given.unified = changes.unified
+        given.network = changes.network
+        let limits = OCIResources.limits(given, hasBFQ: Files.exists(g.directory + "/io.bfq.weight"), into: &p)
+        if !p.errors.isEmpty { throw HuskError(.invalidArgument, p.errors.joined(separator: "; ")) }
+        if merged.memory?.checkBeforeUpdate == true, let max = limits.first(where: { $0.file == "memory.max" }),
+            let want = UInt64(max.value), let current = g.read("memory.current").flatMap({ UInt64($0.trimmed) }), want < current
+        {
+            throw HuskError(.invalidArgument,
+                            "linux.resources.memory.limit: \(want) is below the memory in use (\(current)); checkBeforeUpdate refuses it")
+        }
+        OCIResources.delegate(OCIResources.controllers(limits), to: g, mayWrite: record.mayPrune)
+        let warnings = try OCIResources.apply(limits, to: g, ignoreMissing: ignoreMissing)
+        do {
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys]
+            try Files.writeAtomically(resourcesPath, Array(try e.encode(merged)), mode: 0o600)
+        } catch {
+            throw HuskError(.system, "cannot save the resources of container \(id)", cause: error)
+        }
+        return warnings
+    }
+
+    // MARK: - stats (runc events)
+
+    /// The container's cgroup figures in runc's `events --stats` shape (libcontainer types.Stats,
+    /// filled from cgroup v2 files as runc's fs2 driver does). Files the host lacks are left out.
+    public func stats() throws(HuskError) -> JSONValue {
+        guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
+        func keyed(_ file: String) -> [String: UInt64] {
+            var m: [String: UInt64] = [:]
+            for line in (g.read(file) ?? "").split(separator: "\n") {
+                let f = line.split(separator: " ")
+                if f.count == 2, let v = UInt64(f[1]) { m[String(f[0])] = v }
+            }
+            return m
+        }
+        func single(_ file: String) -> UInt64? {
+            guard let s = g.read(file)?.trimmed else { return nil }
+            return s == "max" ? UInt64.max : UInt64(s)
+        }
+        func n(_ v: UInt64?) -> JSONValue { .number(Double(v ?? 0)) }
+        var data: [String: JSONValue] = [:]
+        let cpu = keyed("cpu.stat")
+        if !cpu.isEmpty {
+            data["cpu"] = .object([
+                "usage": .object([
+                    "total": n(cpu["usage_usec"].map { $0 * 1000 }), "kernel": n(cpu["system_usec"].map { $0 * 1000 }),
+                    "user": n(cpu["user_usec"].map { $0 * 1000 }),
+                ]),
+                "throttling": .object([
+                    "periods": n(cpu["nr_periods"]), "throttled_periods": n(cpu["nr_throttled"]),
+                    "throttled_time": n(cpu["throttled_usec"].map { $0 * 1000 }),
+                ]),
+            ])
+        }
+        if let current = single("memory.current") {
+            let stat = keyed("memory.stat")
+            let events = keyed("memory.events")
+            var usage: [String: JSONValue] = ["usage": n(current), "failcnt": n(events["max"])]
+            if let l = single("memory.max") { usage["limit"] = n(l) }
+            if let p = single("memory.peak") { usage["max"] = n(p) }
+            var mem: [String: JSONValue] = ["usage": .object(usage), "cache": n(stat["file"])]
+            if let sw = single("memory.swap.current") {
+                var swap: [String: JSONValue] = ["usage": n(sw + current)]
+                if let l = single("memory.swap.max"), let m = single("memory.max") {
+                    swap["limit"] = n(l == .max || m == .max ? .max : l + m)
+                }
+                mem["swap"] = .object(swap)
+            }
+            mem["raw"] = .object(stat.mapValues { .number(Double($0)) })
+            data["memory"] = .object(mem)
+        }
+        if let current = single("pids.current") {
+            let limit = single("pids.max")
+            data["pids"] = .object(["current": n(current), "limit": n(limit == .max ? 0 : limit)])
+        }
+        var huge: [String: JSONValue] = [:]
+        for name in Files.list(g.directory) ?? [] where name.hasPrefix("hugetlb.") && name.hasSuffix(".current") {
+            let size = String(name.dropFirst("hugetlb.".count).dropLast(".current".count))
+            if size.contains(".") { continue }  // hugetlb.2MB.rsvd.current
+            let max = single("hugetlb.\(size).max")
+            huge[size] = .object([
+                "usage": n(single(name)), "max": n(max == .max ? 0 : max), "failcnt": n(keyed("hugetlb.\(size).events")["max"]),
+            ])
+        }
+        if !huge.isEmpty { data["hugetlb"] = .object(huge) }
+        return .object(["type": .string("stats"), "id": .string(id), "data": .object(data)])
+    }
+
+    /// oom_kill of memory.events (0 without the memory controller).
+    public var oomKills: UInt64 {
+        guard let g = record.cgroup else { return 0 }
+        for line in (g.read("memory.events") ?? "").split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return UInt64(line.dropFirst("oom_kill ".count)) ?? 0
+        }
+        return 0
+    }
+}
+
+extension String {
+    var trimmed: String {
+        var s = Substring(self)
+        while let l = s.last, l == "\n" || l == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
