@@ -817,7 +817,11 @@ int cshim_run_hook(const struct cshim_hook *h, const char *state, size_t len, ch
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        // Its own process group, so that a timeout kills what it started too.
+        setpgid(0, 0);
         if (dup2(in[0], 0) < 0) _exit(126);
+        // Only stdin, stdout and stderr go to the hook (as Go's os/exec gives runc's).
+        syscall(SYS_close_range, 3, ~0U, 0);
         execve(h->path, (char *const *)(h->argv && h->argv[0] ? (const char *const *)h->argv : default_argv),
                (char *const *)(h->envp ? (const char *const *)h->envp : empty_env));
         int e = errno;
@@ -858,6 +862,7 @@ int cshim_run_hook(const struct cshim_hook *h, const char *state, size_t len, ch
         } while (r < 0 && errno == EINTR);
         if (r == 0) {
             timed_out = 1;
+            kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
         }
     }
