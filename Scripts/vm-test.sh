@@ -2,7 +2,7 @@
 # The VM tier (DESIGN §7, §9): runs tests that need a pure cgroup v2 hierarchy with the cpu,
 # memory, pids and hugetlb controllers inside a QEMU VM, against the binaries built on the host.
 #
-#   Scripts/vm-test.sh [FILTER]    # default filter: PodResourceTests
+#   Scripts/vm-test.sh [FILTER]    # default filter: PodResourceTests|RuncResourceTests
 #   HUSK_VM_CMD='sh /some/script' Scripts/vm-test.sh   # run that instead (debugging), output shown
 #   HUSK_VM_TIMEOUT=S              # QEMU's time limit, default 900 s
 #
@@ -16,7 +16,7 @@
 # with the tests' status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-filter=${1:-PodResourceTests}
+filter=${1:-PodResourceTests|RuncResourceTests}
 cache=/var/cache/husk/vm
 kver_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$kver_pkg" ] || { echo "vm-test: no linux-image-amd64 in apt's lists (apt-get update)" >&2; exit 1; }

@@ -51,7 +51,8 @@ public struct Features: Codable, Sendable {
         let mountOptions =
             MountOptions.flagTable.keys.sorted() + MountOptions.propagation.keys.sorted() + ["bind", "rbind", "rro"]
         return Features(
-            ociVersionMin: "1.0.0", ociVersionMax: Spec.version, hooks: [], mountOptions: mountOptions,
+            ociVersionMin: "1.0.0", ociVersionMax: Spec.version,
+            hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"], mountOptions: mountOptions,
             linux: Linux(
                 namespaces: ["cgroup", "ipc", "mount", "network", "pid", "uts"],
                 capabilities: Array(Capabilities.names.prefix(Capabilities.lastCap + 1)),

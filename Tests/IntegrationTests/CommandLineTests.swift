@@ -53,7 +53,7 @@ struct CommandLineTests {
         #expect((linux["namespaces"] as? [String])?.contains("user") == false)
         #expect((linux["cgroup"] as? [String: Bool])?["v2"] == true)
         #expect((linux["cgroup"] as? [String: Bool])?["systemd"] == false)
-        #expect((obj["hooks"] as? [String])?.isEmpty == true)
+        #expect(obj["hooks"] as? [String] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
     }
 
     @Test("usage errors are one line and exit 1", arguments: [

@@ -266,6 +266,12 @@ public struct Spec: Codable, Sendable, Equatable {
                 public var major: Int64
                 public var minor: Int64
                 public var rate: UInt64
+
+                public init(major: Int64, minor: Int64, rate: UInt64) {
+                    self.major = major
+                    self.minor = minor
+                    self.rate = rate
+                }
             }
             public var weight: UInt16?
             public var leafWeight: UInt16?
@@ -280,11 +286,21 @@ public struct Spec: Codable, Sendable, Equatable {
         public struct HugepageLimit: Codable, Sendable, Equatable {
             public var pageSize: String
             public var limit: UInt64
+
+            public init(pageSize: String, limit: UInt64) {
+                self.pageSize = pageSize
+                self.limit = limit
+            }
         }
 
         public struct RDMA: Codable, Sendable, Equatable {
             public var hcaHandles: UInt32?
             public var hcaObjects: UInt32?
+
+            public init(hcaHandles: UInt32? = nil, hcaObjects: UInt32? = nil) {
+                self.hcaHandles = hcaHandles
+                self.hcaObjects = hcaObjects
+            }
         }
     }
 

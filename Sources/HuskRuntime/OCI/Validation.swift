@@ -6,6 +6,8 @@ public struct SpecProblems: Sendable {
     public var errors: [String] = []
     public var warnings: [String] = []
 
+    public init() {}
+
     mutating func error(_ path: String, _ message: String) { errors.append("\(path): \(message)") }
     mutating func warn(_ path: String, _ message: String) { warnings.append("\(path): \(message)") }
 }
