@@ -33,6 +33,7 @@ cleanup() {
     done
     kill "$ctrd_pid" 2>/dev/null || true
     wait "$ctrd_pid" 2>/dev/null || true
+    rm -rf "/run/containerd/runc/$ns"
     awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup" || t == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
       if [ -d "$m/$ns" ]; then find "$m/$ns" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
     done

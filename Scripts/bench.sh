@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one hyperfine run (engineering rule 5). Run as root.
 #
-#   Scripts/bench.sh [runtime|images|pods|all] [runs]
+#   Scripts/bench.sh [runtime|images|pods|oci|all] [runs]
 #     runtime: husk-runc / crun / runc `run` of /bin/true on one bundle
 #     images:  layer unpack against `umoci unpack`, pull MB/s, `husk images` with 200 images
 #     pods:    pod start and stop, `husk run` against `ctr run --rm`, supervisor memory
+#     oci:     husk-runc / crun / runc `exec` of true; `ctr run --rm` with each as --runc-binary
 #
 # How each runtime is run: crun refuses this hybrid-cgroup host ("cgroups in hybrid mode not
 # supported") unless /sys/fs/cgroup/unified is unmounted, which must only happen in a private
@@ -18,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 what=${1:-all}
-case "$what" in runtime|images|pods|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|all] [runs]" >&2; exit 2 ;; esac
+case "$what" in runtime|images|pods|oci|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|all] [runs]" >&2; exit 2 ;; esac
 runs=${2:-}
 asked=$runs  # the runs asked for; each part has its own default
 
@@ -102,4 +103,8 @@ fi
 
 if [ "$what" = pods ] || [ "$what" = all ]; then
   "$HUSK_TOP/Scripts/bench-pods.sh" "$huskcli" "${asked:-30}"
+fi
+
+if [ "$what" = oci ] || [ "$what" = all ]; then
+  "$HUSK_TOP/Scripts/bench-oci.sh" "$husk" "${asked:-30}"
 fi

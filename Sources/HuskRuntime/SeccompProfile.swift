@@ -44,6 +44,9 @@ public enum SeccompProfile {
         if sc.defaultAction == "SCMP_ACT_NOTIFY" || sc.listenerPath != nil {
             p.error("linux.seccomp", "SCMP_ACT_NOTIFY and listenerPath are not supported yet")
         }
+        if sc.defaultErrnoRet != nil && sc.defaultAction != "SCMP_ACT_ERRNO" && sc.defaultAction != "SCMP_ACT_TRACE" {
+            p.error("linux.seccomp.defaultErrnoRet", "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, not \(sc.defaultAction)")
+        }
         for (i, a) in (sc.architectures ?? []).enumerated() where architectures[a] == nil {
             p.error("linux.seccomp.architectures[\(i)]", "unknown architecture \"\(a)\"")
         }
@@ -58,6 +61,10 @@ public enum SeccompProfile {
                 p.error("linux.seccomp.syscalls[\(i)].action", "SCMP_ACT_NOTIFY is not supported yet")
             }
             if s.names.isEmpty { p.error("linux.seccomp.syscalls[\(i)].names", "must not be empty") }
+            // config-linux.md: errnoRet only for actions that return an errno.
+            if s.errnoRet != nil && s.action != "SCMP_ACT_ERRNO" && s.action != "SCMP_ACT_TRACE" {
+                p.error("linux.seccomp.syscalls[\(i)].errnoRet", "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, not \(s.action)")
+            }
             for (j, a) in (s.args ?? []).enumerated() {
                 if operators[a.op] == nil {
                     p.error("linux.seccomp.syscalls[\(i)].args[\(j)].op", "unknown operator \"\(a.op)\"")

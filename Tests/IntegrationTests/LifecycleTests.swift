@@ -87,6 +87,31 @@ struct LifecycleTests {
         expectGone(id, runc: runc, pid: pid)
     }
 
+    @Test("runtime.md: a container whose process died is stopped; start and kill then fail and change nothing; delete works")
+    func diedIsStopped() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let bundle = try TestBundle(in: scratch, args: ["sleep", "1000"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        #expect(runc("start", id).status == 0)
+        let pid = try #require(runc.state(id)?["pid"] as? Int).int32
+        // The process dies behind the runtime's back.
+        kill(pid, SIGKILL)
+        #expect(Self.waitFor { runc.state(id)?["status"] as? String == "stopped" })
+        let before = try String(contentsOfFile: runc.root + "/\(id)/state.json", encoding: .utf8)
+        let k = runc("kill", id, "TERM")
+        #expect(k.status == 1 && k.stderr.contains("container not running"), "\(k)")
+        let s = runc("start", id)
+        #expect(s.status == 1 && s.stderr.contains("cannot start a container that has stopped"), "\(s)")
+        #expect(try String(contentsOfFile: runc.root + "/\(id)/state.json", encoding: .utf8) == before, "no side effect")
+        #expect(runc.state(id)?["status"] as? String == "stopped")
+        #expect(runc("delete", id).status == 0)
+        expectGone(id, runc: runc, pid: pid)
+    }
+
     @Test("kill with SIGTERM gives 143 and SIGKILL 137")
     func killExitCodes() throws {
         let scratch = Scratch()
