@@ -100,6 +100,7 @@ struct child {
     int report_fd;
     int rootfd;       // O_PATH fd of the (self-bound) rootfs, before pivot_root
     int devnull_fd;   // O_PATH fd of the host's /dev/null, verified char 1:3
+    int open_gate_fd; // the gate after it opened (a FIFO: failures write 'E' there), or -1
     char exe[PATH_MAX];
 };
 
@@ -166,6 +167,13 @@ static void report(struct child *c, int kind, int stage, int err, const char *de
 }
 
 __attribute__((noreturn)) static void fail(struct child *c, int stage, int err, const char *detail) {
+    // After the gate opened, `start` may be gone from the report pipe but watches the gate
+    // FIFO: an 'E' there says the program never ran.
+    if (c->open_gate_fd >= 0) {
+        signal(SIGPIPE, SIG_IGN);
+        ssize_t w = write(c->open_gate_fd, "E", 1);
+        (void)w;
+    }
     report(c, MSG_ERROR, stage, err, detail);
     _exit(127);
 }
@@ -1109,7 +1117,9 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
             n = read(gate_fd, &b, 1);
         } while (n < 0 && errno == EINTR);
         if (n != 1) _exit(n == 0 ? 0 : 127);  // the gate was abandoned
-        close(gate_fd);
+        c->open_gate_fd = gate_fd;
+        // gate_fd stays open (CLOEXEC) until exec: a runtime watching the gate FIFO sees its
+        // last writer go (POLLHUP) once the program runs, or the process died.
     }
 
     if (p->hooks_fd >= 0)
@@ -1127,6 +1137,10 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     // After create, the runtime that read our reports may be gone: do not die of SIGPIPE,
     // and say it on stderr too.
     signal(SIGPIPE, SIG_IGN);
+    if (c->open_gate_fd >= 0) {
+        ssize_t w = write(c->open_gate_fd, "E", 1);
+        (void)w;
+    }
     report(c, MSG_ERROR, CSHIM_STAGE_EXEC, err, c->exe);
     {
         char msg[PATH_MAX + 128] = "husk: exec ";
@@ -1233,6 +1247,7 @@ int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *
         c.report_fd = pipefd[1];
         c.rootfd = -1;
         c.devnull_fd = -1;
+        c.open_gate_fd = -1;
         child_main(&c);
     }
     int clone_errno = errno;

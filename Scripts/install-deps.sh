@@ -12,7 +12,8 @@ packages=(
   zstd gzip           # compressing hand-made test layers
   musl-tools          # the pause process: a 13 KB static executable (Plugins/PauseBuilder)
   runc crun           # peers in Scripts/bench.sh
-  containerd          # the peer of pod start in Scripts/bench.sh pods (ctr run --rm)
+  containerd          # husk-runc under containerd's runc shim (tests); ctr run --rm in Scripts/bench.sh
+  bsdutils            # script(1): a terminal for the `run -t` tests
   containernetworking-plugins  # CNI bridge/host-local: pod addresses (tests make their own config)
   hyperfine time      # Scripts/bench.sh: timings and peak RSS
   iproute2

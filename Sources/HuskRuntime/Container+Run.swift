@@ -28,7 +28,7 @@ extension Container {
         _ = cshim_set_child_subreaper(1)
         let (container, process) = try create(id: id, bundle: bundle, root: root, options: options)
         do throws(HuskError) {
-            try container.start(warn: options.warn)
+            try container.startReporting(process, warn: options.warn)
             do {
                 try process.waitExec()
             } catch {
@@ -43,6 +43,21 @@ extension Container {
         let status = wait?(process) ?? waitForwarding(process.pidfd, signals: signals)
         if !keep { try container.delete(force: true, warn: options.warn) }
         return status
+    }
+
+    /// `start` by the process that created the container (and holds its report pipe): a
+    /// failure comes with the child's own words (which hook, which exec error).
+    public func startReporting(_ process: SpawnedProcess, warn: (String) -> Void) throws(HuskError) {
+        do {
+            try start(warn: warn)
+        } catch let startError {
+            do {
+                try process.waitExec()
+            } catch {
+                throw HuskError(.invalidArgument, "cannot start container \(id): \(error)")
+            }
+            throw startError
+        }
     }
 
     /// Waits for a child, passing on every signal that arrives on `signals` meanwhile.

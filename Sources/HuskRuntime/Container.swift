@@ -337,20 +337,48 @@ public struct Container: Sendable {
         case .paused: throw HuskError(.invalidState, "cannot start a container in the paused state")
         case .stopped: throw HuskError(.invalidState, "cannot start a container that has stopped")
         }
-        // O_NONBLOCK: fails with ENXIO instead of hanging when nobody holds the reading end.
-        let fd = Glibc.open(fifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
+        // The process holds the gate FIFO open until it execs (or dies). A reader opened here
+        // before our writer sees POLLHUP once no writer is left: the program runs, so start
+        // returns after the startContainer hooks and the exec, as runtime.md wants, and
+        // poststart runs after the program started.
+        let pidfd: PidFD
+        do {
+            pidfd = try PidFD.open(record.pid)
+        } catch {
+            throw HuskError(.invalidState, "cannot start container \(id): its process is gone", cause: error)
+        }
+        let r = Glibc.open(fifoPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard r >= 0 else {
             let e = currentErrno
             if e == .noSuchFileOrDirectory { throw HuskError(.invalidState, "cannot start an already running container") }
-            throw HuskError(.invalidState, "cannot start container \(id): its process is gone", cause: SystemCallError("open", fifoPath, e))
+            throw HuskError(.system, "cannot start container \(id)", cause: SystemCallError("open", fifoPath, e))
         }
-        let owned = FD(adopting: fd)
+        let watcher = FD(adopting: r)
+        let fd = Glibc.open(fifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw HuskError(.system, "cannot start container \(id)", cause: SystemCallError("open", fifoPath, currentErrno))
+        }
         do {
-            try owned.writeAll([UInt8(ascii: "0")])
+            try FD(adopting: fd).writeAll([UInt8(ascii: "0")])
         } catch {
             throw HuskError(.system, "cannot start container \(id)", cause: error)
         }
         unlink(fifoPath)
+        while true {
+            var fds = [pollfd(fd: watcher.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd.fd.raw, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&fds, 2, 1)
+            if fds[0].revents & Int16(POLLHUP) != 0 || fds[1].revents != 0 { break }
+            if fds[0].revents & Int16(POLLIN) != 0 { usleep(200) }  // the byte is not read yet
+        }
+        // What is left in the FIFO: nothing once the program runs; the child's 'E' when a
+        // startContainer hook, seccomp or the exec failed; our own byte if it died first.
+        var left = [UInt8](repeating: 0, count: 8)
+        let n = read(watcher.raw, &left, left.count)
+        if n > 0 {
+            throw HuskError(
+                .invalidState,
+                "container \(id) stopped during start before its program ran (a startContainer hook or the exec failed; its stderr says which)")
+        }
         // poststart: after the program was started, before start returns; a failure warns.
         if let hooks = savedHooks(), let post = hooks.poststart, !post.isEmpty {
             _ = Self.runHooks("poststart", post, state: ociState(.running), stopAtFailure: false, warn: warn)

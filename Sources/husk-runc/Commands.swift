@@ -122,7 +122,7 @@ enum Runc {
         if cl.flag("detach") {
             let (container, process) = try Container.create(id: cl.args[0], bundle: bundle, root: root, options: options)
             do throws(HuskError) {
-                try container.start(warn: options.warn)
+                try container.startReporting(process, warn: options.warn)
                 do {
                     try process.waitExec()
                 } catch {

@@ -82,6 +82,7 @@ struct SpecTests {
         (#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_KILL","errnoRet":5}]}}}"#, "linux.seccomp.syscalls[0].errnoRet: only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno, not SCMP_ACT_KILL"),
         (#"{"ociVersion":"1.0.2","linux":{"resources":{"memory":{"limit":100,"swap":50}}}}"#, "linux.resources.memory.swap: 50 is below memory.limit 100"),
         (#"{"ociVersion":"1.0.2","hooks":{"poststop":[{"path":"/bin/true","timeout":0}]}}"#, "hooks.poststop[0].timeout: 0 must be greater than zero"),
+        (#"{"ociVersion":"1.0.2","linux":{"netDevices":{"eth1":{}}}}"#, "linux.netDevices: is not supported yet"),
         (#"{"ociVersion":"1.0.2","linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_BAD"}]}]}}}"#, "linux.seccomp.syscalls[0].args[0].op: unknown operator \"SCMP_CMP_BAD\""),
         (#"{"ociVersion":"1.0.2","hooks":{"prestart":[{"path":"true"}]}}"#, "hooks.prestart[0].path: \"true\" must be an absolute path"),
     ])

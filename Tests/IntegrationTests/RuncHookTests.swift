@@ -188,6 +188,15 @@ struct RuncHookTests {
         #expect(readText(s.bundle.rootfs + "/start.log").hasPrefix("failStart "))
         #expect(!FileManager.default.fileExists(atPath: s.bundle.rootfs + "/ran"), "the program ran")
         expectGone(id, runc: s.runc)
+        // create, then start from another process (containerd's way): start reports it.
+        let id2 = uniqueID("startFails2")
+        #expect(s.runc.create(id2, bundle: s.bundle.path).status == 0)
+        let st = s.runc("start", id2)
+        #expect(st.status == 1 && st.stderr.contains("stopped during start before its program ran"), "\(st)")
+        #expect(s.runc.state(id2)?["status"] as? String == "stopped")
+        #expect(!FileManager.default.fileExists(atPath: s.bundle.rootfs + "/ran"), "the program ran")
+        #expect(s.runc("delete", id2).status == 0)
+        expectGone(id2, runc: s.runc)
     }
 
     @Test("hooks with a relative path or a zero timeout are refused before anything starts")

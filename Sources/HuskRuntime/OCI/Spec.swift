@@ -143,6 +143,9 @@ public struct Spec: Codable, Sendable, Equatable {
         public var mountLabel: String?
         public var intelRdt: JSONValue?
         public var personality: JSONValue?
+        /// runtime-spec 1.3: network devices moved into the container; a NUMA memory policy.
+        public var netDevices: JSONValue?
+        public var memoryPolicy: JSONValue?
 
         public init() {}
     }

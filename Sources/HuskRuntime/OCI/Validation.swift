@@ -169,6 +169,8 @@ extension Spec {
         if linux.timeOffsets != nil { p.error("linux.timeOffsets", "time namespaces are not supported yet") }
         if linux.intelRdt != nil { p.error("linux.intelRdt", "is not supported") }
         if linux.personality != nil { p.error("linux.personality", "is not supported yet") }
+        if let n = linux.netDevices, n != .null, n != .object([:]) { p.error("linux.netDevices", "is not supported yet") }
+        if let m = linux.memoryPolicy, m != .null { p.error("linux.memoryPolicy", "is not supported yet") }
         if let prop = linux.rootfsPropagation, !prop.isEmpty, MountOptions.propagation[prop] == nil {
             p.error("linux.rootfsPropagation", "unknown propagation \"\(prop)\"")
         }
