@@ -86,7 +86,10 @@ public struct Container: Sendable {
         }
 
         var record = ContainerRecord(
-            ociVersion: bundle.spec.ociVersion, id: id, phase: .creating, pid: 0, pidStartTime: 0, bundle: bundle.path,
+            // While creating, the record names the creating process itself: the container is
+            // `creating` while it lives, `stopped` if it died half-way (runtime.md).
+            ociVersion: bundle.spec.ociVersion, id: id, phase: .creating, pid: getpid(),
+            pidStartTime: ProcessInfo.stat(getpid())?.startTime ?? 0, bundle: bundle.path,
             rootfs: bundle.rootfs ?? "", created: Clock.rfc3339Nano(), owner: "", annotations: bundle.spec.annotations,
             cgroupMount: nil, cgroupPath: nil, cgroupCreated: [])
         var group: Cgroup2Group? = nil
@@ -321,7 +324,7 @@ public struct Container: Sendable {
     public func state() -> OCIState {
         let s = status
         return OCIState(
-            ociVersion: record.ociVersion, id: id, pid: s == .stopped ? 0 : record.pid, status: s,
+            ociVersion: record.ociVersion, id: id, pid: s == .stopped || s == .creating ? 0 : record.pid, status: s,
             bundle: record.bundle, rootfs: record.rootfs, created: record.created, owner: record.owner,
             annotations: record.annotations)
     }
@@ -392,6 +395,7 @@ public struct Container: Sendable {
     public func kill(_ signal: Int32, all: Bool = false) throws(HuskError) {
         let s = status
         if s == .stopped && !all { throw HuskError(.invalidState, "container not running") }
+        if s == .creating { throw HuskError(.invalidState, "container \(id) is still being created") }
         if all, let g = record.cgroup {
             if signal == SIGKILL, g.exists {
                 do { try g.kill() } catch { throw HuskError(.system, "cannot kill container \(id)", cause: error) }
@@ -482,7 +486,13 @@ public struct Container: Sendable {
         switch s {
         case .stopped:
             break
-        case .created, .creating:
+        case .created:
+            try? signalInit(SIGKILL)
+        case .creating:
+            // The record's process is the creating runtime: it is stopped only on --force.
+            guard force else {
+                throw HuskError(.invalidState, "cannot delete container \(id) that is not stopped: creating")
+            }
             try? signalInit(SIGKILL)
         case .running, .paused:
             guard force else {

@@ -29,7 +29,10 @@ public struct MountOptions: Equatable, Sendable {
         "lazytime": (UInt(CSHIM_MS_LAZYTIME), false), "nolazytime": (UInt(CSHIM_MS_LAZYTIME), true),
         "nosymfollow": (UInt(CSHIM_MS_NOSYMFOLLOW), false), "symfollow": (UInt(CSHIM_MS_NOSYMFOLLOW), true),
         "silent": (UInt(CSHIM_MS_SILENT), false), "loud": (UInt(CSHIM_MS_SILENT), true),
+        "iversion": (msIVersion, false), "noiversion": (msIVersion, true),
     ]
+    /// MS_I_VERSION (include/uapi/linux/mount.h).
+    static let msIVersion: UInt = 1 << 23
 
     /// Propagation option names and their flags (also used for rootfsPropagation).
     public static let propagation: [String: UInt] = [

@@ -118,10 +118,19 @@ public enum SpawnPlanner {
         plan.groups = process.user.additionalGids ?? []
         plan.umask = process.user.umask.map { Int32($0) }
         let caps = process.capabilities
-        plan.bounding = mask(caps?.bounding)
-        plan.effective = mask(caps?.effective)
-        plan.permitted = mask(caps?.permitted)
-        plan.inheritable = mask(caps?.inheritable)
+        // config.md: a capability the runtime cannot grant is logged as a warning (and not
+        // raised) instead of failing capset.
+        let own = Capabilities.current()
+        func grant(_ m: UInt64, within: UInt64, _ set: String) -> UInt64 {
+            guard own.permitted != 0, m & ~within != 0 else { return m }
+            let lost = Capabilities.names(of: m & ~within).joined(separator: ", ")
+            warnings.append("process.capabilities.\(set): \(lost) cannot be granted (the runtime does not hold it); not raised")
+            return m & within
+        }
+        plan.bounding = grant(mask(caps?.bounding), within: own.bounding, "bounding")
+        plan.effective = grant(mask(caps?.effective), within: own.permitted, "effective")
+        plan.permitted = grant(mask(caps?.permitted), within: own.permitted, "permitted")
+        plan.inheritable = grant(mask(caps?.inheritable), within: own.permitted | own.inheritable, "inheritable")
         let ambient = mask(caps?.ambient)
         plan.ambient = ambient & plan.permitted & plan.inheritable
         if plan.ambient != ambient {

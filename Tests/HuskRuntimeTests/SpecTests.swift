@@ -108,6 +108,9 @@ struct MountOptionsTests {
         #expect(b.propagation == 0x40000)
         let r = MountOptions(["ro", "rw"])
         #expect(r.flags == 0, "rw after ro clears the flag")
+        // config.md lists iversion/noiversion among the options a runtime MUST support.
+        #expect(MountOptions(["iversion"]).flags == 1 << 23 && MountOptions(["iversion"]).data.isEmpty)
+        #expect(MountOptions(["iversion", "noiversion"]).flags == 0)
     }
 }
 

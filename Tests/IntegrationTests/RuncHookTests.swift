@@ -15,7 +15,7 @@ struct RuncHookTests {
         kind=$1; out=$2
         state=$(cat)
         echo "$kind $(readlink /proc/self/ns/mnt) $state" >> "$out"
-        case "$kind" in fail*) exit 3;; sleep*) sleep 30;; esac
+        case "$kind" in fail*) exit 3;; sleep*) sleep 30;; slow*) sleep 1.5;; esac
         exit 0
         """
 
@@ -150,6 +150,37 @@ struct RuncHookTests {
         let took = Date().timeIntervalSince(t0)
         #expect(c.status == 1 && c.stderr.contains("prestart hook 0 (\(s.hook)): timed out after 1 s"), "\(c.stderr)")
         #expect(took < 10, "took \(took) s")
+        expectGone(id, runc: s.runc)
+    }
+
+    @Test("runtime.md State: while create runs (here: a slow createRuntime hook) the container is creating; kill and delete refuse it")
+    func creatingState() throws {
+        var s = try Setup()
+        defer { s.scratch.cleanup() }
+        var hooks = Spec.Hooks()
+        hooks.createRuntime = [s.h("slow")]
+        s.bundle.spec.hooks = hooks
+        try s.bundle.write()
+        let id = uniqueID()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "exec \"$0\" --root \"$1\" create --bundle \"$2\" \"$3\" >/dev/null 2>&1", huskRuncPath, s.runc.root, s.bundle.path, id]
+        try p.run()
+        var seen = false
+        for _ in 0..<100 where !seen {
+            seen = s.runc.state(id)?["status"] as? String == "creating"
+            if !seen { usleep(10_000) }
+        }
+        #expect(seen, "state never said creating")
+        #expect(s.runc.state(id)?["pid"] as? Int == 0)
+        let k = s.runc("kill", id, "KILL")
+        #expect(k.status == 1 && k.stderr.contains("still being created"), "\(k)")
+        let d = s.runc("delete", id)
+        #expect(d.status == 1 && d.stderr.contains("not stopped: creating"), "\(d)")
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(s.runc.state(id)?["status"] as? String == "created")
+        #expect(s.runc("delete", id).status == 0)
         expectGone(id, runc: s.runc)
     }
 

@@ -109,4 +109,29 @@ struct SecurityTests {
         #expect(r.stdout.hasPrefix("0\n"), "/proc/keys is readable: \(r.stdout)")
         #expect(r.stdout.contains("w=1"), "sysrq-trigger was writable: \(r.stdout)")
     }
+
+    @Test("config.md: a capability the runtime does not hold is a warning and not raised (not a capset failure)")
+    func ungrantableCapability() throws {
+        guard let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            print("skipped: needs setpriv(1) from util-linux")
+            return
+        }
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var bundle = try TestBundle(in: scratch, args: ["grep", "^CapBnd", "/proc/self/status"])
+        for set in [\Spec.CapabilitySet.bounding, \.effective, \.permitted] {
+            bundle.spec.process?.capabilities?[keyPath: set]?.append("CAP_SYS_MODULE")
+        }
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        // husk-runc without CAP_SYS_MODULE (dropped from its bounding set, so root's exec does
+        // not permit it either).
+        let r = run([setpriv, "--bounding-set", "-sys_module", huskRuncPath, "--root", runc.root, "run", "--bundle", bundle.path, id])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stderr.contains("process.capabilities.bounding: CAP_SYS_MODULE cannot be granted"), "\(r.stderr)")
+        let bnd = UInt64(r.stdout.split(separator: "\t").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "", radix: 16) ?? 1 << 16
+        #expect(bnd & (1 << 16) == 0, "CAP_SYS_MODULE raised: \(r.stdout)")
+        expectGone(id, runc: runc)
+    }
 }
