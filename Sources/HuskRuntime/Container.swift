@@ -369,7 +369,7 @@ public struct Container: Sendable {
         unlink(fifoPath)
         while true {
             var fds = [pollfd(fd: watcher.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd.fd.raw, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, 2, 1)
+            _ = poll(&fds, 2, 1000)  // wakes at once on POLLHUP, POLLIN or the exit
             if fds[0].revents & Int16(POLLHUP) != 0 || fds[1].revents != 0 { break }
             if fds[0].revents & Int16(POLLIN) != 0 { usleep(200) }  // the byte is not read yet
         }
