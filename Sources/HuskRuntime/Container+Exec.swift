@@ -125,6 +125,12 @@ extension Container {
     }
 }
 
+/// Where `create` leaves the console pair it made for a foreground caller.
+public final class ForegroundConsole: @unchecked Sendable {
+    public var pair: ConsolePair? = nil
+    public init() {}
+}
+
 /// The caller's side of a console socket made in-process (a foreground run or exec with a
 /// terminal and no --console-socket): a SOCK_SEQPACKET pair.
 public final class ConsolePair: Sendable {

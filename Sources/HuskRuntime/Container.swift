@@ -28,6 +28,10 @@ public struct Container: Sendable {
         /// A unix socket connected to the caller's console socket (runc --console-socket):
         /// with process.terminal, the pty master goes there.
         public var consoleSocket: FD? = nil
+        /// For a caller that stays in the foreground: when the spec asks for a terminal and no
+        /// console socket is given, create makes a socket pair and leaves it here (the caller
+        /// takes the pty master from it and relays it).
+        public var foregroundConsole: ForegroundConsole? = nil
         /// Fds kept open in the container as 3, 4, ... (runc --preserve-fds).
         public var preserveFDs: [FD] = []
         /// Give the container a session keyring of its own (runc's default; --no-new-keyring).
@@ -74,7 +78,13 @@ public struct Container: Sendable {
             throw HuskError(.invalidArgument, "\(bundle.configPath): " + problems.errors.joined(separator: "; "))
         }
         for w in problems.warnings { options.warn("\(bundle.configPath): \(w)") }
-        try checkTerminal(bundle.spec.process?.terminal ?? false, consoleSocket: options.consoleSocket != nil, detached: true)
+        var consoleSocket = options.consoleSocket
+        if let sink = options.foregroundConsole, consoleSocket == nil, bundle.spec.process?.terminal == true {
+            let pair = try ConsolePair()
+            sink.pair = pair
+            consoleSocket = pair.theirs
+        }
+        try checkTerminal(bundle.spec.process?.terminal ?? false, consoleSocket: consoleSocket != nil, detached: true)
 
         try root.ensure()
         let dir = root.directory(of: id)
@@ -142,7 +152,7 @@ public struct Container: Sendable {
             try filter.attach(to: planned.plan.cgroup!, path: g.directory)
             planned.plan.gate = try makeGate(dir + "/exec.fifo")
             planned.plan.stdio = options.stdio
-            if bundle.spec.process?.terminal == true { planned.plan.consoleSocket = options.consoleSocket }
+            if bundle.spec.process?.terminal == true { planned.plan.consoleSocket = consoleSocket }
             planned.plan.preserveFDs = options.preserveFDs
             if options.newKeyring { planned.plan.sessionKeyring = "_ses.\(id)" }
 

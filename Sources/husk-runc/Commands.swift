@@ -135,23 +135,19 @@ enum Runc {
             return 0
         }
         // A terminal without --console-socket: the pty is relayed here (as runc run).
-        var pair: ConsolePair? = nil
-        if options.consoleSocket == nil, (try? RuntimeBundle.load(bundle))?.spec.process?.terminal == true {
-            pair = try ConsolePair()
-            options.consoleSocket = pair!.theirs
-        }
+        let console = ForegroundConsole()
+        options.foregroundConsole = console
         let status = try Container.runForeground(
             id: cl.args[0], bundle: bundle, root: root, options: options, signals: RuncSignals.forwarding,
             keep: cl.flag("keep"),
-            wait: pair.map { pair in
-                { process in
-                    guard let master = pair.receiveMaster() else {
-                        Log.shared.error("run: no terminal came back from the container")
-                        try? process.pidfd.signal(SIGKILL)
-                        return Container.waitForwarding(process.pidfd, signals: nil)
-                    }
-                    return relayTerminal(master: master, process: process, signals: RuncSignals.forwarding)
+            wait: { process in
+                guard let pair = console.pair else { return Container.waitForwarding(process.pidfd, signals: RuncSignals.forwarding) }
+                guard let master = pair.receiveMaster() else {
+                    Log.shared.error("run: no terminal came back from the container")
+                    try? process.pidfd.signal(SIGKILL)
+                    return Container.waitForwarding(process.pidfd, signals: nil)
                 }
+                return relayTerminal(master: master, process: process, signals: RuncSignals.forwarding)
             })
         return status.code
     }
