@@ -145,13 +145,16 @@ public final class ConsolePair: Sendable {
     }
 
     /// The pty master the child sent (waits up to 5 s).
-    public func receiveMaster() -> FD? {
+    public func receiveMaster() -> FD? { Self.receiveMaster(from: ours) }
+
+    /// The first fd that comes over `sock` within 5 s (others sent with it are closed).
+    public static func receiveMaster(from sock: FD) -> FD? {
         var buf = [UInt8](repeating: 0, count: 8)
         var fds = [CInt](repeating: -1, count: 8)
         var nfds: Int32 = 0
-        var pfd = pollfd(fd: ours.raw, events: Int16(POLLIN), revents: 0)
+        var pfd = pollfd(fd: sock.raw, events: Int16(POLLIN), revents: 0)
         guard poll(&pfd, 1, 5000) > 0 else { return nil }
-        let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(ours.raw, $0.baseAddress!, 8, &fds, &nfds) }
+        let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(sock.raw, $0.baseAddress!, 8, &fds, &nfds) }
         guard n > 0, nfds >= 1 else { return nil }
         for k in 1..<Int(nfds) { close(fds[k]) }
         return FD(adopting: fds[0])

@@ -238,17 +238,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     }
 
     /// The pty master a child sent over its console socket (waits up to 5 s).
-    static func receiveMaster(_ sock: FD) -> FD? {
-        var buf = [UInt8](repeating: 0, count: 8)
-        var fds = [CInt](repeating: -1, count: 8)
-        var nfds: Int32 = 0
-        var pfd = pollfd(fd: sock.raw, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, 5000) > 0 else { return nil }
-        let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(sock.raw, $0.baseAddress!, 8, &fds, &nfds) }
-        guard n > 0, nfds >= 1 else { return nil }
-        for k in 1..<Int(nfds) { close(fds[k]) }
-        return FD(adopting: fds[0])
-    }
+    static func receiveMaster(_ sock: FD) -> FD? { ConsolePair.receiveMaster(from: sock) }
 
     /// Closes the container's stdin for good (stdinOnce): our end and the keeper's copy.
     func closeInput(_ h: ContainerHandle) {
