@@ -18,25 +18,12 @@ runs=${2:-30}
 work=$(mktemp -d /tmp/husk-bench-oci-XXXXXX)
 run=$(mktemp -d /run/husk-bench-oci-XXXXXX)
 ns=husk-bench-oci-$$
-ctrd_pid=
 cg=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
 cleanup() {
   for r in husk crun runc; do
     [ -x "$work/$r" ] && "$work/$r" --root "$run/$r" delete --force bench-x >/dev/null 2>&1 || true
   done
-  if [ -n "$ctrd_pid" ]; then
-    for c in $(ctr -a "$run/ctrd.sock" -n "$ns" containers ls -q 2>/dev/null); do
-      ctr -a "$run/ctrd.sock" -n "$ns" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
-      ctr -a "$run/ctrd.sock" -n "$ns" tasks rm "$c" >/dev/null 2>&1 || true
-      ctr -a "$run/ctrd.sock" -n "$ns" containers rm "$c" >/dev/null 2>&1 || true
-    done
-    kill "$ctrd_pid" 2>/dev/null || true
-    wait "$ctrd_pid" 2>/dev/null || true
-    awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup" || t == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
-      if [ -d "$m/$ns" ]; then find "$m/$ns" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
-    done
-    rm -rf "/run/containerd/runc/$ns"
-  fi
+  husk_stop_containerd "$run" "$ns"
   grep " $work/\| $run/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work" "$run"
 }
@@ -61,25 +48,14 @@ for r in husk crun runc; do
 done
 
 # containerd in temp dirs (CRI off), busybox imported from an OCI layout made by umoci.
-cat >"$work/containerd.toml" <<TOML
-version = 2
-root = "$work/ctrd-root"
-state = "$run/ctrd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$run/ctrd.sock"
-TOML
-HUSK_RUNC_IGNORE_MISSING_CONTROLLERS=1 containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
-ctrd_pid=$!
-for _ in $(seq 100); do [ -S "$run/ctrd.sock" ] && break; sleep 0.05; done
+husk_start_containerd "$work" "$run"
 mkdir -p "$work/img"
 umoci init --layout "$work/layout" && umoci new --image "$work/layout:base"
 umoci unpack --image "$work/layout:base" "$work/img" >/dev/null
 cp -a "$bundle/rootfs/." "$work/img/rootfs/"
 umoci repack --image "$work/layout:base" "$work/img"
 umoci config --image "$work/layout:base" --config.cmd /bin/sh --config.env PATH=/bin --tag 1
-skopeo copy --quiet "oci:$work/layout:1" "docker-archive:$work/bb.tar:docker.io/library/busybox:bench"
-ctr -a "$run/ctrd.sock" -n "$ns" images import "$work/bb.tar" >/dev/null
+husk_ctr_import "$run" "$ns" "$work/layout" 1 docker.io/library/busybox:bench
 ctr_run() { echo "ctr -a $run/ctrd.sock -n $ns run --rm --runc-binary $1 docker.io/library/busybox:bench bench-$2 true"; }
 
 # Every command must work before it is timed.

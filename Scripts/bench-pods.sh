@@ -18,26 +18,12 @@ runs=${2:-30}
 
 work=$(mktemp -d /tmp/husk-bench-pods-XXXXXX)
 run=$(mktemp -d /run/husk-bench-pods-XXXXXX)
-ctrd_pid=
 # containerd's namespace: runc puts its containers in cgroups /<namespace>/<id> of every
 # hierarchy (v1 ones too on a hybrid host); cleanup removes that directory.
 ns=husk-bench-$$
 cleanup() {
   for p in $(ls "$run/husk/pods" 2>/dev/null); do "$husk_bin" --root "$work/root" --state "$run/husk" --log-dir "$work/logs" rm --force "$p" >/dev/null 2>&1 || true; done
-  if [ -n "$ctrd_pid" ]; then
-    for c in bench-ctr-d bench-ctr-x; do
-      ctr -a "$run/ctrd.sock" -n "$ns" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
-      sleep 0.2
-      ctr -a "$run/ctrd.sock" -n "$ns" tasks rm "$c" >/dev/null 2>&1 || true
-      ctr -a "$run/ctrd.sock" -n "$ns" containers rm "$c" >/dev/null 2>&1 || true
-    done
-    kill "$ctrd_pid" 2>/dev/null || true
-    wait "$ctrd_pid" 2>/dev/null || true
-    rm -rf "/run/containerd/runc/$ns"
-    awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup" || t == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
-      if [ -d "$m/$ns" ]; then find "$m/$ns" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
-    done
-  fi
+  husk_stop_containerd "$run" "$ns"
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work" "$run"
 }
@@ -72,19 +58,8 @@ pod benchx 1 "$serve" | sed 's/\\&/\&/' >"$work/podx.yaml"
 
 # containerd in temp dirs (its CRI plugin off), busybox imported from the same layout.
 if command -v containerd >/dev/null && command -v ctr >/dev/null; then
-  cat >"$work/containerd.toml" <<TOML
-version = 2
-root = "$work/ctrd-root"
-state = "$run/ctrd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$run/ctrd.sock"
-TOML
-  containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
-  ctrd_pid=$!
-  for _ in $(seq 100); do [ -S "$run/ctrd.sock" ] && break; sleep 0.05; done
-  skopeo copy --quiet "oci:$work/layout:1.36" "docker-archive:$work/bb.tar:docker.io/library/busybox:1.36"
-  ctr -a "$run/ctrd.sock" -n "$ns" images import "$work/bb.tar" >/dev/null
+  husk_start_containerd "$work" "$run"
+  husk_ctr_import "$run" "$ns" "$work/layout" 1.36 docker.io/library/busybox:1.36
   ctr_cmd="ctr -a $run/ctrd.sock -n $ns run --rm docker.io/library/busybox:1.36 bench-ctr true"
   ctr -a "$run/ctrd.sock" -n "$ns" run -d docker.io/library/busybox:1.36 bench-ctr-x sleep 1000 >/dev/null
   ctr_exec="ctr -a $run/ctrd.sock -n $ns task exec --exec-id bench bench-ctr-x true"

@@ -16,3 +16,47 @@ husk_build_release() {
   fi
   rm -f "$log"
 }
+
+# containerd for the benchmarks, in temp dirs (root in WORK, state and socket RUN/ctrd.sock,
+# CRI plugin off), with its pid in husk_ctrd_pid. husk-runc under it skips limits this host
+# cannot enforce (ctr run always asks for cpu.shares); runc and crun ignore the variable.
+husk_ctrd_pid=
+husk_start_containerd() { # WORK RUN
+  cat >"$1/containerd.toml" <<TOML
+version = 2
+root = "$1/ctrd-root"
+state = "$2/ctrd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$2/ctrd.sock"
+TOML
+  HUSK_RUNC_IGNORE_MISSING_CONTROLLERS=1 containerd --config "$1/containerd.toml" >"$1/containerd.log" 2>&1 &
+  husk_ctrd_pid=$!
+  for _ in $(seq 100); do [ -S "$2/ctrd.sock" ] && break; sleep 0.05; done
+}
+
+# Imports OCI layout LAYOUT:TAG into containerd namespace NS as IMAGE (through a docker archive).
+husk_ctr_import() { # RUN NS LAYOUT TAG IMAGE
+  skopeo copy --quiet "oci:$3:$4" "docker-archive:$1/import.tar:$5"
+  ctr -a "$1/ctrd.sock" -n "$2" images import "$1/import.tar" >/dev/null
+  rm -f "$1/import.tar"
+}
+
+# Removes every container of namespace NS, stops containerd, and removes what its runtimes
+# left for NS: cgroups /NS/... in every hierarchy and the runtime root /run/containerd/runc/NS.
+husk_stop_containerd() { # RUN NS
+  [ -n "$husk_ctrd_pid" ] || return 0
+  for c in $(ctr -a "$1/ctrd.sock" -n "$2" containers ls -q 2>/dev/null); do
+    ctr -a "$1/ctrd.sock" -n "$2" tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true
+    sleep 0.2
+    ctr -a "$1/ctrd.sock" -n "$2" tasks rm "$c" >/dev/null 2>&1 || true
+    ctr -a "$1/ctrd.sock" -n "$2" containers rm "$c" >/dev/null 2>&1 || true
+  done
+  kill "$husk_ctrd_pid" 2>/dev/null || true
+  wait "$husk_ctrd_pid" 2>/dev/null || true
+  husk_ctrd_pid=
+  awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t == "cgroup" || t == "cgroup2" {print $5}' /proc/self/mountinfo | sort -u | while read -r m; do
+    if [ -d "$m/$2" ]; then find "$m/$2" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
+  done
+  rm -rf "/run/containerd/runc/$2"
+}
