@@ -29,6 +29,8 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])],
             linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]
         ),
+        // The JSON reader, writer and field-path errors: a leaf every layer may use.
+        .target(name: "HuskJSON", swiftSettings: swiftSettings),
         .target(
             name: "HuskSystem",
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")],
@@ -36,17 +38,17 @@ let package = Package(
         ),
         .target(
             name: "HuskImage",
-            dependencies: ["HuskSystem", "CShim"],
+            dependencies: ["HuskJSON", "HuskSystem", "CShim"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "HuskRuntime",
-            dependencies: ["HuskSystem", "CShim"],
+            dependencies: ["HuskJSON", "HuskSystem", "CShim"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "HuskPod",
-            dependencies: ["HuskImage", "HuskRuntime", "HuskSystem", "CShim", .product(name: "Yams", package: "Yams")],
+            dependencies: ["HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem", "CShim", .product(name: "Yams", package: "Yams")],
             exclude: ["pause", "keeper"],
             swiftSettings: swiftSettings,
             plugins: ["PauseBuilder"]
@@ -55,24 +57,29 @@ let package = Package(
         .executableTarget(
             name: "husk",
             dependencies: [
-                "HuskPod", "HuskImage", "HuskRuntime", "HuskSystem",
+                "HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "husk-runc",
-            dependencies: ["HuskRuntime", "HuskSystem", "CShim"],
+            dependencies: ["HuskJSON", "HuskRuntime", "HuskSystem", "CShim"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HuskSystemTests",
-            dependencies: ["HuskSystem", "CShim"],
+            dependencies: ["HuskJSON", "HuskSystem", "CShim"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HuskJSONTests",
+            dependencies: ["HuskJSON", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HuskRuntimeTests",
-            dependencies: ["HuskRuntime", "HuskSystem"],
+            dependencies: ["HuskJSON", "HuskRuntime", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -82,12 +89,12 @@ let package = Package(
         ),
         .testTarget(
             name: "HuskPodTests",
-            dependencies: ["HuskPod", "HuskImage", "HuskSystem"],
+            dependencies: ["HuskPod", "HuskImage", "HuskJSON", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskImage", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk"],
+            dependencies: ["HuskImage", "HuskJSON", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,5 +1,6 @@
 import CShim
 import FoundationEssentials
+import HuskJSON
 import HuskSystem
 import SystemPackage
 

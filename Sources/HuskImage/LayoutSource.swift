@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HuskJSON
 import HuskSystem
 import SystemPackage
 

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 // Reading and writing the image types without Codable (JSONParser / JSONReader / JSONText):

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 /// A reference resolved in a source: the manifest for this platform, its config, verified.

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HuskJSON
 import HuskSystem
 
 /// What Husk keeps on disk for one container: `<root>/<id>/state.json` (0600 in a 0700

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 /// `linux.resources` of a runtime spec (config-linux.md "Control groups") turned into cgroup v2

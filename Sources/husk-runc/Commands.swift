@@ -1,5 +1,6 @@
 import CShim
 import FoundationEssentials
+import HuskJSON
 import HuskRuntime
 import HuskSystem
 

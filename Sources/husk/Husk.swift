@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HuskImage
+import HuskJSON
 import HuskPod
 import HuskSystem
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CShim
 import HuskImage
+import HuskJSON
 import HuskPod
 import HuskRuntime
 import HuskSystem

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskPod
 import HuskSystem
 import Testing

@@ -1,4 +1,5 @@
 import HuskImage
+import HuskJSON
 import HuskPod
 import HuskSystem
 import Testing

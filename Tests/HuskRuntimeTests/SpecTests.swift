@@ -1,5 +1,6 @@
 import FoundationEssentials
 @testable import HuskRuntime
+import HuskJSON
 import HuskSystem
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import CShim
+import HuskJSON
 import HuskSystem
 import SystemPackage
 import Testing

@@ -1,4 +1,5 @@
 import HuskImage
+import HuskJSON
 import HuskSystem
 
 /// A Pod as a JSON tree in Kubernetes' shape, with every default filled: what `husk inspect`

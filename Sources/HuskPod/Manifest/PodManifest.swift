@@ -1,5 +1,6 @@
 import FoundationEssentials
 import HuskImage
+import HuskJSON
 import HuskSystem
 import Yams
 

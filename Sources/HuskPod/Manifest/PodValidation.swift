@@ -1,4 +1,5 @@
 import HuskImage
+import HuskJSON
 import HuskSystem
 
 /// Kubernetes' validation of a Pod (apimachinery validation.go, core validateInitContainers,

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskRuntime
 import HuskSystem
 

@@ -1,6 +1,7 @@
 import CShim
 import FoundationEssentials
 import HuskImage
+import HuskJSON
 import HuskRuntime
 import HuskSystem
 import SystemPackage

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 /// Where a pod's things live (DESIGN §4): `--root` for data (images, emptyDirs, upper dirs),

@@ -1,4 +1,5 @@
 import CShim
+import HuskJSON
 import HuskRuntime
 import HuskSystem
 

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 #if canImport(Glibc)

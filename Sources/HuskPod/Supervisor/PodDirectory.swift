@@ -1,5 +1,6 @@
 import CShim
 import HuskImage
+import HuskJSON
 import HuskRuntime
 import HuskSystem
 import SystemPackage

@@ -1,4 +1,5 @@
 import HuskImage
+import HuskJSON
 import HuskSystem
 
 /// One run of a container (a CRI container): what Husk records about it.

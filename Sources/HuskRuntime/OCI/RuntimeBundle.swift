@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HuskJSON
 import HuskSystem
 
 /// An OCI runtime bundle: a directory with `config.json` and (usually) the root filesystem.

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 /// The parts of the OCI runtime-spec 1.x `config.json` that Husk honours. Fields Husk does not

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 /// The state of a container as the runtime-spec defines it (runtime.md, "State"), plus the

@@ -1,3 +1,4 @@
+import HuskJSON
 import HuskSystem
 
 /// What Husk checks in a config.json before starting anything. Each problem names the JSON
