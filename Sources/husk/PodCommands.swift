@@ -93,42 +93,20 @@ struct Run: ParsableCommand {
         }
     }
 
-    /// Every app container (after the init containers) has been started and its postStart
-    /// returned (a container without one counts as soon as it started, even if it has
-    /// exited since; one whose postStart failed never does).
-    static func allStarted(_ v: PodView) -> Bool {
-        v.state.initialized && v.state.containers.filter { $0.kind == .app }.allSatisfy { c in
-            guard let l = c.latest, l.startedAt != nil else { return false }
-            if let w = c.waiting, PodSupervisor.errorReasons.contains(w.reason) { return false }
-            return l.postStartDone
-        }
-    }
-
-    /// A container waiting on an error, if one is.
-    static func stuck(_ v: PodView) -> (String, String, String)? {
-        for c in v.state.containers {
-            if let w = c.waiting, PodSupervisor.errorReasons.contains(w.reason) { return (c.name, w.reason, w.message) }
-        }
-        return nil
-    }
-
     func detached(_ view: PodView) -> Int32 {
         Out.out(view.uid + "\n")
-        let v = PodDirectory.wait(view) { v in
-            v.state.finished || !v.supervisorAlive || v.state.phase == "Failed" || v.state.phase == "Succeeded"
-                || Run.allStarted(v) || Run.stuck(v) != nil || v.state.sandboxError != nil
-        }
-        if v.state.phase == "Failed" {
-            Out.err("husk: pod \(v.qualifiedName) failed\(Run.failureDetail(v))\n")
+        let v = PodDirectory.wait(view) { $0.isSettled }
+        if v.state.phase == .failed {
+            Out.err("husk: pod \(v.qualifiedName) failed\(v.failureDetail)\n")
             return 1
         }
-        if v.state.phase == "Succeeded" || Run.allStarted(v) { return 0 }
+        if v.state.phase == .succeeded || v.allStarted { return 0 }
         if !v.supervisorAlive {
             Out.err("husk: the supervisor of pod \(v.qualifiedName) exited; see \(v.paths.supervisorLog)\n")
             return 1
         }
-        if let (c, reason, message) = Run.stuck(v) {
-            Out.err("husk: pod \(v.qualifiedName): container \(c) is waiting: \(reason): \(message)\n")
+        if let (c, reason, message) = v.stuck {
+            Out.err("husk: pod \(v.qualifiedName): container \(c) is waiting: \(reason.rawValue): \(message)\n")
             return 2
         }
         if let e = v.state.sandboxError {
@@ -136,17 +114,6 @@ struct Run: ParsableCommand {
             return 2
         }
         return 0
-    }
-
-    /// What ended a failed pod: the first container that did not exit 0.
-    static func failureDetail(_ v: PodView) -> String {
-        for c in v.state.containers {
-            if let l = c.latest, l.state == .exited, let code = l.exitCode, code != 0 {
-                return ": container \(c.name) exited with \(code) (\(l.reason ?? "Error"))"
-            }
-        }
-        if let m = v.state.message { return ": \(m)" }
-        return ""
     }
 
     func foreground(_ view: PodView, _ supervisor: SpawnedProcess, _ sfd: CInt) -> Int32 {
@@ -177,7 +144,7 @@ struct Run: ParsableCommand {
         _ = supervisor.pidfd.waitForExit(timeout: 30)
         _ = try? supervisor.pidfd.wait()
         tail.poll(v)
-        return v.state.phase == "Succeeded" ? 0 : 1
+        return v.state.phase == .succeeded ? 0 : 1
     }
 }
 
@@ -261,46 +228,7 @@ struct Pods: ParsableCommand {
 
 /// kubectl's printPod columns.
 enum PodPrinter {
-    /// The STATUS column (kubectl printPod): the pod's reason or phase, refined by the init
-    /// and app containers' states.
-    static func status(_ p: PodView) -> String {
-        if !p.state.finished && !p.supervisorAlive { return "Unknown" }
-        var reason = p.state.reason ?? p.phase
-        let inits = p.state.containers.filter { $0.kind != .app }
-        var initializing = false
-        for (i, c) in inits.enumerated() {
-            if let l = c.latest, l.state == .exited, l.exitCode == 0, c.waiting == nil { continue }
-            if c.kind == .sidecar, c.isRunning { continue }
-            if let l = c.latest, l.state == .exited, c.waiting == nil {
-                reason = "Init:" + (l.reason ?? "ExitCode:\(l.exitCode ?? 0)")
-                initializing = true
-            } else if let w = c.waiting, w.reason != "PodInitializing" {
-                reason = "Init:" + w.reason
-                initializing = true
-            } else {
-                reason = "Init:\(i)/\(inits.count)"
-                initializing = true
-            }
-            break
-        }
-        if !initializing || p.state.initialized {
-            var hasRunning = false
-            for c in p.state.containers.reversed() where c.kind == .app {
-                if let w = c.waiting {
-                    reason = w.reason
-                } else if let l = c.latest, l.state == .exited {
-                    reason = l.reason ?? "ExitCode:\(l.exitCode ?? 0)"
-                } else if c.isRunning, c.latest?.postStartDone == true {
-                    hasRunning = true
-                } else if c.latest != nil || !p.state.initialized {
-                    reason = p.state.initialized ? "ContainerCreating" : reason
-                }
-            }
-            if reason == "Completed" && hasRunning { reason = "Running" }
-        }
-        if p.state.terminating && !p.state.finished { reason = "Terminating" }
-        return reason
-    }
+    static func status(_ p: PodView) -> String { p.statusColumn }
 
     /// kubectl's AGE: 5s, 3m, 2h, 4d.
     static func age(_ timestamp: String?) -> String {
@@ -564,7 +492,7 @@ struct Logs: ParsableCommand {
                 instance = p
             } else {
                 guard let l = c.latest else {
-                    let reason = c.waiting?.reason ?? (v.pod.spec.initContainers.isEmpty ? "ContainerCreating" : "PodInitializing")
+                    let reason = (c.waiting?.reason ?? (v.pod.spec.initContainers.isEmpty ? .containerCreating : .podInitializing)).rawValue
                     throw HuskError(.invalidState, "container \"\(name)\" in pod \"\(v.pod.metadata.name)\" is waiting to start: \(reason)")
                 }
                 instance = l
@@ -832,7 +760,7 @@ struct Stop: ParsableCommand {
         try runReporting {
             let v = try globals.findPod(pod, selector)
             let done = try Stop.stop(v, grace: grace)
-            Out.out("\(done.qualifiedName) \(done.phase)\n")
+            Out.out("\(done.qualifiedName) \(done.phase.rawValue)\n")
         }
     }
 

@@ -13,9 +13,9 @@ import Glibc
 /// A container that cannot be created from its configuration (kubelet's
 /// CreateContainerConfigError), or whose creation failed (CreateContainerError).
 public struct ContainerConfigError: Error, CustomStringConvertible, Sendable {
-    public var reason: String
+    public var reason: WaitingReason
     public var message: String
-    public var description: String { "\(reason): \(message)" }
+    public var description: String { "\(reason.rawValue): \(message)" }
 }
 
 /// What one container instance runs and how: a spawn plan built from the pod, the container
@@ -116,7 +116,7 @@ public struct ContainerBuilder {
                 runAsUser: sc?.runAsUser ?? psc.runAsUser, runAsGroup: sc?.runAsGroup ?? psc.runAsGroup,
                 fs: ImageFS(layers: layers))
         } catch {
-            throw ContainerConfigError(reason: "CreateContainerConfigError", message: error.message)
+            throw ContainerConfigError(reason: .createContainerConfigError, message: error.message)
         }
         // kubelet's verifyRunAsNonRoot: an explicit runAsUser 0 and an image user 0 are told apart.
         if (sc?.runAsNonRoot ?? psc.runAsNonRoot) == true {
@@ -124,12 +124,12 @@ public struct ContainerBuilder {
             if let u = sc?.runAsUser ?? psc.runAsUser {
                 if u == 0 {
                     throw ContainerConfigError(
-                        reason: "CreateContainerConfigError",
+                        reason: .createContainerConfigError,
                         message: "container's runAsUser breaks non-root policy (pod: \"\(podRef)\", container: \(container.name))")
                 }
             } else if defaults.uid == 0 {
                 throw ContainerConfigError(
-                    reason: "CreateContainerConfigError",
+                    reason: .createContainerConfigError,
                     message: "container has runAsNonRoot and image will run as root (pod: \"\(podRef)\", container: \(container.name))")
             }
         }
@@ -257,22 +257,22 @@ public struct ContainerBuilder {
             let name = profile.localhostProfile ?? ""
             let path = Files.absolute(name, relativeTo: sandbox.paths.settings.seccompDir)
             guard path.hasPrefix(sandbox.paths.settings.seccompDir + "/") else {
-                throw ContainerConfigError(reason: "CreateContainerError", message: "cannot load seccomp profile \"\(path)\": outside \(sandbox.paths.settings.seccompDir)")
+                throw ContainerConfigError(reason: .createContainerError, message: "cannot load seccomp profile \"\(path)\": outside \(sandbox.paths.settings.seccompDir)")
             }
             let read: [UInt8]?
             do {
                 read = try Files.read(path)
             } catch {
-                throw ContainerConfigError(reason: "CreateContainerError", message: "cannot load seccomp profile \"\(path)\": \(error)")
+                throw ContainerConfigError(reason: .createContainerError, message: "cannot load seccomp profile \"\(path)\": \(error)")
             }
             guard let bytes = read else {
                 throw ContainerConfigError(
-                    reason: "CreateContainerError", message: "cannot load seccomp profile \"\(path)\": open \(path): no such file or directory")
+                    reason: .createContainerError, message: "cannot load seccomp profile \"\(path)\": open \(path): no such file or directory")
             }
             do {
                 return try JSONDecoder().decode(Spec.Seccomp.self, from: Data(bytes))
             } catch {
-                throw ContainerConfigError(reason: "CreateContainerError", message: "decoding seccomp profile failed \"\(path)\": \(JSONPath.describe(error))")
+                throw ContainerConfigError(reason: .createContainerError, message: "decoding seccomp profile failed \"\(path)\": \(JSONPath.describe(error))")
             }
         }
     }
@@ -295,7 +295,7 @@ public struct ContainerBuilder {
                     do {
                         try Files.makeDirectories(path, mode: 0o755)
                     } catch {
-                        throw ContainerConfigError(reason: "CreateContainerError", message: "failed to mkdir \"\(path)\": \(error)")
+                        throw ContainerConfigError(reason: .createContainerError, message: "failed to mkdir \"\(path)\": \(error)")
                     }
                 }
             }
@@ -338,7 +338,7 @@ public struct ContainerBuilder {
                     entry.sourceFD = FD(adopting: tree)
                     entry.source = base + "/" + sub
                 } catch {
-                    throw ContainerConfigError(reason: "CreateContainerConfigError", message: "failed to prepare subPath \"\(sub)\" of volume \"\(m.name)\": \(error)")
+                    throw ContainerConfigError(reason: .createContainerConfigError, message: "failed to prepare subPath \"\(sub)\" of volume \"\(m.name)\": \(error)")
                 }
             }
             out.append(entry)

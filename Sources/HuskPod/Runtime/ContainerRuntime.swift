@@ -58,7 +58,7 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
 /// reason kubelet and containerd report for it.
 public struct StartFailure: Error, CustomStringConvertible, Sendable {
     /// Waiting reason: CreateContainerConfigError, CreateContainerError, RunContainerError.
-    public var waitingReason: String
+    public var waitingReason: WaitingReason
     public var message: String
     /// The instance ended before it ran: Terminated StartError, exit 128 (containerd).
     public var startError: Bool
@@ -94,7 +94,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         let pod = sandbox.pod
         let builder = ContainerBuilder(pod: pod, container: c, sandbox: sandbox, image: image, layers: layers)
         let dir = paths.instance(c.name, attempt: attempt)
-        func failure(_ reason: String, _ message: String, startError: Bool = false) -> StartFailure {
+        func failure(_ reason: WaitingReason, _ message: String, startError: Bool = false) -> StartFailure {
             StartFailure(waitingReason: reason, message: message, startError: startError)
         }
         let process: ContainerBuilder.Process
@@ -107,7 +107,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                 try Files.makeDirectories(dir + "/work", mode: 0o700)
                 try Files.makeDirectories(dir + "/rootfs", mode: 0o755)
             } catch {
-                throw ContainerConfigError(reason: "CreateContainerError", message: "cannot create \(dir): \(error)")
+                throw ContainerConfigError(reason: .createContainerError, message: "cannot create \(dir): \(error)")
             }
             var termLog: String? = nil
             if !c.terminationMessagePath.isEmpty {
@@ -120,11 +120,11 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         } catch let e as ContainerConfigError {
             throw failure(e.reason, e.message)
         } catch {
-            throw failure("CreateContainerError", "\(error)")
+            throw failure(.createContainerError, "\(error)")
         }
         // The cgroup of this instance, with its device rules, before the clone lands in it.
         guard let mount = try? Cgroup2Mount.discover() else {
-            throw failure("CreateContainerError", "no cgroup2 hierarchy is mounted")
+            throw failure(.createContainerError, "no cgroup2 hierarchy is mounted")
         }
         let group = mount.group(paths.cgroup + "/" + c.name)
         var plan: SpawnPlan
@@ -152,13 +152,13 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             planned.warnings = []
         } catch {
             try? group.remove(timeout: 5)
-            throw failure("CreateContainerError", "\(error)")
+            throw failure(.createContainerError, "\(error)")
         }
         // The rootfs: the image's layers under a private upper dir, mounted in the child.
         plan.overlay = (layers, dir + "/upper", dir + "/work")
         // Join the sandbox: network, IPC and UTS through pause's pidfd (not with hostNetwork /
         // hostIPC), and its pid namespace when the pod shares one.
-        guard let pause = sandbox.pause else { throw failure("CreateContainerError", "the pod sandbox is not running") }
+        guard let pause = sandbox.pause else { throw failure(.createContainerError, "the pod sandbox is not running") }
         var joinFlags: UInt64 = 0
         if !pod.spec.hostNetwork { joinFlags |= CSHIM_CLONE_NEWNET | CSHIM_CLONE_NEWUTS }
         if !pod.spec.hostIPC { joinFlags |= CSHIM_CLONE_NEWIPC }
@@ -186,13 +186,13 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             log = try CRILogWriter(path: logPath)
         } catch let e as HuskError {
             try? group.remove(timeout: 5)
-            throw failure("CreateContainerError", "\(e)")
+            throw failure(.createContainerError, "\(e)")
         } catch {
             try? group.remove(timeout: 5)
-            throw failure("CreateContainerError", "\(error)")
+            throw failure(.createContainerError, "\(error)")
         }
         let gate: (read: FD, write: FD)
-        do { gate = try makePipe() } catch { throw failure("CreateContainerError", "\(error)") }
+        do { gate = try makePipe() } catch { throw failure(.createContainerError, "\(error)") }
         plan.gate = gate.read
         plan.sessionKeyring = "_ses." + String(id.prefix(12))
         let spawned: SpawnedProcess
@@ -201,7 +201,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         } catch {
             try? group.remove(timeout: 5)
             // containerd reports a container that could not be set up or exec'd as StartError.
-            throw failure("RunContainerError", "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(error)", startError: true)
+            throw failure(.runContainerError, "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(error)", startError: true)
         }
         let exec = Self.execPlan(plan)
         // The terminal's master, which the child sent before it stopped at its gate.
@@ -213,7 +213,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                 try? spawned.pidfd.signal(SIGKILL)
                 _ = try? spawned.pidfd.wait()
                 try? group.remove(timeout: 5)
-                throw failure("RunContainerError", "failed to create containerd task: no terminal came back from the container", startError: true)
+                throw failure(.runContainerError, "failed to create containerd task: no terminal came back from the container", startError: true)
             }
         }
         let handle = ContainerHandle(
@@ -372,9 +372,9 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             h.gate = nil
             try h.process.waitExec()
         } catch let e as SpawnError {
-            throw StartFailure(waitingReason: "RunContainerError", message: "failed to start containerd task: OCI runtime start failed: \(e)", startError: true)
+            throw StartFailure(waitingReason: .runContainerError, message: "failed to start containerd task: OCI runtime start failed: \(e)", startError: true)
         } catch {
-            throw StartFailure(waitingReason: "RunContainerError", message: "\(error)", startError: true)
+            throw StartFailure(waitingReason: .runContainerError, message: "\(error)", startError: true)
         }
     }
 

@@ -41,8 +41,8 @@ public struct PodView: Sendable {
             guard inst.state != .exited, !ProcessInfo.isAlive(inst.pid, startTime: inst.pidStart) else { continue }
             lost.containers[i].instances[j].state = .exited
             lost.containers[i].instances[j].exitCode = 137
-            lost.containers[i].instances[j].reason = "ContainerStatusUnknown"
-            lost.containers[i].instances[j].message = "The container could not be located when the pod was terminated"
+            lost.containers[i].instances[j].reason = .containerStatusUnknown
+            lost.containers[i].instances[j].message = TerminatedReason.statusUnknownMessage
             lost.containers[i].ready = false
             lost.containers[i].waiting = nil
         }
@@ -57,8 +57,8 @@ public struct PodView: Sendable {
             if !state.finished && !supervisorAlive, case .object(var s) = st {
                 // The supervisor died before the pod finished (pod-semantics §1: Unknown
                 // means the state could not be obtained).
-                s["phase"] = .string("Unknown")
-                s["reason"] = .string("SupervisorLost")
+                s["phase"] = .string(PodPhase.unknown.rawValue)
+                s["reason"] = .string(PodReason.supervisorLost.rawValue)
                 s["message"] = .string("the pod's supervisor (pid \(supervisorPid)) is gone; see \(paths.supervisorLog)")
                 st = .object(s)
             }
@@ -69,8 +69,8 @@ public struct PodView: Sendable {
     }
 
     /// The phase as `husk pods` reports it.
-    public var phase: String {
-        if !state.finished && !supervisorAlive { return "Unknown" }
+    public var phase: PodPhase {
+        if !state.finished && !supervisorAlive { return .unknown }
         return state.phase
     }
 }

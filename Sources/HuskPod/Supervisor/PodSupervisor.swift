@@ -131,7 +131,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
 
     // MARK: - Taking over from a dead supervisor
 
-    static let statusUnknownMessage = "The container could not be located when the pod was terminated"
+    static let statusUnknownMessage = TerminatedReason.statusUnknownMessage
 
     /// Takes over the pod a dead supervisor left (its last status.json): the pause process and
     /// every container that still runs are adopted (their output pipes come from the keeper),
@@ -199,16 +199,16 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 if l.state == .created {
                     // It waited at its start gate, which closed with the supervisor.
                     inst.exitCode = 128
-                    inst.reason = "StartError"
+                    inst.reason = .startError
                     inst.message = "the pod's supervisor was lost before the container was started"
                     lost += 1
                 } else if let recorded {
                     inst.exitCode = recorded.code
-                    inst.reason = recorded.code == 0 ? "Completed" : "Error"
+                    inst.reason = .exited(code: recorded.code)
                     exited += 1
                 } else {
                     inst.exitCode = 137
-                    inst.reason = "ContainerStatusUnknown"
+                    inst.reason = .containerStatusUnknown
                     inst.message = Self.statusUnknownMessage
                     lost += 1
                 }
@@ -232,7 +232,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         } else if previous.sandboxReady && !pauseAlive {
             m.locked {
                 state.sandboxReady = false
-                state.reason = "SandboxChanged"
+                state.reason = .sandboxChanged
                 state.message = "the pod's sandbox (pause) ended while its supervisor was down; Husk does not re-create sandboxes, so the pod is stopped"
                 changed()
             }
@@ -389,7 +389,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 if c.kind == .app { appsDone = false }
                 continue
             }
-            if c.kind == .app, let l = c.latest, l.state == .exited, c.waiting == nil || c.waiting?.reason == "PostStartHookError" {
+            if c.kind == .app, let l = c.latest, l.state == .exited, c.waiting == nil || c.waiting?.reason.restartPolicyApplies == true {
                 let restart: Bool
                 switch pod.spec.restartPolicy {
                 case .always: restart = true
@@ -420,27 +420,16 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         state.containers.allSatisfy { $0.kind != .app || $0.done }
     }
 
-    /// Reasons that come from a failed attempt before a container existed; retried on a timer.
-    static let retriedReasons: Set<String> = [
-        "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "ImageInspectError",
-        "CreateContainerConfigError", "CreateContainerError",
-    ]
-
-    /// Reasons `husk run -d` reports as stuck (exit 2).
-    public static let errorReasons: Set<String> = retriedReasons.union([
-        "CrashLoopBackOff", "RunContainerError", "PostStartHookError",
-    ])
-
     /// Whether container `i` may be started now (back-off, §7 and §8). Under `m`.
     func readiness(_ i: Int, _ now: Double) -> Readiness {
         let c = state.containers[i]
-        if let w = c.waiting, Self.retriedReasons.contains(w.reason) {
+        if let w = c.waiting, w.reason.isRetried {
             guard let at = retryAt[c.name], at.isFinite else { return .never }
             if now >= at { return .go }
-            if w.reason == "ErrImagePull", let failed = pullFailedAt[c.name] {
+            if w.reason == .errImagePull, let failed = pullFailedAt[c.name] {
                 // The next sync (kubelet's ~1 s) reports the back-off window.
                 if now < failed + 1 { return .later(min(at, failed + 1)) }
-                state.containers[i].waiting = ("ImagePullBackOff", "Back-off pulling image \"\(c.image)\"")
+                state.containers[i].waiting = (.imagePullBackOff, "Back-off pulling image \"\(c.image)\"")
                 dirty = true
                 events.normal("BackOff", "Back-off pulling image \"\(c.image)\"", c)
                 events.warning("Failed", "Error: ImagePullBackOff", c)
@@ -450,9 +439,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         if let l = c.latest, l.state == .exited, let finished = l.finishedMono {
             if let e = crashBackoff[c.name], finished - e.stamp > 600 * scale { crashBackoff[c.name] = nil }
             if let e = crashBackoff[c.name], now - finished < e.delay {
-                if c.waiting?.reason != "CrashLoopBackOff" {
+                if c.waiting?.reason != .crashLoopBackOff {
                     state.containers[i].waiting = (
-                        "CrashLoopBackOff",
+                        .crashLoopBackOff,
                         "back-off \(goDuration(e.delay / scale)) restarting failed container=\(c.name) pod=\(podDescription)"
                     )
                     dirty = true
@@ -497,7 +486,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                     var inst = Instance(attempt: attempt, id: id, createdAt: Clock.rfc3339Nano(), logPath: logPath)
                     inst.state = .exited
                     inst.exitCode = 128
-                    inst.reason = "StartError"
+                    inst.reason = .startError
                     inst.message = error.message
                     inst.finishedAt = Clock.rfc3339Nano()
                     inst.finishedMono = Clock.monotonicSeconds()
@@ -535,7 +524,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         } catch {
             m.locked {
                 if let j = instanceIndex(i, id) {
-                    state.containers[i].instances[j].reason = "StartError"
+                    state.containers[i].instances[j].reason = .startError
                     state.containers[i].instances[j].exitCode = 128
                     state.containers[i].instances[j].message = error.message
                     changed()
@@ -577,7 +566,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             // without it (`husk run -d` would take that for a container that ran and ended).
             m.locked {
                 let willRestart = pod.spec.restartPolicy != .never || state.containers[i].kind == .sidecar
-                if willRestart && !state.terminating { state.containers[i].waiting = ("PostStartHookError", message) }
+                if willRestart && !state.terminating { state.containers[i].waiting = (.postStartHookError, message) }
                 changed()
             }
             killContainer(handle, c, grace: max(pod.spec.terminationGracePeriodSeconds, 0), message: "FailedPostStartHook")
@@ -621,7 +610,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
 
     /// EnsureImageExists (§7): the image and its layers, or nil with the container Waiting.
     func ensureImage(_ i: Int, _ c: ContainerSpec, _ st: ContainerState) -> (ImageRecord, [String])? {
-        func fail(_ reason: String, _ message: String, retry: Double) {
+        func fail(_ reason: WaitingReason, _ message: String, retry: Double) {
             m.locked {
                 state.containers[i].waiting = (reason, message)
                 retryAt[c.name] = retry
@@ -636,14 +625,14 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             store = try ImageStore(root: settings.root, options: options)
             sources = try settings.imageSources.map { (s) throws(ImageError) in try LayoutSource.parse(s) }
         } catch {
-            fail("ImageInspectError", "Failed to inspect image \"\(c.image)\": \(error.message)", retry: Clock.monotonicSeconds() + 10 * scale)
+            fail(.imageInspectError, "Failed to inspect image \"\(c.image)\": \(error.message)", retry: Clock.monotonicSeconds() + 10 * scale)
             events.warning("InspectFailed", "Failed to inspect image \"\(c.image)\": \(error.message)", st)
             return nil
         }
         // Parse first: a malformed reference is InvalidImageName and is never retried.
         if (try? ImageReference(parsing: c.image)) == nil {
             let message = "Failed to apply default image tag \"\(c.image)\": couldn't parse image name \"\(c.image)\": invalid reference format"
-            fail("InvalidImageName", message, retry: .infinity)
+            fail(.invalidImageName, message, retry: .infinity)
             events.warning("InspectFailed", message, st)
             events.warning("Failed", "Error: InvalidImageName", st)
             return nil
@@ -654,7 +643,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             // Inside the image's back-off window nothing is tried (§7).
             let key = c.image
             if let e = m.locked({ pullBackoff[key] }), Clock.monotonicSeconds() - e.stamp < e.delay {
-                fail("ImagePullBackOff", "Back-off pulling image \"\(c.image)\"", retry: e.stamp + e.delay)
+                fail(.imagePullBackOff, "Back-off pulling image \"\(c.image)\"", retry: e.stamp + e.delay)
                 events.normal("BackOff", "Back-off pulling image \"\(c.image)\"", st)
                 events.warning("Failed", "Error: ImagePullBackOff", st)
                 return nil
@@ -677,11 +666,11 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         } catch {
             switch error.reason {
             case .errImageNeverPull:
-                fail("ErrImageNeverPull", error.message, retry: Clock.monotonicSeconds() + 10 * scale)
+                fail(.errImageNeverPull, error.message, retry: Clock.monotonicSeconds() + 10 * scale)
                 events.warning("ErrImageNeverPull", error.message, st)
                 events.warning("Failed", "Error: ErrImageNeverPull", st)
             case .invalidImageName:
-                fail("InvalidImageName", error.message, retry: .infinity)
+                fail(.invalidImageName, error.message, retry: .infinity)
                 events.warning("InspectFailed", error.message, st)
                 events.warning("Failed", "Error: InvalidImageName", st)
             default:
@@ -694,7 +683,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                     return next
                 }
                 let message = error.message.hasPrefix("Failed to pull image") ? error.message : "Failed to pull image \"\(c.image)\": \(error.message)"
-                fail("ErrImagePull", message, retry: entry.stamp + entry.delay)
+                fail(.errImagePull, message, retry: entry.stamp + entry.delay)
                 events.warning("Failed", message, st)
                 events.warning("Failed", "Error: ErrImagePull", st)
             }
@@ -735,11 +724,11 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
                 inst.finishedMono = Clock.monotonicSeconds()
                 if status == nil {
                     inst.exitCode = 137
-                    inst.reason = "ContainerStatusUnknown"
+                    inst.reason = .containerStatusUnknown
                     inst.message = Self.statusUnknownMessage
                 } else if inst.reason == nil {
                     inst.exitCode = code
-                    inst.reason = code == 0 ? "Completed" : (oomKilled ? "OOMKilled" : "Error")
+                    inst.reason = .exited(code: code, oomKilled: oomKilled)
                 }
                 if inst.message == nil, let termination { inst.message = termination }
                 state.containers[i].instances[j] = inst
@@ -759,7 +748,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         let unexpected = m.locked { () -> Bool in
             guard !terminationStarted, state.sandboxReady, attempt == sandboxAttempt else { return false }
             state.sandboxReady = false
-            state.reason = "SandboxChanged"
+            state.reason = .sandboxChanged
             state.message = "the pod's sandbox (pause) \(status); Husk does not re-create sandboxes, so the pod is stopped"
             changed()
             return true
@@ -775,9 +764,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     func deadlineExceeded() {
         let message = "Pod was active on the node longer than the specified deadline"
         let hit = m.locked { () -> Bool in
-            guard !state.finished, !stopRequested, state.phase != "Succeeded", state.phase != "Failed" else { return false }
-            state.phase = "Failed"
-            state.reason = "DeadlineExceeded"
+            guard !state.finished, !stopRequested, !state.phase.isTerminal else { return false }
+            state.phase = .failed
+            state.reason = .deadlineExceeded
             state.message = message
             changed()
             return true
@@ -835,18 +824,18 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
             state.sandboxReady = false
             state.terminating = false
             for i in state.containers.indices {
-                if state.containers[i].waiting?.reason == "CrashLoopBackOff" || state.containers[i].waiting?.reason == "PostStartHookError" {
+                if state.containers[i].waiting?.reason.clearedWhenPodFinishes == true {
                     state.containers[i].waiting = nil
                 }
                 state.containers[i].done = true
             }
-            if state.phase != "Succeeded" && state.phase != "Failed" {
-                state.phase = state.computePhase(
+            if !state.phase.isTerminal {
+                state.phase = .compute(
                     restartPolicy: pod.spec.restartPolicy,
-                    statuses: state.containers.map { ($0, state.apiStatus($0, podHasInit: !pod.spec.initContainers.isEmpty)) })
-                if state.phase == "Pending" || state.phase == "Running" {
+                    statuses: state.apiStatuses(podHasInit: !pod.spec.initContainers.isEmpty), terminating: true)
+                if !state.phase.isTerminal {
                     // Nothing runs any more: a pod stopped before its containers ended fails.
-                    state.phase = "Failed"
+                    state.phase = .failed
                 }
             }
             changed()
