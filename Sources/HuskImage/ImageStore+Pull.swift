@@ -170,7 +170,7 @@ extension ImageStore {
                 throw ImageError(reason: .errImagePull, message: "layer \(layer.digest): its uncompressed digest is \(diff), the image config says \(diffID): refused")
             }
             // Durable before it becomes visible.
-            try syscall("syncfs", tmp) { cshim_syncfs(dir.raw) }
+            try Files.syncFilesystem(of: dir, path: tmp)
             try syscall("rename", final) { rename(tmp, final) }
             progress?(.unpacked(layer: diffID, bytes: res.tar_size, seconds: Clock.monotonicSeconds() - start))
         } catch let e as ImageError {
