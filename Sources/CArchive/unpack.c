@@ -1,11 +1,11 @@
-// unpack.c — layer extraction (see cshim_unpack.h). Runs in the parent (any thread); it
+// unpack.c — layer extraction (see carchive_unpack.h). Runs in the parent (any thread); it
 // allocates, so it is never called between clone3 and execve.
 #if defined(__linux__)
 #ifndef _GNU_SOURCE
-#error "CShim needs _GNU_SOURCE"
+#error "CArchive needs _GNU_SOURCE"
 #endif
-#include "cshim_unpack.h"
-#include "cshim_digest.h"
+#include "carchive_unpack.h"
+#include "carchive_digest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -71,8 +71,8 @@ struct dirtime {
 
 struct tar {
     int rootfd;
-    const struct cshim_unpack_options *opts;
-    struct cshim_unpack_result *res;
+    const struct carchive_unpack_options *opts;
+    struct carchive_unpack_result *res;
     enum state state;
     unsigned char hdr[BLOCK];
     size_t hdr_fill;
@@ -962,13 +962,13 @@ static int feed_uncompressed(struct tar *t, void *hash, const unsigned char *p, 
     if (t->opts->max_bytes && t->res->tar_size > t->opts->max_bytes)
         return fail(t, EFBIG, "the layer unpacks to more than %llu bytes (the cap): refused as a decompression bomb",
                     (unsigned long long)t->opts->max_bytes);
-    cshim_sha256_update(hash, p, n);
+    carchive_sha256_update(hash, p, n);
     if (t->res->error) return t->res->error;
     return tar_feed(t, p, n);
 }
 
-int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct cshim_unpack_options *opts,
-                       struct cshim_unpack_result *res) {
+int carchive_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct carchive_unpack_options *opts,
+                       struct carchive_unpack_result *res) {
     memset(res, 0, sizeof(*res));
     struct tar t;
     memset(&t, 0, sizeof(t));
@@ -981,8 +981,8 @@ int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct csh
 
     unsigned char *in = malloc(CHUNK);
     unsigned char *out = malloc(CHUNK);
-    void *hin = cshim_sha256_new();
-    void *hout = cshim_sha256_new();
+    void *hin = carchive_sha256_new();
+    void *hout = carchive_sha256_new();
     z_stream zs;
     int zinit = 0;
     ZSTD_DStream *zd = NULL;
@@ -990,14 +990,14 @@ int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct csh
         fail(&t, ENOMEM, "out of memory");
         goto done;
     }
-    if (opts->compression == CSHIM_COMPRESSION_GZIP) {
+    if (opts->compression == CARCHIVE_COMPRESSION_GZIP) {
         memset(&zs, 0, sizeof(zs));
         if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
             fail(&t, ENOMEM, "cannot start gzip");
             goto done;
         }
         zinit = 1;
-    } else if (opts->compression == CSHIM_COMPRESSION_ZSTD) {
+    } else if (opts->compression == CARCHIVE_COMPRESSION_ZSTD) {
         zd = ZSTD_createDStream();
         if (zd == NULL || ZSTD_isError(ZSTD_initDStream(zd))) {
             fail(&t, ENOMEM, "cannot start zstd");
@@ -1017,24 +1017,24 @@ int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct csh
             break;
         }
         off += (uint64_t)n;
-        cshim_sha256_update(hin, in, (size_t)n);
+        carchive_sha256_update(hin, in, (size_t)n);
         if (first) {
             first = 0;
             int gz = n >= 2 && in[0] == 0x1f && in[1] == 0x8b;
             int zst = n >= 4 && in[0] == 0x28 && in[1] == 0xb5 && in[2] == 0x2f && in[3] == 0xfd;
-            const char *declared = opts->compression == CSHIM_COMPRESSION_GZIP   ? "tar+gzip"
-                                   : opts->compression == CSHIM_COMPRESSION_ZSTD ? "tar+zstd"
+            const char *declared = opts->compression == CARCHIVE_COMPRESSION_GZIP   ? "tar+gzip"
+                                   : opts->compression == CARCHIVE_COMPRESSION_ZSTD ? "tar+zstd"
                                                                                  : "tar";
-            if ((opts->compression == CSHIM_COMPRESSION_GZIP && !gz) || (opts->compression == CSHIM_COMPRESSION_ZSTD && !zst) ||
-                (opts->compression == CSHIM_COMPRESSION_NONE && (gz || zst))) {
+            if ((opts->compression == CARCHIVE_COMPRESSION_GZIP && !gz) || (opts->compression == CARCHIVE_COMPRESSION_ZSTD && !zst) ||
+                (opts->compression == CARCHIVE_COMPRESSION_NONE && (gz || zst))) {
                 fail(&t, EINVAL, "the media type says %s but the data is %s", declared,
                      gz ? "gzip" : zst ? "zstd" : "not compressed");
                 break;
             }
         }
-        if (opts->compression == CSHIM_COMPRESSION_NONE) {
+        if (opts->compression == CARCHIVE_COMPRESSION_NONE) {
             feed_uncompressed(&t, hout, in, (size_t)n);
-        } else if (opts->compression == CSHIM_COMPRESSION_GZIP) {
+        } else if (opts->compression == CARCHIVE_COMPRESSION_GZIP) {
             zs.next_in = in;
             zs.avail_in = (uInt)n;
             while (zs.avail_in > 0 && !res->error) {
@@ -1079,9 +1079,9 @@ int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct csh
             }
         }
     }
-    if (!res->error && opts->compression == CSHIM_COMPRESSION_GZIP && !stream_ended)
+    if (!res->error && opts->compression == CARCHIVE_COMPRESSION_GZIP && !stream_ended)
         fail(&t, EINVAL, "the gzip stream is truncated");
-    if (!res->error && opts->compression == CSHIM_COMPRESSION_ZSTD) {
+    if (!res->error && opts->compression == CARCHIVE_COMPRESSION_ZSTD) {
         // Flush what the decoder still holds.
         for (;;) {
             ZSTD_inBuffer ib = {in, 0, 0};
@@ -1104,8 +1104,8 @@ int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct csh
 done:
     if (t.file_fd >= 0) close(t.file_fd);
     invalidate_cache(&t);
-    if (hin) cshim_sha256_final(hin, res->digest);
-    if (hout) cshim_sha256_final(hout, res->diff_id);
+    if (hin) carchive_sha256_final(hin, res->digest);
+    if (hout) carchive_sha256_final(hout, res->diff_id);
     if (zinit) inflateEnd(&zs);
     if (zd) ZSTD_freeDStream(zd);
     free(in);
