@@ -8,6 +8,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// One set of C settings for both C targets (CShim, CArchive).
+let cSettings: [CSetting] = [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])]
+
 let package = Package(
     name: "Husk",
     products: [
@@ -26,8 +29,16 @@ let package = Package(
             name: "CShim",
             path: "CShim",
             exclude: ["README.md"],
-            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])],
-            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]
+            cSettings: cSettings,
+            linkerSettings: [.linkedLibrary("seccomp")]
+        ),
+        // The image layer's C: SHA-256 (libcrypto) and the layer unpacker (tar, gzip, zstd).
+        // Only HuskImage links it, so the runtime's binaries stay free of those libraries.
+        .target(
+            name: "CArchive",
+            exclude: ["README.md"],
+            cSettings: cSettings,
+            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]
         ),
         // The JSON reader, writer and field-path errors: a leaf every layer may use.
         .target(name: "HuskJSON", swiftSettings: swiftSettings),
@@ -38,7 +49,7 @@ let package = Package(
         ),
         .target(
             name: "HuskImage",
-            dependencies: ["HuskJSON", "HuskSystem", "CShim"],
+            dependencies: ["CArchive", "HuskJSON", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
         .target(

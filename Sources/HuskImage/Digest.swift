@@ -1,4 +1,4 @@
-import CShim
+import CArchive
 import HuskSystem
 import SystemPackage
 
@@ -52,17 +52,17 @@ public struct Digest: Hashable, Codable, Sendable, CustomStringConvertible, Comp
     /// The SHA-256 of bytes in memory.
     public static func of(_ bytes: some Collection<UInt8>) -> Digest {
         let array = Array(bytes)
-        let ctx = cshim_sha256_new()!
-        array.withUnsafeBytes { if let p = $0.baseAddress { cshim_sha256_update(ctx, p, $0.count) } }
+        let ctx = carchive_sha256_new()!
+        array.withUnsafeBytes { if let p = $0.baseAddress { carchive_sha256_update(ctx, p, $0.count) } }
         var out = [UInt8](repeating: 0, count: 32)
-        cshim_sha256_final(ctx, &out)
+        carchive_sha256_final(ctx, &out)
         return Digest(bytes: out)
     }
 
     /// The SHA-256 of a byte range of a file.
     public static func of(fd: FD, offset: UInt64 = 0, length: UInt64) throws(SystemCallError) -> Digest {
         var out = [UInt8](repeating: 0, count: 32)
-        try syscall("read") { cshim_sha256_fd(fd.raw, offset, length, &out) }
+        try syscall("read") { carchive_sha256_fd(fd.raw, offset, length, &out) }
         return Digest(bytes: out)
     }
 }

@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 import SystemPackage
 
@@ -66,7 +65,7 @@ public struct ImageFS: Sendable {
                 }
                 // A file (or anything but a directory) hides lower layers' entries below its path.
                 guard type == S_IFDIR else { return .missing }
-                if cshim_xattr_size(p, "trusted.overlay.opaque") > 0 { stopBelow = true }
+                if let size = try? Files.xattrSize(p, "trusted.overlay.opaque"), size > 0 { stopBelow = true }
                 dir = p
             }
             if stopBelow { return .missing }

@@ -1,4 +1,4 @@
-import CShim
+import CArchive
 import Dispatch
 import FoundationEssentials
 import HuskSystem
@@ -149,14 +149,14 @@ extension ImageStore {
             chmod(tmp, 0o755)  // whatever the umask is
             let dir = try FD.open(tmp, O_RDONLY | O_DIRECTORY)
             let blob = try FD.open(blobPath(layer.digest), O_RDONLY)
-            var opts = cshim_unpack_options()
+            var opts = carchive_unpack_options()
             opts.compression = compression
             opts.max_bytes = options.maxLayerBytes
             opts.max_entries = options.maxLayerEntries
             opts.preserve_owner = geteuid() == 0 ? 1 : 0
             opts.allow_devices = geteuid() == 0 ? 1 : 0
-            var res = cshim_unpack_result()
-            let rc = cshim_unpack_layer(blob.raw, UInt64(layer.size), dir.raw, &opts, &res)
+            var res = carchive_unpack_result()
+            let rc = carchive_unpack_layer(blob.raw, UInt64(layer.size), dir.raw, &opts, &res)
             if rc != 0 {
                 let msg = withUnsafeBytes(of: res.message) { String.fromCBytes($0) }
                 throw ImageError(reason: .errImagePull, message: "layer \(layer.digest): \(msg)")
@@ -170,7 +170,7 @@ extension ImageStore {
                 throw ImageError(reason: .errImagePull, message: "layer \(layer.digest): its uncompressed digest is \(diff), the image config says \(diffID): refused")
             }
             // Durable before it becomes visible.
-            try syscall("syncfs", tmp) { cshim_syncfs(dir.raw) }
+            try Files.syncFilesystem(of: dir, path: tmp)
             try syscall("rename", final) { rename(tmp, final) }
             progress?(.unpacked(layer: diffID, bytes: res.tar_size, seconds: Clock.monotonicSeconds() - start))
         } catch let e as ImageError {

@@ -1,4 +1,4 @@
-import CShim
+import CArchive
 import FoundationEssentials
 import HuskJSON
 import HuskSystem
@@ -167,7 +167,7 @@ public final class ImageStore: Sendable {
         do {
             let out = try FD.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
             defer { unlink(tmp) }
-            let ctx = cshim_sha256_new()!
+            let ctx = carchive_sha256_new()!
             var buf = [UInt8](repeating: 0, count: 4 << 20)
             var done: UInt64 = 0
             var failure: ImageError? = nil
@@ -178,13 +178,13 @@ public final class ImageStore: Sendable {
                     failure = ImageError(reason: .errImagePull, message: "cannot read blob \(d.digest) from the source: \(n == 0 ? "it ended early" : currentErrno.text)")
                     break
                 }
-                buf.withUnsafeBytes { cshim_sha256_update(ctx, $0.baseAddress!, n) }
+                buf.withUnsafeBytes { carchive_sha256_update(ctx, $0.baseAddress!, n) }
                 try out.writeAll(buf[0..<n])
                 done += UInt64(n)
                 progress(Int64(done))
             }
             var sum = [UInt8](repeating: 0, count: 32)
-            cshim_sha256_final(ctx, &sum)
+            carchive_sha256_final(ctx, &sum)
             if let failure { throw failure }
             let actual = Digest(bytes: sum)
             guard actual == d.digest else {

@@ -1,3 +1,4 @@
+import CShim
 import SystemPackage
 
 #if canImport(Glibc)
@@ -106,6 +107,25 @@ public enum Files {
             try syscall("rmdir", path) { rmdir(path) }
         } else {
             try syscall("unlink", path) { unlink(path) }
+        }
+    }
+
+    /// Writes back every dirty page of the filesystem that holds `fd`: a durable point before a
+    /// rename makes what was written there visible. `path` names the fd in errors. The underlying
+    /// call is `syncfs(2)`.
+    public static func syncFilesystem(of fd: FD, path: String = "") throws(SystemCallError) {
+        try syscall("syncfs", path) { cshim_syncfs(fd.raw) }
+    }
+
+    /// The size of the extended attribute `name` of `path` (a final symlink is not followed), or
+    /// nil when the file has no such attribute or its filesystem has no xattrs at all. The
+    /// underlying call is `lgetxattr(2)` without a buffer.
+    public static func xattrSize(_ path: String, _ name: String) throws(SystemCallError) -> Int? {
+        do {
+            return try syscall("lgetxattr", path) { cshim_xattr_size(path, name) }
+        } catch {
+            if error.errno == .noData || error.errno == .notSupported { return nil }
+            throw error
         }
     }
 

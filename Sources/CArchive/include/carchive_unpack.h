@@ -1,4 +1,4 @@
-// cshim_unpack.h — unpacking one OCI image layer (tar, tar+gzip, tar+zstd) into a snapshot
+// carchive_unpack.h — unpacking one OCI image layer (tar, tar+gzip, tar+zstd) into a snapshot
 // directory, as overlayfs expects it: OCI whiteouts become 0:0 character devices, opaque
 // directories get trusted.overlay.opaque=y.
 //
@@ -8,8 +8,8 @@
 // follow symlinks, and `..` components, absolute names, escaping hardlinks, whiteouts through
 // symlinks or of `.`/`..`, trusted.* xattrs, sparse files and archives beyond the size caps are
 // refused. The digests of the compressed and uncompressed streams are computed on the way.
-#ifndef CSHIM_UNPACK_H
-#define CSHIM_UNPACK_H
+#ifndef CARCHIVE_UNPACK_H
+#define CARCHIVE_UNPACK_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,19 +18,19 @@
 extern "C" {
 #endif
 
-#define CSHIM_COMPRESSION_NONE 0
-#define CSHIM_COMPRESSION_GZIP 1
-#define CSHIM_COMPRESSION_ZSTD 2
+#define CARCHIVE_COMPRESSION_NONE 0
+#define CARCHIVE_COMPRESSION_GZIP 1
+#define CARCHIVE_COMPRESSION_ZSTD 2
 
-struct cshim_unpack_options {
-    int compression;        // CSHIM_COMPRESSION_*: what the media type says
+struct carchive_unpack_options {
+    int compression;        // CARCHIVE_COMPRESSION_*: what the media type says
     uint64_t max_bytes;     // cap on the uncompressed size (0: none)
     uint64_t max_entries;   // cap on the number of entries (0: none)
     int preserve_owner;     // chown entries (needs root)
     int allow_devices;      // create device nodes and whiteouts (needs CAP_MKNOD)
 };
 
-struct cshim_unpack_result {
+struct carchive_unpack_result {
     unsigned char digest[32];    // sha256 of the blob as read
     unsigned char diff_id[32];   // sha256 of the uncompressed tar
     uint64_t blob_size;
@@ -44,8 +44,8 @@ struct cshim_unpack_result {
 /// Unpacks `size` bytes of `blob_fd` (read from offset 0 with pread) into the directory
 /// `root_fd` (normally empty). Returns 0 or the error (also in result->error). On failure the
 /// directory may hold part of the layer: the caller removes it.
-int cshim_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct cshim_unpack_options *_Nonnull opts,
-                       struct cshim_unpack_result *_Nonnull result);
+int carchive_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct carchive_unpack_options *_Nonnull opts,
+                       struct carchive_unpack_result *_Nonnull result);
 
 #ifdef __cplusplus
 }

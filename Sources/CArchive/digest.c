@@ -1,13 +1,13 @@
-// digest.c — SHA-256 for content addresses (see cshim_digest.h). Parent side only.
+// digest.c — SHA-256 for content addresses (see carchive_digest.h). Parent side only.
 #if defined(__linux__)
-#include "cshim_digest.h"
+#include "carchive_digest.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-void *cshim_sha256_new(void) {
+void *carchive_sha256_new(void) {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (ctx == NULL) return NULL;
     if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
@@ -17,16 +17,16 @@ void *cshim_sha256_new(void) {
     return ctx;
 }
 
-void cshim_sha256_update(void *ctx, const void *data, size_t len) { EVP_DigestUpdate((EVP_MD_CTX *)ctx, data, len); }
+void carchive_sha256_update(void *ctx, const void *data, size_t len) { EVP_DigestUpdate((EVP_MD_CTX *)ctx, data, len); }
 
-void cshim_sha256_final(void *ctx, unsigned char out[32]) {
+void carchive_sha256_final(void *ctx, unsigned char out[32]) {
     unsigned int n = 32;
     EVP_DigestFinal_ex((EVP_MD_CTX *)ctx, out, &n);
     EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
 }
 
 static int hash_range(int in_fd, uint64_t offset, uint64_t len, int out_fd, unsigned char out[32]) {
-    void *ctx = cshim_sha256_new();
+    void *ctx = carchive_sha256_new();
     if (ctx == NULL) {
         errno = ENOMEM;
         return -1;
@@ -34,7 +34,7 @@ static int hash_range(int in_fd, uint64_t offset, uint64_t len, int out_fd, unsi
     size_t cap = 1 << 20;
     unsigned char *buf = malloc(cap);
     if (buf == NULL) {
-        cshim_sha256_final(ctx, out);
+        carchive_sha256_final(ctx, out);
         errno = ENOMEM;
         return -1;
     }
@@ -49,7 +49,7 @@ static int hash_range(int in_fd, uint64_t offset, uint64_t len, int out_fd, unsi
             rc = -1;
             break;
         }
-        cshim_sha256_update(ctx, buf, (size_t)n);
+        carchive_sha256_update(ctx, buf, (size_t)n);
         if (out_fd >= 0) {
             ssize_t w = 0;
             while (w < n) {
@@ -67,16 +67,16 @@ static int hash_range(int in_fd, uint64_t offset, uint64_t len, int out_fd, unsi
     }
     int saved = errno;
     free(buf);
-    cshim_sha256_final(ctx, out);
+    carchive_sha256_final(ctx, out);
     errno = saved;
     return rc;
 }
 
-int cshim_sha256_fd(int fd, uint64_t offset, uint64_t len, unsigned char out[32]) {
+int carchive_sha256_fd(int fd, uint64_t offset, uint64_t len, unsigned char out[32]) {
     return hash_range(fd, offset, len, -1, out);
 }
 
-int cshim_copy_sha256(int in_fd, uint64_t offset, uint64_t len, int out_fd, unsigned char out[32]) {
+int carchive_copy_sha256(int in_fd, uint64_t offset, uint64_t len, int out_fd, unsigned char out[32]) {
     return hash_range(in_fd, offset, len, out_fd, out);
 }
 #endif

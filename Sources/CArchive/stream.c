@@ -1,0 +1,139 @@
+// stream.c — the layer blob's bytes on their way to the tar parser (see unpack_internal.h): the
+// media type's claim checked against the data's magic bytes, gzip (zlib, concatenated members)
+// and zstd decompression, and the uncompressed side: its size cap (decompression bombs) and its
+// digest, the diff_id.
+#if defined(__linux__)
+#ifndef _GNU_SOURCE
+#error "CArchive needs _GNU_SOURCE"
+#endif
+#include "unpack_internal.h"
+#include "carchive_digest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static int feed_uncompressed(struct tar *t, void *hash, const unsigned char *p, size_t n) {
+    t->res->tar_size += n;
+    if (t->opts->max_bytes && t->res->tar_size > t->opts->max_bytes)
+        return carchive_fail(t, EFBIG, "the layer unpacks to more than %llu bytes (the cap): refused as a decompression bomb",
+                             (unsigned long long)t->opts->max_bytes);
+    carchive_sha256_update(hash, p, n);
+    if (t->res->error) return t->res->error;
+    return carchive_tar_feed(t, p, n);
+}
+
+/// Starts the decompressor. `s` is zeroed by the caller, so that carchive_stream_close is safe
+/// whatever happens here.
+int carchive_stream_open(struct tar *t, struct stream *s, int compression) {
+    s->compression = compression;
+    s->out = malloc(CHUNK);
+    s->hash = carchive_sha256_new();
+    if (s->out == NULL || s->hash == NULL) return carchive_fail(t, ENOMEM, "out of memory");
+    if (compression == CARCHIVE_COMPRESSION_GZIP) {
+        if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) return carchive_fail(t, ENOMEM, "cannot start gzip");
+        s->zinit = 1;
+    } else if (compression == CARCHIVE_COMPRESSION_ZSTD) {
+        s->zd = ZSTD_createDStream();
+        if (s->zd == NULL || ZSTD_isError(ZSTD_initDStream(s->zd))) return carchive_fail(t, ENOMEM, "cannot start zstd");
+    }
+    return 0;
+}
+
+/// The first bytes of the blob must be what the media type says: a tar layer that is really
+/// compressed, or the other way round, is refused.
+int carchive_stream_check(struct tar *t, const struct stream *s, const unsigned char *in, size_t n) {
+    int gz = n >= 2 && in[0] == 0x1f && in[1] == 0x8b;
+    int zst = n >= 4 && in[0] == 0x28 && in[1] == 0xb5 && in[2] == 0x2f && in[3] == 0xfd;
+    const char *declared = s->compression == CARCHIVE_COMPRESSION_GZIP   ? "tar+gzip"
+                           : s->compression == CARCHIVE_COMPRESSION_ZSTD ? "tar+zstd"
+                                                                         : "tar";
+    if ((s->compression == CARCHIVE_COMPRESSION_GZIP && !gz) || (s->compression == CARCHIVE_COMPRESSION_ZSTD && !zst) ||
+        (s->compression == CARCHIVE_COMPRESSION_NONE && (gz || zst)))
+        return carchive_fail(t, EINVAL, "the media type says %s but the data is %s", declared,
+                             gz ? "gzip" : zst ? "zstd" : "not compressed");
+    return 0;
+}
+
+/// Decompresses `n` bytes of the blob and feeds the result to the tar parser. Failures are in
+/// t->res->error.
+void carchive_stream_feed(struct tar *t, struct stream *s, unsigned char *in, size_t n) {
+    unsigned char *out = s->out;
+    if (s->compression == CARCHIVE_COMPRESSION_NONE) {
+        feed_uncompressed(t, s->hash, in, n);
+    } else if (s->compression == CARCHIVE_COMPRESSION_GZIP) {
+        z_stream *zs = &s->zs;
+        zs->next_in = in;
+        zs->avail_in = (uInt)n;
+        while (zs->avail_in > 0 && !t->res->error) {
+            if (s->ended) {
+                // Another gzip member may follow (concatenated gzip); trailing zeros are tolerated.
+                if (zs->next_in[0] == 0) {
+                    size_t k = 0;
+                    while (k < zs->avail_in && zs->next_in[k] == 0) k++;
+                    if (k == zs->avail_in) {
+                        zs->avail_in = 0;
+                        break;
+                    }
+                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+                    break;
+                }
+                inflateReset(zs);
+                s->ended = 0;
+            }
+            zs->next_out = out;
+            zs->avail_out = CHUNK;
+            int r = inflate(zs, Z_NO_FLUSH);
+            if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) {
+                carchive_fail(t, EINVAL, "the gzip data is corrupt: %s", zs->msg ? zs->msg : "inflate failed");
+                break;
+            }
+            size_t produced = CHUNK - zs->avail_out;
+            if (produced) feed_uncompressed(t, s->hash, out, produced);
+            if (r == Z_STREAM_END) s->ended = 1;
+            if (r == Z_BUF_ERROR && produced == 0) break;
+        }
+    } else {
+        ZSTD_inBuffer ib = {in, n, 0};
+        while (ib.pos < ib.size && !t->res->error) {
+            ZSTD_outBuffer ob = {out, CHUNK, 0};
+            size_t r = ZSTD_decompressStream(s->zd, &ob, &ib);
+            if (ZSTD_isError(r)) {
+                carchive_fail(t, EINVAL, "the zstd data is corrupt: %s", ZSTD_getErrorName(r));
+                break;
+            }
+            if (ob.pos) feed_uncompressed(t, s->hash, out, ob.pos);
+            s->ended = r == 0;
+        }
+    }
+}
+
+/// After the last byte of the blob: flushes what the decoder still holds, and refuses a
+/// truncated gzip or zstd stream.
+void carchive_stream_finish(struct tar *t, struct stream *s) {
+    if (!t->res->error && s->compression == CARCHIVE_COMPRESSION_GZIP && !s->ended)
+        carchive_fail(t, EINVAL, "the gzip stream is truncated");
+    if (!t->res->error && s->compression == CARCHIVE_COMPRESSION_ZSTD) {
+        // Flush what the decoder still holds.
+        for (;;) {
+            ZSTD_inBuffer ib = {NULL, 0, 0};
+            ZSTD_outBuffer ob = {s->out, CHUNK, 0};
+            size_t r = ZSTD_decompressStream(s->zd, &ob, &ib);
+            if (ZSTD_isError(r)) {
+                carchive_fail(t, EINVAL, "the zstd data is corrupt: %s", ZSTD_getErrorName(r));
+                break;
+            }
+            if (ob.pos) feed_uncompressed(t, s->hash, s->out, ob.pos);
+            if (ob.pos == 0) break;
+        }
+        if (!t->res->error && !s->ended) carchive_fail(t, EINVAL, "the zstd stream is truncated");
+    }
+}
+
+/// Frees the decompressor and writes the digest of the uncompressed tar.
+void carchive_stream_close(struct stream *s, unsigned char diff_id[32]) {
+    if (s->hash) carchive_sha256_final(s->hash, diff_id);
+    if (s->zinit) inflateEnd(&s->zs);
+    if (s->zd) ZSTD_freeDStream(s->zd);
+    free(s->out);
+}
+#endif
