@@ -386,20 +386,28 @@ static void do_mount(struct child *c, const struct cshim_mount *m) {
 
 // MARK: - /dev
 
+// The directory that holds `path` (made if missing), as a real directory fd: mknodat and
+// symlinkat need one, not O_PATH. Its last component goes to `last`.
+static int open_parent_dir(struct child *c, const char *path, char last[NAME_MAX + 1]) {
+    const int stage = CSHIM_STAGE_DEVICES;
+    char parent[PATH_MAX];
+    if (split_path(path, parent, last) < 0) fail(c, stage, EINVAL, path);
+    int pfd = resolve_or_create(c->rootfd, parent, 0);
+    if (pfd < 0) fail(c, stage, errno, path);
+    char pbuf[64];
+    int dfd = open(fd_path(pbuf, pfd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(pfd);
+    if (dfd < 0) fail(c, stage, errno, path);
+    return dfd;
+}
+
 static void make_devices(struct child *c) {
     const int stage = CSHIM_STAGE_DEVICES;
     const struct cshim_spawn_plan *p = c->plan;
     for (size_t i = 0; i < p->ndevices; i++) {
         const struct cshim_device *d = &p->devices[i];
-        char parent[PATH_MAX], last[NAME_MAX + 1];
-        if (split_path(d->path, parent, last) < 0) fail(c, stage, EINVAL, d->path);
-        int pfd = resolve_or_create(c->rootfd, parent, 0);
-        if (pfd < 0) fail(c, stage, errno, d->path);
-        // mknodat needs a real directory fd, not O_PATH.
-        char pbuf[64];
-        int dfd = open(fd_path(pbuf, pfd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        close(pfd);
-        if (dfd < 0) fail(c, stage, errno, d->path);
+        char last[NAME_MAX + 1];
+        int dfd = open_parent_dir(c, d->path, last);
         if (mknodat(dfd, last, d->mode, makedev(d->major, d->minor)) < 0) {
             if (errno != EEXIST) fail(c, stage, errno, d->path);
         } else {
@@ -410,14 +418,8 @@ static void make_devices(struct child *c) {
     }
     for (size_t i = 0; i < p->nsymlinks; i++) {
         const struct cshim_symlink *l = &p->symlinks[i];
-        char parent[PATH_MAX], last[NAME_MAX + 1];
-        if (split_path(l->path, parent, last) < 0) fail(c, stage, EINVAL, l->path);
-        int pfd = resolve_or_create(c->rootfd, parent, 0);
-        if (pfd < 0) fail(c, stage, errno, l->path);
-        char pbuf[64];
-        int dfd = open(fd_path(pbuf, pfd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        close(pfd);
-        if (dfd < 0) fail(c, stage, errno, l->path);
+        char last[NAME_MAX + 1];
+        int dfd = open_parent_dir(c, l->path, last);
         if (symlinkat(l->target, dfd, last) < 0 && errno != EEXIST) fail(c, stage, errno, l->path);
         close(dfd);
     }
