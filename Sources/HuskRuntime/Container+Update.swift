@@ -12,45 +12,33 @@ extension Spec.Resources {
     public func overlaid(with new: Spec.Resources) -> Spec.Resources {
         var r = self
         if let m = new.memory {
-            var cur = r.memory ?? .init()
-            if let v = m.limit { cur.limit = v }
-            if let v = m.reservation { cur.reservation = v }
-            if let v = m.swap { cur.swap = v }
-            if let v = m.kernel { cur.kernel = v }
-            if let v = m.kernelTCP { cur.kernelTCP = v }
-            if let v = m.swappiness { cur.swappiness = v }
-            if let v = m.disableOOMKiller { cur.disableOOMKiller = v }
-            if let v = m.checkBeforeUpdate { cur.checkBeforeUpdate = v }
-            r.memory = cur
+            r.memory = Self.laid(m, over: r.memory ?? .init(), \.limit, \.reservation, \.swap, \.kernel, \.kernelTCP,
+                                 \.swappiness, \.disableOOMKiller, \.checkBeforeUpdate)
         }
         if let c = new.cpu {
-            var cur = r.cpu ?? .init()
-            if let v = c.shares { cur.shares = v }
-            if let v = c.quota { cur.quota = v }
-            if let v = c.burst { cur.burst = v }
-            if let v = c.period { cur.period = v }
-            if let v = c.realtimeRuntime { cur.realtimeRuntime = v }
-            if let v = c.realtimePeriod { cur.realtimePeriod = v }
-            if let v = c.cpus { cur.cpus = v }
-            if let v = c.mems { cur.mems = v }
-            if let v = c.idle { cur.idle = v }
-            r.cpu = cur
+            r.cpu = Self.laid(c, over: r.cpu ?? .init(), \.shares, \.quota, \.burst, \.period, \.realtimeRuntime,
+                              \.realtimePeriod, \.cpus, \.mems, \.idle)
         }
         if let p = new.pids { r.pids = p }
         if let b = new.blockIO {
-            var cur = r.blockIO ?? .init()
-            if let v = b.weight { cur.weight = v }
-            if let v = b.leafWeight { cur.leafWeight = v }
-            if let v = b.weightDevice { cur.weightDevice = v }
-            if let v = b.throttleReadBpsDevice { cur.throttleReadBpsDevice = v }
-            if let v = b.throttleWriteBpsDevice { cur.throttleWriteBpsDevice = v }
-            if let v = b.throttleReadIOPSDevice { cur.throttleReadIOPSDevice = v }
-            if let v = b.throttleWriteIOPSDevice { cur.throttleWriteIOPSDevice = v }
-            r.blockIO = cur
+            r.blockIO = Self.laid(b, over: r.blockIO ?? .init(), \.weight, \.leafWeight, \.weightDevice,
+                                  \.throttleReadBpsDevice, \.throttleWriteBpsDevice, \.throttleReadIOPSDevice,
+                                  \.throttleWriteIOPSDevice)
         }
         if let h = new.hugepageLimits { r.hugepageLimits = h }
         if let x = new.rdma { r.rdma = x }
         if let u = new.unified { r.unified = (r.unified ?? [:]).merging(u) { $1 } }
+        return r
+    }
+
+    /// `base` with each of `fields` that `new` sets laid over it (the others keep their value).
+    private static func laid<Section, each Value>(
+        _ new: Section, over base: Section, _ fields: repeat WritableKeyPath<Section, (each Value)?>
+    ) -> Section {
+        var r = base
+        for field in repeat each fields {
+            if let v = new[keyPath: field] { r[keyPath: field] = v }
+        }
         return r
     }
 
