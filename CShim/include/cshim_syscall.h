@@ -84,6 +84,13 @@ extern "C" {
 #define CSHIM_MOUNT_ATTR_NODEV  0x00000004ULL
 #define CSHIM_MOUNT_ATTR_NOEXEC 0x00000008ULL
 
+// MARK: - epoll events (sys/epoll.h, which Swift's Glibc module does not import)
+#define CSHIM_EPOLLIN    0x001U
+#define CSHIM_EPOLLOUT   0x004U
+#define CSHIM_EPOLLERR   0x008U
+#define CSHIM_EPOLLHUP   0x010U
+#define CSHIM_EPOLLRDHUP 0x2000U
+
 // MARK: - Namespaces and processes
 
 /// setns(2) with a namespace fd or a pidfd (nstype is a CLONE_NEW* mask; 0 = any).
