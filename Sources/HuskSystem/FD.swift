@@ -51,9 +51,9 @@ public final class FD: Sendable {
 
     /// openat(2)-like, relative to this directory fd, with O_CLOEXEC and `resolve`'s limits on
     /// how the path is walked. The underlying call is `openat2(2)`.
-    public func openat2(_ path: String, _ flags: CInt, mode: UInt64 = 0, resolve: UInt64) throws(SystemCallError) -> FD {
+    public func openat2(_ path: String, _ flags: CInt, mode: UInt64 = 0, resolve: Resolve) throws(SystemCallError) -> FD {
         let fd = try syscall("openat2", path) {
-            cshim_openat2(raw, path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), mode, resolve)
+            cshim_openat2(raw, path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), mode, resolve.rawValue)
         }
         return FD(adopting: fd)
     }

@@ -97,7 +97,7 @@ extension Runc {
 
     /// Relays a pty master with this process's terminal (raw mode while it runs; window size
     /// passed on, SIGWINCH included) and forwards other signals, until the process exits.
-    static func relayTerminal(master: FD, process: SpawnedProcess, signals: FD?) -> ExitStatus {
+    static func relayTerminal(master: FD, process: SpawnedProcess, signals: SignalFD?) -> ExitStatus {
         var rows: UInt16 = 0, cols: UInt16 = 0
         let isTTY = isatty(0) == 1
         if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
@@ -113,7 +113,7 @@ extension Runc {
                 pollfd(fd: master.raw, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: exited ? -1 : process.pidfd.fd.raw, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: signals?.raw ?? -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals?.fd.raw ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             // Once the process is gone, what is left in the pty is read without waiting.
             let r = poll(&fds, 4, exited ? 100 : -1)
@@ -139,7 +139,7 @@ extension Runc {
             if fds[2].revents != 0 { exited = true }
             if fds[3].revents != 0, let signals {
                 while true {
-                    let sig = cshim_signalfd_read(signals.raw)
+                    let sig = cshim_signalfd_read(signals.fd.raw)
                     if sig <= 0 { break }
                     if sig == SIGWINCH {
                         if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }

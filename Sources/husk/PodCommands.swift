@@ -82,8 +82,7 @@ struct Run: ParsableCommand {
                 for l in lines { Out.err("Warning: \(l); it is not enforced (--ignore-missing-controllers)\n") }
             }
             // Signals are read from a signalfd from before the supervisor exists.
-            var signals: [Int32] = [SIGINT, SIGTERM]
-            let sfd = detach ? -1 : cshim_signalfd_for(&signals, 2)
+            let sfd = detach ? nil : (try? SignalFD([SIGINT, SIGTERM]))
             let (view, supervisor) = try PodDirectory.launch(pod, settings: settings, supervisor: supervisorCommand())
             if detach {
                 throw ExitCode(detached(view))
@@ -149,7 +148,7 @@ struct Run: ParsableCommand {
         return ""
     }
 
-    func foreground(_ view: PodView, _ supervisor: SpawnedProcess, _ sfd: CInt) -> Int32 {
+    func foreground(_ view: PodView, _ supervisor: SpawnedProcess, _ sfd: SignalFD?) -> Int32 {
         let tail = LogFollower(prefix: view.pod.spec.initContainers.count + view.pod.spec.containers.count > 1)
         var v = view
         var stops = 0
@@ -161,15 +160,15 @@ struct Run: ParsableCommand {
                 Out.err("husk: the supervisor of pod \(v.qualifiedName) exited before the pod finished; see \(v.paths.supervisorLog)\n")
                 return 1
             }
-            var p = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
-            if sfd >= 0, poll(&p, 1, 20) > 0 {
-                while cshim_signalfd_read(sfd) > 0 {
+            var p = pollfd(fd: sfd?.fd.raw ?? -1, events: Int16(POLLIN), revents: 0)
+            if let sfd, poll(&p, 1, 20) > 0 {
+                while sfd.next() != nil {
                     stops += 1
                     // A second signal: stop without waiting for the grace period (2 s floor).
                     let grace: JSONValue = stops > 1 ? .number(0) : .null
                     _ = try? ControlClient.request(v.paths.socket, .object(["op": .string("stop"), "grace": grace]))
                 }
-            } else if sfd < 0 {
+            } else if sfd == nil {
                 usleep(20_000)
             }
             if let fresh = PodDirectory.read(v.settings, uid: v.uid) { v = fresh }
@@ -753,9 +752,8 @@ struct Attach: ParsableCommand {
             if tty && !hasTTY {
                 Out.err("Unable to use a TTY - container \(name) did not allocate one\n")
             }
-            var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
-            let raw = tty && hasTTY && interactive && isatty(0) == 1 && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
-            defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
+            let saved = tty && hasTTY && interactive && Terminal.isTerminal(0) ? (try? Terminal.makeRaw(0)) : nil
+            defer { try? saved?.restore() }
             throw ExitCode(Self.relay(conn, stdin: interactive))
         }
     }
@@ -767,22 +765,19 @@ struct Attach: ParsableCommand {
         var inbuf: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         // Interrupted: husk ends (the container goes on), 128 + the signal.
-        var signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
-        let sfd = cshim_signalfd_for(&signals, 3)
-        defer { if sfd >= 0 { close(sfd) } }
+        let sfd = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
         while true {
             var fds = [
                 pollfd(fd: conn.raw, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: sfd?.fd.raw ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             if poll(&fds, 3, -1) < 0 {
                 if errno == EINTR { continue }
                 return 1
             }
             if fds[2].revents != 0 {
-                let sig = cshim_signalfd_read(sfd)
-                return 128 + (sig > 0 ? sig : SIGINT)
+                return 128 + (sfd?.next() ?? SIGINT)
             }
             if fds[1].revents != 0 {
                 let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
