@@ -1,5 +1,4 @@
 import ArgumentParser
-import CShim
 import HuskImage
 import HuskJSON
 import HuskPod
@@ -642,7 +641,12 @@ struct Exec: ParsableCommand {
                 let (first, fds) = try ControlClient.next(conn)
                 if let e = first["error"]?.stringValue { throw HuskError(.invalidState, e) }
                 guard first["tty"] != nil, let master = fds.first else { throw HuskError(.system, "the supervisor gave no terminal") }
-                throw ExitCode(TerminalRelay.run(master: master, control: conn, stdin: interactive))
+                // The exit status comes on the connection when the process has ended.
+                var code: Int32? = nil
+                TerminalRelay.run(master: master, input: interactive, end: conn, drainMilliseconds: 200, ended: {
+                    if let (reply, _) = try? ControlClient.next(conn), case .number(let c) = reply["exitCode"] { code = Int32(c) }
+                })
+                throw ExitCode(code ?? 255)
             }
             let null = try FD.open("/dev/null", O_RDONLY)
             let reply = try ControlClient.request(v.paths.socket, .object(request), fds: [interactive ? 0 : null.raw, 1, 2])
@@ -650,71 +654,6 @@ struct Exec: ParsableCommand {
             guard case .number(let code) = reply["exitCode"] else { throw HuskError(.system, "the supervisor gave no exit status") }
             throw ExitCode(Int32(code))
         }
-    }
-}
-
-/// Relays between husk's terminal and a pty master until the process on the other side has
-/// ended and the supervisor sent its exit status: stdin (with -i) to the master, the master
-/// to stdout; husk's terminal raw meanwhile, its size copied at the start and on SIGWINCH.
-enum TerminalRelay {
-    static func run(master: FD, control: FD, stdin: Bool) -> Int32 {
-        var rows: UInt16 = 0, cols: UInt16 = 0
-        let isTTY = isatty(0) == 1
-        if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
-        var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
-        let raw = isTTY && stdin && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
-        defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
-        var winch: [Int32] = [SIGWINCH]
-        let sfd = isTTY ? cshim_signalfd_for(&winch, 1) : -1
-        defer { if sfd >= 0 { close(sfd) } }
-        var buf = [UInt8](repeating: 0, count: 65536)
-        var stdinOpen = stdin
-        var masterOpen = true
-        var code: Int32? = nil
-        while masterOpen || code == nil {
-            var fds = [
-                pollfd(fd: masterOpen ? master.raw : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: code == nil ? control.raw : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
-            ]
-            // Once the exit status is in, what is left in the pty is read without waiting.
-            if poll(&fds, 4, code == nil ? -1 : 200) <= 0 {
-                if code != nil { break }
-                if errno == EINTR { continue }
-                break
-            }
-            if fds[0].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(master.raw, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    _ = buf.withUnsafeBytes { Out.writeAll(1, $0.baseAddress!, n) }
-                } else if n == 0 || errno != EINTR && errno != EAGAIN {
-                    masterOpen = false  // EIO: every holder of the slave has gone
-                }
-            }
-            if fds[1].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    _ = buf.withUnsafeBytes { Out.writeAll(master.raw, $0.baseAddress!, n) }
-                } else {
-                    stdinOpen = false
-                    // End of input: the terminal's EOF character, as a typed ^D.
-                    if n == 0 { _ = [UInt8(4)].withUnsafeBytes { write(master.raw, $0.baseAddress, 1) } }
-                }
-            }
-            if fds[2].revents != 0 {
-                if let (reply, _) = try? ControlClient.next(control), case .number(let c) = reply["exitCode"] {
-                    code = Int32(c)
-                } else {
-                    code = 255
-                }
-            }
-            if fds[3].revents != 0 {
-                while cshim_signalfd_read(sfd) > 0 {}
-                if cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
-            }
-        }
-        return code ?? 255
     }
 }
 
