@@ -721,7 +721,7 @@ struct Attach: ParsableCommand {
             if fds[1].revents != 0 {
                 let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
                 if n > 0 {
-                    _ = buf.withUnsafeBytes { Out.writeAll(conn.raw, $0.baseAddress!, n) }
+                    Output.writeAll(conn.raw, buf[0..<n])
                 } else {
                     stdinOpen = false
                     shutdown(conn.raw, Int32(SHUT_WR))
@@ -739,7 +739,7 @@ struct Attach: ParsableCommand {
                     inbuf.removeFirst(5 + len)
                     switch kind {
                     case 1, 2:
-                        if !data.isEmpty { _ = data.withUnsafeBytes { Out.writeAll(Int32(kind), $0.baseAddress!, $0.count) } }
+                        if !data.isEmpty { Output.writeAll(Int32(kind), data) }
                     default:
                         if let doc = try? JSONParser.parse(data), case .number(let c) = doc["exitCode"] { return Int32(c) }
                         return 0
