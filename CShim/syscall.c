@@ -26,7 +26,6 @@
 #include <sys/un.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <poll.h>
 #include <unistd.h>
 #include <linux/nsfs.h>
 #include <linux/openat2.h>
@@ -236,18 +235,6 @@ int cshim_signalfd_read(int fd) {
     ssize_t n = read(fd, &info, sizeof(info));
     if (n != (ssize_t)sizeof(info)) return -1;
     return (int)info.ssi_signo;
-}
-
-int cshim_poll2(int fd0, int fd1, int timeout_ms) {
-    struct pollfd p[2] = {{.fd = fd0, .events = POLLIN}, {.fd = fd1, .events = POLLIN}};
-    int r;
-    do {
-        r = poll(p, 2, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return -1;
-    if (r == 0) return 2;
-    if (p[0].revents) return 0;
-    return 1;
 }
 
 int cshim_cap_last_cap(void) {

@@ -181,9 +181,6 @@ int cshim_sigrtmax(void);
 int cshim_forwarded_signals_fd(void);
 /// Reads one signal number from a signalfd, or -1 (errno set; EAGAIN when none is pending).
 int cshim_signalfd_read(int fd);
-/// Waits until one of two fds is readable: returns 0 or 1 for the first one that is, -1 on
-/// error. timeout_ms < 0 waits forever; returns 2 on timeout.
-int cshim_poll2(int fd0, int fd1, int timeout_ms);
 /// Blocks `sigs` in the calling thread (threads created later inherit the mask) and returns a
 /// CLOEXEC, non-blocking signalfd that reads them, or -1.
 int cshim_signalfd_for(const int *_Nonnull sigs, int n);
