@@ -59,7 +59,7 @@ let package = Package(
         ),
         .target(
             name: "HuskPod",
-            dependencies: ["HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem", "CShim", .product(name: "Yams", package: "Yams")],
+            dependencies: ["HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem", .product(name: "Yams", package: "Yams")],
             exclude: ["pause", "keeper"],
             swiftSettings: swiftSettings,
             plugins: ["PauseBuilder"]
@@ -75,7 +75,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "husk-runc",
-            dependencies: ["HuskJSON", "HuskRuntime", "HuskSystem", "CShim"],
+            dependencies: ["HuskJSON", "HuskRuntime", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

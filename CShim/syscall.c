@@ -26,7 +26,6 @@
 #include <sys/un.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <poll.h>
 #include <unistd.h>
 #include <linux/nsfs.h>
 #include <linux/openat2.h>
@@ -73,6 +72,13 @@ _Static_assert(CSHIM_MS_BIND == MS_BIND, "MS_BIND");
 _Static_assert(CSHIM_MS_SLAVE == MS_SLAVE, "MS_SLAVE");
 _Static_assert(CSHIM_O_PATH == O_PATH, "O_PATH");
 _Static_assert(CSHIM_RESOLVE_IN_ROOT == RESOLVE_IN_ROOT, "RESOLVE_IN_ROOT");
+_Static_assert(CSHIM_CLONE_NEWUTS == CLONE_NEWUTS && CSHIM_CLONE_NEWIPC == CLONE_NEWIPC, "CLONE_NEWUTS, CLONE_NEWIPC");
+_Static_assert(CSHIM_CLONE_NEWUSER == CLONE_NEWUSER && CSHIM_CLONE_NEWTIME == CLONE_NEWTIME, "CLONE_NEWUSER, CLONE_NEWTIME");
+_Static_assert(CSHIM_MS_RDONLY == MS_RDONLY && CSHIM_MS_REC == MS_REC && CSHIM_MS_SHARED == MS_SHARED, "MS_*");
+_Static_assert(CSHIM_MS_NOSYMFOLLOW == 256 && CSHIM_MS_LAZYTIME == MS_LAZYTIME, "MS_NOSYMFOLLOW, MS_LAZYTIME");
+_Static_assert(CSHIM_MNT_DETACH == MNT_DETACH, "MNT_DETACH");
+_Static_assert(CSHIM_EPOLLIN == EPOLLIN && CSHIM_EPOLLOUT == EPOLLOUT && CSHIM_EPOLLERR == EPOLLERR, "EPOLL*");
+_Static_assert(CSHIM_EPOLLHUP == EPOLLHUP && CSHIM_EPOLLRDHUP == EPOLLRDHUP, "EPOLLHUP, EPOLLRDHUP");
 
 int cshim_setns(int fd, int nstype) { return setns(fd, nstype); }
 
@@ -229,18 +235,6 @@ int cshim_signalfd_read(int fd) {
     ssize_t n = read(fd, &info, sizeof(info));
     if (n != (ssize_t)sizeof(info)) return -1;
     return (int)info.ssi_signo;
-}
-
-int cshim_poll2(int fd0, int fd1, int timeout_ms) {
-    struct pollfd p[2] = {{.fd = fd0, .events = POLLIN}, {.fd = fd1, .events = POLLIN}};
-    int r;
-    do {
-        r = poll(p, 2, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) return -1;
-    if (r == 0) return 2;
-    if (p[0].revents) return 0;
-    return 1;
 }
 
 int cshim_cap_last_cap(void) {

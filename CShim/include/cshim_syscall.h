@@ -84,6 +84,13 @@ extern "C" {
 #define CSHIM_MOUNT_ATTR_NODEV  0x00000004ULL
 #define CSHIM_MOUNT_ATTR_NOEXEC 0x00000008ULL
 
+// MARK: - epoll events (sys/epoll.h, which Swift's Glibc module does not import)
+#define CSHIM_EPOLLIN    0x001U
+#define CSHIM_EPOLLOUT   0x004U
+#define CSHIM_EPOLLERR   0x008U
+#define CSHIM_EPOLLHUP   0x010U
+#define CSHIM_EPOLLRDHUP 0x2000U
+
 // MARK: - Namespaces and processes
 
 /// setns(2) with a namespace fd or a pidfd (nstype is a CLONE_NEW* mask; 0 = any).
@@ -174,9 +181,6 @@ int cshim_sigrtmax(void);
 int cshim_forwarded_signals_fd(void);
 /// Reads one signal number from a signalfd, or -1 (errno set; EAGAIN when none is pending).
 int cshim_signalfd_read(int fd);
-/// Waits until one of two fds is readable: returns 0 or 1 for the first one that is, -1 on
-/// error. timeout_ms < 0 waits forever; returns 2 on timeout.
-int cshim_poll2(int fd0, int fd1, int timeout_ms);
 /// Blocks `sigs` in the calling thread (threads created later inherit the mask) and returns a
 /// CLOEXEC, non-blocking signalfd that reads them, or -1.
 int cshim_signalfd_for(const int *_Nonnull sigs, int n);

@@ -1,4 +1,3 @@
-import CShim
 import FoundationEssentials
 import HuskSystem
 
@@ -32,12 +31,11 @@ enum SealedExecutable {
         guard let bytes = Data(base64Encoded: base64) else {
             throw HuskError(.internalError, "the embedded \(name) executable is corrupt")
         }
-        let raw = cshim_memfd_sealed_create(name)
-        guard raw >= 0 else { throw HuskError(.system, "memfd_create: \(currentErrno.text)") }
-        let fd = FD(adopting: raw)
+        let fd: FD
+        do { fd = try Memfd.create(name, sealable: true) } catch { throw HuskError(.system, "memfd_create: \(error.errno.text)") }
         do {
             try fd.writeAll(Array(bytes))
-            try syscall("fcntl", name) { cshim_memfd_seal(fd.raw) }
+            try Memfd.seal(fd)
         } catch {
             throw HuskError(.system, "cannot prepare the \(name) executable", cause: error)
         }

@@ -1,4 +1,3 @@
-import CShim
 import FoundationEssentials
 import HuskSystem
 
@@ -71,14 +70,14 @@ extension Container {
         var warnings: [String] = []
         SpawnPlanner.applyProcess(o.process, to: &plan, warnings: &warnings)
         for w in problems.warnings + warnings { o.warn(w) }
-        var joinFlags: UInt64 = 0
+        var joinFlags: Namespaces = []
         var joinsPid = false
         for ns in spec.linux?.namespaces ?? [] {
-            guard let flag = SpawnPlanner.namespaceFlags[ns.type] else { continue }
+            guard let flag = Namespaces(name: ns.type) else { continue }
             switch ns.type {
             case "pid": joinsPid = true
             case "user", "time": continue  // refused at create
-            default: joinFlags |= flag
+            default: joinFlags.insert(flag)
             }
         }
         plan.joins = [.init(fd: pidfd.fd, type: joinFlags)]
@@ -138,10 +137,11 @@ public final class ConsolePair: Sendable {
     public let theirs: FD
 
     public init() throws(HuskError) {
-        var pair: [CInt] = [-1, -1]
-        guard cshim_seqpacket_pair(&pair) == 0 else { throw HuskError(.system, "socketpair: \(currentErrno.text)") }
-        ours = FD(adopting: pair[0])
-        theirs = FD(adopting: pair[1])
+        do {
+            (ours, theirs) = try UnixSocket.seqpacketPair()
+        } catch {
+            throw HuskError(.system, "socketpair: \(error.errno.text)")
+        }
     }
 
     /// The pty master the child sent (waits up to 5 s).
@@ -150,13 +150,8 @@ public final class ConsolePair: Sendable {
     /// The first fd that comes over `sock` within 5 s (others sent with it are closed).
     public static func receiveMaster(from sock: FD) -> FD? {
         var buf = [UInt8](repeating: 0, count: 8)
-        var fds = [CInt](repeating: -1, count: 8)
-        var nfds: Int32 = 0
-        var pfd = pollfd(fd: sock.raw, events: Int16(POLLIN), revents: 0)
-        guard poll(&pfd, 1, 5000) > 0 else { return nil }
-        let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(sock.raw, $0.baseAddress!, 8, &fds, &nfds) }
-        guard n > 0, nfds >= 1 else { return nil }
-        for k in 1..<Int(nfds) { close(fds[k]) }
-        return FD(adopting: fds[0])
+        guard (try? Poll.firstReadable([sock.raw], timeoutMilliseconds: 5000)) == 0 else { return nil }
+        guard let (n, fds) = try? UnixSocket.receive(sock, into: &buf), n > 0 else { return nil }
+        return fds.first  // the others close with the array
     }
 }

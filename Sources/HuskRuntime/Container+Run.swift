@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 import SystemPackage
 
@@ -11,21 +10,20 @@ import Musl
 extension Container {
     /// Blocks the signals a foreground run forwards and returns the signalfd that receives
     /// them. Must run before the process starts any thread (first thing in `main`).
-    public static func prepareSignalForwarding() -> FD? {
-        let fd = cshim_forwarded_signals_fd()
-        return fd >= 0 ? FD(adopting: fd) : nil
+    public static func prepareSignalForwarding() -> SignalFD? {
+        try? SignalFD.forwarded()
     }
 
     /// `run` in the foreground: create, start, forward every signal this process receives to
     /// the container process, wait for it, delete the container. Returns how it ended.
     /// The caller is the parent of the container process.
     public static func runForeground(
-        id: String, bundle: String, root: RuntimeRoot, options: CreateOptions, signals: FD?,
+        id: String, bundle: String, root: RuntimeRoot, options: CreateOptions, signals: SignalFD?,
         keep: Bool = false, wait: ((SpawnedProcess) -> ExitStatus)? = nil
     ) throws(HuskError) -> ExitStatus {
         // As runc: orphans of a container without its own pid namespace are reparented to us,
         // and reaped when the container is deleted.
-        _ = cshim_set_child_subreaper(1)
+        try? Children.becomeSubreaper()
         let (container, process) = try create(id: id, bundle: bundle, root: root, options: options)
         do throws(HuskError) {
             try container.startReporting(process, warn: options.warn)
@@ -61,16 +59,12 @@ extension Container {
     }
 
     /// Waits for a child, passing on every signal that arrives on `signals` meanwhile.
-    public static func waitForwarding(_ pidfd: PidFD, signals: FD?) -> ExitStatus {
+    public static func waitForwarding(_ pidfd: PidFD, signals: SignalFD?) -> ExitStatus {
         while true {
             if let signals {
-                let which = cshim_poll2(pidfd.fd.raw, signals.raw, -1)
+                let which = try? Poll.firstReadable([pidfd.fd.raw, signals.fd.raw])
                 if which == 1 {
-                    while true {
-                        let sig = cshim_signalfd_read(signals.raw)
-                        if sig <= 0 { break }
-                        try? pidfd.signal(sig)
-                    }
+                    for sig in signals.drain() { try? pidfd.signal(sig) }
                     continue
                 }
             }

@@ -1,4 +1,3 @@
-import CShim
 import FoundationEssentials
 import HuskSystem
 import SystemPackage
@@ -140,7 +139,7 @@ public struct Container: Sendable {
                 planned.plan.joins.append(.init(fd: try openNamespace(j.path, type: j.type, field: j.field), type: j.type))
             }
             if let p = planned.pidNamespacePath {
-                planned.plan.pidNamespace = try openNamespace(p, type: CSHIM_CLONE_NEWPID, field: "linux.namespaces (pid)")
+                planned.plan.pidNamespace = try openNamespace(p, type: .pid, field: "linux.namespaces (pid)")
             }
             do {
                 planned.plan.cgroup = try g.open()
@@ -283,22 +282,17 @@ public struct Container: Sendable {
         for w in try OCIResources.apply(limits, to: g, ignoreMissing: ignoreMissing) { warn(w) }
     }
 
-    static func openNamespace(_ path: String, type: UInt64, field: String) throws(HuskError) -> FD {
+    static func openNamespace(_ path: String, type: Namespaces, field: String) throws(HuskError) -> FD {
         let fd: FD
         do {
             fd = try FD.open(path, O_RDONLY)
         } catch {
             throw HuskError(.invalidArgument, "\(field): cannot open \(path)", cause: error)
         }
-        let actual = cshim_ns_get_type(fd.raw)
-        if actual < 0 || UInt64(actual) != type {
-            throw HuskError(.invalidArgument, "\(field): \(path) is not a \(namespaceName(type)) namespace")
+        guard (try? Namespaces.type(of: fd)) == type else {
+            throw HuskError(.invalidArgument, "\(field): \(path) is not a \(type) namespace")
         }
         return fd
-    }
-
-    static func namespaceName(_ flag: UInt64) -> String {
-        SpawnPlanner.namespaceFlags.first { $0.value == flag }?.key ?? "\(flag)"
     }
 
     /// The start gate: a FIFO the child reads one byte from. Opened O_RDWR so that the read

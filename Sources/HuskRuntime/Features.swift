@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 
 /// What this runtime supports, in the shape of runtime-spec features.md (`husk-runc features`).
@@ -46,7 +45,7 @@ public struct Features: Codable, Sendable {
 
     public static func current() -> Features {
         let flagNames = SeccompProfile.flagValues.keys.sorted()
-        let supported = flagNames.filter { cshim_seccomp_flag_supported(SeccompProfile.flagValues[$0]!) == 1 }
+        let supported = flagNames.filter(SeccompProfile.isFlagSupported)
         let actions = SeccompProfile.actions.subtracting(["SCMP_ACT_NOTIFY"]).sorted()
         let mountOptions =
             MountOptions.flagTable.keys.sorted() + MountOptions.propagation.keys.sorted() + ["bind", "rbind", "rro"]

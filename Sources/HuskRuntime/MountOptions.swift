@@ -1,10 +1,10 @@
-import CShim
+import HuskSystem
 
 /// mount(8)-style option strings turned into mount(2) flags, propagation and fs data
 /// (the same table runc and crun use).
 public struct MountOptions: Equatable, Sendable {
-    public var flags: UInt = 0
-    public var propagation: UInt = 0
+    public var flags: MountFlags = []
+    public var propagation: MountFlags = []
     public var bind = false
     public var recursive = false
     public var recursiveReadonly = false
@@ -14,38 +14,36 @@ public struct MountOptions: Equatable, Sendable {
     public var ignored: [String] = []
 
     /// (flag to set, whether the option clears it instead)
-    static let flagTable: [String: (UInt, Bool)] = [
-        "ro": (UInt(CSHIM_MS_RDONLY), false), "rw": (UInt(CSHIM_MS_RDONLY), true),
-        "nosuid": (UInt(CSHIM_MS_NOSUID), false), "suid": (UInt(CSHIM_MS_NOSUID), true),
-        "nodev": (UInt(CSHIM_MS_NODEV), false), "dev": (UInt(CSHIM_MS_NODEV), true),
-        "noexec": (UInt(CSHIM_MS_NOEXEC), false), "exec": (UInt(CSHIM_MS_NOEXEC), true),
-        "sync": (UInt(CSHIM_MS_SYNCHRONOUS), false), "async": (UInt(CSHIM_MS_SYNCHRONOUS), true),
-        "dirsync": (UInt(CSHIM_MS_DIRSYNC), false),
-        "mand": (UInt(CSHIM_MS_MANDLOCK), false), "nomand": (UInt(CSHIM_MS_MANDLOCK), true),
-        "noatime": (UInt(CSHIM_MS_NOATIME), false), "atime": (UInt(CSHIM_MS_NOATIME), true),
-        "nodiratime": (UInt(CSHIM_MS_NODIRATIME), false), "diratime": (UInt(CSHIM_MS_NODIRATIME), true),
-        "relatime": (UInt(CSHIM_MS_RELATIME), false), "norelatime": (UInt(CSHIM_MS_RELATIME), true),
-        "strictatime": (UInt(CSHIM_MS_STRICTATIME), false), "nostrictatime": (UInt(CSHIM_MS_STRICTATIME), true),
-        "lazytime": (UInt(CSHIM_MS_LAZYTIME), false), "nolazytime": (UInt(CSHIM_MS_LAZYTIME), true),
-        "nosymfollow": (UInt(CSHIM_MS_NOSYMFOLLOW), false), "symfollow": (UInt(CSHIM_MS_NOSYMFOLLOW), true),
-        "silent": (UInt(CSHIM_MS_SILENT), false), "loud": (UInt(CSHIM_MS_SILENT), true),
-        "iversion": (msIVersion, false), "noiversion": (msIVersion, true),
+    static let flagTable: [String: (MountFlags, Bool)] = [
+        "ro": (.readOnly, false), "rw": (.readOnly, true),
+        "nosuid": (.noSetID, false), "suid": (.noSetID, true),
+        "nodev": (.noDevices, false), "dev": (.noDevices, true),
+        "noexec": (.noExec, false), "exec": (.noExec, true),
+        "sync": (.synchronous, false), "async": (.synchronous, true),
+        "dirsync": (.directorySync, false),
+        "mand": (.mandatoryLocks, false), "nomand": (.mandatoryLocks, true),
+        "noatime": (.noAccessTime, false), "atime": (.noAccessTime, true),
+        "nodiratime": (.noDirectoryAccessTime, false), "diratime": (.noDirectoryAccessTime, true),
+        "relatime": (.relativeAccessTime, false), "norelatime": (.relativeAccessTime, true),
+        "strictatime": (.strictAccessTime, false), "nostrictatime": (.strictAccessTime, true),
+        "lazytime": (.lazyTime, false), "nolazytime": (.lazyTime, true),
+        "nosymfollow": (.noSymlinkFollow, false), "symfollow": (.noSymlinkFollow, true),
+        "silent": (.silent, false), "loud": (.silent, true),
+        "iversion": (.iVersion, false), "noiversion": (.iVersion, true),
     ]
-    /// MS_I_VERSION (include/uapi/linux/mount.h).
-    static let msIVersion: UInt = 1 << 23
 
     /// Propagation option names and their flags (also used for rootfsPropagation).
-    public static let propagation: [String: UInt] = [
-        "private": UInt(CSHIM_MS_PRIVATE), "rprivate": UInt(CSHIM_MS_PRIVATE | CSHIM_MS_REC),
-        "shared": UInt(CSHIM_MS_SHARED), "rshared": UInt(CSHIM_MS_SHARED | CSHIM_MS_REC),
-        "slave": UInt(CSHIM_MS_SLAVE), "rslave": UInt(CSHIM_MS_SLAVE | CSHIM_MS_REC),
-        "unbindable": UInt(CSHIM_MS_UNBINDABLE), "runbindable": UInt(CSHIM_MS_UNBINDABLE | CSHIM_MS_REC),
+    public static let propagation: [String: MountFlags] = [
+        "private": .private, "rprivate": [.private, .recursive],
+        "shared": .shared, "rshared": [.shared, .recursive],
+        "slave": .slave, "rslave": [.slave, .recursive],
+        "unbindable": .unbindable, "runbindable": [.unbindable, .recursive],
     ]
 
     public init(_ options: [String]) {
         for o in options {
             if let (flag, clear) = Self.flagTable[o] {
-                if clear { flags &= ~flag } else { flags |= flag }
+                if clear { flags.remove(flag) } else { flags.insert(flag) }
             } else if let prop = Self.propagation[o] {
                 propagation = prop
             } else if o == "bind" {
@@ -55,7 +53,7 @@ public struct MountOptions: Equatable, Sendable {
                 recursive = true
             } else if o == "rro" {
                 recursiveReadonly = true
-                flags |= UInt(CSHIM_MS_RDONLY)
+                flags.insert(.readOnly)
             } else if o == "rrw" || o == "remount" || o == "defaults" || o == "tmpcopyup" || o == "_netdev" {
                 ignored.append(o)
             } else {

@@ -53,6 +53,13 @@ public enum Children {
         return true
     }
 
+    /// Makes this process a child subreaper: orphans among its descendants are reparented to
+    /// it rather than to init (and must be reaped here, `reapOrphans`). The underlying call is
+    /// `prctl(PR_SET_CHILD_SUBREAPER)`.
+    public static func becomeSubreaper() throws(SystemCallError) {
+        try syscall("prctl", "PR_SET_CHILD_SUBREAPER") { cshim_set_child_subreaper(1) }
+    }
+
     /// The children of every thread of this process (/proc/self/task/*/children).
     public static func listChildren() -> [pid_t] {
         var out: [pid_t] = []

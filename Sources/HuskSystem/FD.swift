@@ -32,10 +32,28 @@ public final class FD: Sendable {
         return FD(adopting: fd)
     }
 
-    /// openat2(2) with O_CLOEXEC and RESOLVE_* flags.
-    public func openat2(_ path: String, _ flags: CInt, mode: UInt64 = 0, resolve: UInt64) throws(SystemCallError) -> FD {
+    /// How openat2(2) may resolve a path (RESOLVE_*, linux/openat2.h).
+    public struct Resolve: OptionSet, Sendable, Hashable {
+        public let rawValue: UInt64
+        public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+        /// Never cross a mount point.
+        public static let noCrossingMounts = Resolve(rawValue: CSHIM_RESOLVE_NO_XDEV)
+        /// Never follow a magic link (/proc/<pid>/fd/<n>, /proc/<pid>/exe, ...).
+        public static let noMagicLinks = Resolve(rawValue: CSHIM_RESOLVE_NO_MAGICLINKS)
+        /// Never follow any symlink.
+        public static let noSymlinks = Resolve(rawValue: CSHIM_RESOLVE_NO_SYMLINKS)
+        /// Fail for anything that would leave the directory.
+        public static let beneath = Resolve(rawValue: CSHIM_RESOLVE_BENEATH)
+        /// Treat the directory as the root: "..", absolute paths and absolute symlinks stay in it.
+        public static let inRoot = Resolve(rawValue: CSHIM_RESOLVE_IN_ROOT)
+    }
+
+    /// openat(2)-like, relative to this directory fd, with O_CLOEXEC and `resolve`'s limits on
+    /// how the path is walked. The underlying call is `openat2(2)`.
+    public func openat2(_ path: String, _ flags: CInt, mode: UInt64 = 0, resolve: Resolve) throws(SystemCallError) -> FD {
         let fd = try syscall("openat2", path) {
-            cshim_openat2(raw, path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), mode, resolve)
+            cshim_openat2(raw, path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), mode, resolve.rawValue)
         }
         return FD(adopting: fd)
     }
@@ -66,6 +84,10 @@ public final class FD: Sendable {
     /// "/proc/self/fd/<n>": the magic link the kernel resolves to this very file.
     public var procPath: String { "/proc/self/fd/\(raw)" }
 }
+
+/// O_PATH for open(2) (an fd that only names a file: for *at calls, fstat, mounts); Swift's
+/// Glibc module leaves it out.
+public let O_PATH: CInt = CSHIM_O_PATH
 
 /// A pipe, both ends CLOEXEC.
 public func makePipe() throws(SystemCallError) -> (read: FD, write: FD) {

@@ -1,4 +1,3 @@
-import CShim
 import FoundationEssentials
 import HuskJSON
 import HuskRuntime
@@ -10,7 +9,7 @@ import Glibc
 
 /// Where `main` keeps the signalfd of a foreground run.
 enum RuncSignals {
-    nonisolated(unsafe) static var forwarding: FD? = nil  // set once in main before any thread
+    nonisolated(unsafe) static var forwarding: SignalFD? = nil  // set once in main before any thread
 }
 
 /// The verbs of husk-runc. Each is thin: parse, call HuskRuntime, print (DESIGN §1).
@@ -86,11 +85,11 @@ enum Runc {
 
     /// Connects to the caller's console socket (a listening unix stream socket, as go-runc's).
     static func connectConsole(_ path: String) throws(HuskError) -> FD {
-        let fd = cshim_unix_connect(path)
-        guard fd >= 0 else {
-            throw HuskError(.invalidArgument, "--console-socket: cannot connect to \(path): \(currentErrno.text)")
+        do {
+            return try UnixSocket.connect(path)
+        } catch {
+            throw HuskError(.invalidArgument, "--console-socket: cannot connect to \(path): \(error.errno.text)")
         }
-        return FD(adopting: fd)
     }
 
     static func preservedFDs(_ cl: ParsedCommandLine) throws(HuskError) -> [FD] {

@@ -1,4 +1,3 @@
-import CShim
 import FoundationEssentials
 import HuskJSON
 import HuskRuntime
@@ -97,58 +96,10 @@ extension Runc {
 
     /// Relays a pty master with this process's terminal (raw mode while it runs; window size
     /// passed on, SIGWINCH included) and forwards other signals, until the process exits.
-    static func relayTerminal(master: FD, process: SpawnedProcess, signals: FD?) -> ExitStatus {
-        var rows: UInt16 = 0, cols: UInt16 = 0
-        let isTTY = isatty(0) == 1
-        if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
-        var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
-        let raw = isTTY && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
-        defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
-        var buf = [UInt8](repeating: 0, count: 65536)
-        var stdinOpen = true
-        var masterOpen = true
-        var exited = false
-        while masterOpen {
-            var fds = [
-                pollfd(fd: master.raw, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: exited ? -1 : process.pidfd.fd.raw, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: signals?.raw ?? -1, events: Int16(POLLIN), revents: 0),
-            ]
-            // Once the process is gone, what is left in the pty is read without waiting.
-            let r = poll(&fds, 4, exited ? 100 : -1)
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { break }
-            if fds[0].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(master.raw, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    _ = buf.withUnsafeBytes { FileHandleOut.writeAll(1, $0.baseAddress!, n) }
-                } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                    masterOpen = false  // EIO: every holder of the slave has gone
-                }
-            }
-            if fds[1].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    _ = buf.withUnsafeBytes { FileHandleOut.writeAll(master.raw, $0.baseAddress!, n) }
-                } else {
-                    stdinOpen = false
-                    if n == 0 { _ = [UInt8(4)].withUnsafeBytes { write(master.raw, $0.baseAddress, 1) } }  // EOF as ^D
-                }
-            }
-            if fds[2].revents != 0 { exited = true }
-            if fds[3].revents != 0, let signals {
-                while true {
-                    let sig = cshim_signalfd_read(signals.raw)
-                    if sig <= 0 { break }
-                    if sig == SIGWINCH {
-                        if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
-                    } else {
-                        try? process.pidfd.signal(sig)
-                    }
-                }
-            }
-        }
+    static func relayTerminal(master: FD, process: SpawnedProcess, signals: SignalFD?) -> ExitStatus {
+        TerminalRelay.run(
+            master: master, input: true, end: process.pidfd.fd, drainMilliseconds: 100, signals: signals,
+            onSignal: { try? process.pidfd.signal($0) })
         do {
             return try process.pidfd.wait()
         } catch {

@@ -64,31 +64,8 @@ final class Log: @unchecked Sendable {  // configured once in main before any co
 }
 
 enum FileHandleOut {
-    static func stdout(_ s: String) { write(1, s) }
-    static func stderr(_ s: String) { write(2, s) }
-
-    /// Writes n bytes fully (retrying short writes and EINTR); false on error.
-    @discardableResult
-    static func writeAll(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Bool {
-        var done = 0
-        while done < n {
-            let w = Glibc.write(fd, p + done, n - done)
-            if w < 0 && errno == EINTR { continue }
-            if w <= 0 { return false }
-            done += w
-        }
-        return true
-    }
-
-    private static func write(_ fd: Int32, _ s: String) {
-        let bytes = Array(s.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n <= 0 { return }
-            done += n
-        }
-    }
+    static func stdout(_ s: String) { Output.write(s, to: 1) }
+    static func stderr(_ s: String) { Output.write(s, to: 2) }
 }
 
 enum LogFormat: String {

@@ -140,34 +140,11 @@ func runReporting(_ body: () throws -> Void) throws {
 }
 
 enum Out {
-    static func out(_ s: String) { write(1, s) }
-    static func err(_ s: String) { write(2, s) }
-
-    /// Writes all `count` bytes at `p` to `fd` (retrying short writes); false on an error.
-    @discardableResult
-    static func writeAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int) -> Bool {
-        var done = 0
-        while done < count {
-            let n = Glibc.write(fd, p + done, count - done)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
-    }
+    static func out(_ s: String) { Output.write(s, to: 1) }
+    static func err(_ s: String) { Output.write(s, to: 2) }
 
     static var stdoutIsTerminal: Bool { isatty(1) == 1 }
     static var stderrIsTerminal: Bool { isatty(2) == 1 }
-
-    private static func write(_ fd: Int32, _ s: String) {
-        let bytes = Array(s.utf8)
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n <= 0 { return }
-            done += n
-        }
-    }
 
     static func json(_ value: some Encodable) throws -> String {
         let e = JSONEncoder()

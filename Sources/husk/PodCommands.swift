@@ -1,5 +1,4 @@
 import ArgumentParser
-import CShim
 import HuskImage
 import HuskJSON
 import HuskPod
@@ -82,8 +81,7 @@ struct Run: ParsableCommand {
                 for l in lines { Out.err("Warning: \(l); it is not enforced (--ignore-missing-controllers)\n") }
             }
             // Signals are read from a signalfd from before the supervisor exists.
-            var signals: [Int32] = [SIGINT, SIGTERM]
-            let sfd = detach ? -1 : cshim_signalfd_for(&signals, 2)
+            let sfd = detach ? nil : (try? SignalFD([SIGINT, SIGTERM]))
             let (view, supervisor) = try PodDirectory.launch(pod, settings: settings, supervisor: supervisorCommand())
             if detach {
                 throw ExitCode(detached(view))
@@ -116,7 +114,7 @@ struct Run: ParsableCommand {
         return 0
     }
 
-    func foreground(_ view: PodView, _ supervisor: SpawnedProcess, _ sfd: CInt) -> Int32 {
+    func foreground(_ view: PodView, _ supervisor: SpawnedProcess, _ sfd: SignalFD?) -> Int32 {
         let tail = LogFollower(prefix: view.pod.spec.initContainers.count + view.pod.spec.containers.count > 1)
         var v = view
         var stops = 0
@@ -128,15 +126,15 @@ struct Run: ParsableCommand {
                 Out.err("husk: the supervisor of pod \(v.qualifiedName) exited before the pod finished; see \(v.paths.supervisorLog)\n")
                 return 1
             }
-            var p = pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)
-            if sfd >= 0, poll(&p, 1, 20) > 0 {
-                while cshim_signalfd_read(sfd) > 0 {
+            var p = pollfd(fd: sfd?.fd.raw ?? -1, events: Int16(POLLIN), revents: 0)
+            if let sfd, poll(&p, 1, 20) > 0 {
+                while sfd.next() != nil {
                     stops += 1
                     // A second signal: stop without waiting for the grace period (2 s floor).
                     let grace: JSONValue = stops > 1 ? .number(0) : .null
                     _ = try? ControlClient.request(v.paths.socket, .object(["op": .string("stop"), "grace": grace]))
                 }
-            } else if sfd < 0 {
+            } else if sfd == nil {
                 usleep(20_000)
             }
             if let fresh = PodDirectory.read(v.settings, uid: v.uid) { v = fresh }
@@ -571,7 +569,12 @@ struct Exec: ParsableCommand {
                 let (first, fds) = try ControlClient.next(conn)
                 if let e = first["error"]?.stringValue { throw HuskError(.invalidState, e) }
                 guard first["tty"] != nil, let master = fds.first else { throw HuskError(.system, "the supervisor gave no terminal") }
-                throw ExitCode(TerminalRelay.run(master: master, control: conn, stdin: interactive))
+                // The exit status comes on the connection when the process has ended.
+                var code: Int32? = nil
+                TerminalRelay.run(master: master, input: interactive, end: conn, drainMilliseconds: 200, ended: {
+                    if let (reply, _) = try? ControlClient.next(conn), case .number(let c) = reply["exitCode"] { code = Int32(c) }
+                })
+                throw ExitCode(code ?? 255)
             }
             let null = try FD.open("/dev/null", O_RDONLY)
             let reply = try ControlClient.request(v.paths.socket, .object(request), fds: [interactive ? 0 : null.raw, 1, 2])
@@ -579,71 +582,6 @@ struct Exec: ParsableCommand {
             guard case .number(let code) = reply["exitCode"] else { throw HuskError(.system, "the supervisor gave no exit status") }
             throw ExitCode(Int32(code))
         }
-    }
-}
-
-/// Relays between husk's terminal and a pty master until the process on the other side has
-/// ended and the supervisor sent its exit status: stdin (with -i) to the master, the master
-/// to stdout; husk's terminal raw meanwhile, its size copied at the start and on SIGWINCH.
-enum TerminalRelay {
-    static func run(master: FD, control: FD, stdin: Bool) -> Int32 {
-        var rows: UInt16 = 0, cols: UInt16 = 0
-        let isTTY = isatty(0) == 1
-        if isTTY, cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
-        var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
-        let raw = isTTY && stdin && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
-        defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
-        var winch: [Int32] = [SIGWINCH]
-        let sfd = isTTY ? cshim_signalfd_for(&winch, 1) : -1
-        defer { if sfd >= 0 { close(sfd) } }
-        var buf = [UInt8](repeating: 0, count: 65536)
-        var stdinOpen = stdin
-        var masterOpen = true
-        var code: Int32? = nil
-        while masterOpen || code == nil {
-            var fds = [
-                pollfd(fd: masterOpen ? master.raw : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: code == nil ? control.raw : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
-            ]
-            // Once the exit status is in, what is left in the pty is read without waiting.
-            if poll(&fds, 4, code == nil ? -1 : 200) <= 0 {
-                if code != nil { break }
-                if errno == EINTR { continue }
-                break
-            }
-            if fds[0].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(master.raw, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    _ = buf.withUnsafeBytes { Out.writeAll(1, $0.baseAddress!, n) }
-                } else if n == 0 || errno != EINTR && errno != EAGAIN {
-                    masterOpen = false  // EIO: every holder of the slave has gone
-                }
-            }
-            if fds[1].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    _ = buf.withUnsafeBytes { Out.writeAll(master.raw, $0.baseAddress!, n) }
-                } else {
-                    stdinOpen = false
-                    // End of input: the terminal's EOF character, as a typed ^D.
-                    if n == 0 { _ = [UInt8(4)].withUnsafeBytes { write(master.raw, $0.baseAddress, 1) } }
-                }
-            }
-            if fds[2].revents != 0 {
-                if let (reply, _) = try? ControlClient.next(control), case .number(let c) = reply["exitCode"] {
-                    code = Int32(c)
-                } else {
-                    code = 255
-                }
-            }
-            if fds[3].revents != 0 {
-                while cshim_signalfd_read(sfd) > 0 {}
-                if cshim_get_winsize(0, &rows, &cols) == 0 { _ = cshim_set_winsize(master.raw, rows, cols) }
-            }
-        }
-        return code ?? 255
     }
 }
 
@@ -681,9 +619,8 @@ struct Attach: ParsableCommand {
             if tty && !hasTTY {
                 Out.err("Unable to use a TTY - container \(name) did not allocate one\n")
             }
-            var saved = [UInt8](repeating: 0, count: Int(cshim_termios_size()))
-            let raw = tty && hasTTY && interactive && isatty(0) == 1 && saved.withUnsafeMutableBytes { cshim_tty_raw(0, $0.baseAddress!) } == 0
-            defer { if raw { _ = saved.withUnsafeBytes { cshim_tty_restore(0, $0.baseAddress!) } } }
+            let saved = tty && hasTTY && interactive && Terminal.isTerminal(0) ? (try? Terminal.makeRaw(0)) : nil
+            defer { try? saved?.restore() }
             throw ExitCode(Self.relay(conn, stdin: interactive))
         }
     }
@@ -695,27 +632,24 @@ struct Attach: ParsableCommand {
         var inbuf: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         // Interrupted: husk ends (the container goes on), 128 + the signal.
-        var signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
-        let sfd = cshim_signalfd_for(&signals, 3)
-        defer { if sfd >= 0 { close(sfd) } }
+        let sfd = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
         while true {
             var fds = [
                 pollfd(fd: conn.raw, events: Int16(POLLIN), revents: 0),
                 pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: sfd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: sfd?.fd.raw ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             if poll(&fds, 3, -1) < 0 {
                 if errno == EINTR { continue }
                 return 1
             }
             if fds[2].revents != 0 {
-                let sig = cshim_signalfd_read(sfd)
-                return 128 + (sig > 0 ? sig : SIGINT)
+                return 128 + (sfd?.next() ?? SIGINT)
             }
             if fds[1].revents != 0 {
                 let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
                 if n > 0 {
-                    _ = buf.withUnsafeBytes { Out.writeAll(conn.raw, $0.baseAddress!, n) }
+                    Output.writeAll(conn.raw, buf[0..<n])
                 } else {
                     stdinOpen = false
                     shutdown(conn.raw, Int32(SHUT_WR))
@@ -733,7 +667,7 @@ struct Attach: ParsableCommand {
                     inbuf.removeFirst(5 + len)
                     switch kind {
                     case 1, 2:
-                        if !data.isEmpty { _ = data.withUnsafeBytes { Out.writeAll(Int32(kind), $0.baseAddress!, $0.count) } }
+                        if !data.isEmpty { Output.writeAll(Int32(kind), data) }
                     default:
                         if let doc = try? JSONParser.parse(data), case .number(let c) = doc["exitCode"] { return Int32(c) }
                         return 0

@@ -99,19 +99,19 @@ struct MountOptionsTests {
     @Test("flags, propagation, binds and fs data")
     func parse() {
         let o = MountOptions(["nosuid", "noexec", "nodev", "ro", "rslave", "mode=755", "size=65536k"])
-        #expect(o.flags == 0x1 | 0x2 | 0x4 | 0x8)
-        #expect(o.propagation == 0x80000 | 0x4000)
+        #expect(o.flags.rawValue == 0x1 | 0x2 | 0x4 | 0x8)
+        #expect(o.propagation.rawValue == 0x80000 | 0x4000)
         #expect(o.dataString == "mode=755,size=65536k")
         #expect(!o.bind)
         let b = MountOptions(["rbind", "rw", "private"])
         #expect(b.bind && b.recursive)
-        #expect(b.flags == 0)
-        #expect(b.propagation == 0x40000)
+        #expect(b.flags.rawValue == 0)
+        #expect(b.propagation.rawValue == 0x40000)
         let r = MountOptions(["ro", "rw"])
-        #expect(r.flags == 0, "rw after ro clears the flag")
+        #expect(r.flags.rawValue == 0, "rw after ro clears the flag")
         // config.md lists iversion/noiversion among the options a runtime MUST support.
-        #expect(MountOptions(["iversion"]).flags == 1 << 23 && MountOptions(["iversion"]).data.isEmpty)
-        #expect(MountOptions(["iversion", "noiversion"]).flags == 0)
+        #expect(MountOptions(["iversion"]).flags.rawValue == 1 << 23 && MountOptions(["iversion"]).data.isEmpty)
+        #expect(MountOptions(["iversion", "noiversion"]).flags.rawValue == 0)
     }
 }
 
@@ -126,7 +126,7 @@ struct SpawnPlannerTests {
     @Test("namespaces become clone flags; cgroup becomes an unshare")
     func namespaces() throws {
         let p = try SpawnPlanner.plan(spec: spec(), bundle: "/b", cgroupDirectory: "/cg")
-        #expect(p.plan.newNamespaces == 0x20000 | 0x20000000 | 0x40000000 | 0x8000000 | 0x4000000)
+        #expect(p.plan.newNamespaces.rawValue == 0x20000 | 0x20000000 | 0x40000000 | 0x8000000 | 0x4000000)
         #expect(p.plan.unshareCgroupNamespace)
         #expect(p.joins.isEmpty && p.pidNamespacePath == nil)
     }
@@ -137,7 +137,7 @@ struct SpawnPlannerTests {
         s.linux?.namespaces = [.init(type: "mount"), .init(type: "network", path: "/proc/1/ns/net"),
                                .init(type: "pid", path: "/proc/1/ns/pid")]
         let p = try SpawnPlanner.plan(spec: s, bundle: "/b", cgroupDirectory: "/cg")
-        #expect(p.plan.newNamespaces == 0x20000)
+        #expect(p.plan.newNamespaces.rawValue == 0x20000)
         #expect(p.joins.map(\.path) == ["/proc/1/ns/net"])
         #expect(p.pidNamespacePath == "/proc/1/ns/pid")
     }

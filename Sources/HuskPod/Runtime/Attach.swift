@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 
 #if canImport(Glibc)

@@ -1,4 +1,3 @@
-import CShim
 import FoundationEssentials
 import HuskImage
 import HuskJSON
@@ -300,42 +299,40 @@ public struct ContainerBuilder {
                 }
             }
             var entry = SpawnPlan.MountEntry(source: base, target: Files.clean(m.mountPath), fstype: nil)
-            entry.options = UInt32(CSHIM_MOUNT_BIND)
-            entry.flags = UInt(CSHIM_MS_REC)
+            entry.options = .bind
+            entry.flags = .recursive
             if m.readOnly {
-                entry.flags |= UInt(CSHIM_MS_RDONLY)
-                entry.options |= UInt32(CSHIM_MOUNT_REMOUNT) | UInt32(CSHIM_MOUNT_RECURSIVE_RO)
+                entry.flags.insert(.readOnly)
+                entry.options.formUnion([.remount, .recursiveReadOnly])
             }
             switch m.mountPropagation ?? "None" {
-            case "HostToContainer": entry.propagation = UInt(CSHIM_MS_SLAVE | CSHIM_MS_REC)
-            case "Bidirectional": entry.propagation = UInt(CSHIM_MS_SHARED | CSHIM_MS_REC)
-            default: entry.propagation = UInt(CSHIM_MS_PRIVATE | CSHIM_MS_REC)
+            case "HostToContainer": entry.propagation = [.slave, .recursive]
+            case "Bidirectional": entry.propagation = [.shared, .recursive]
+            default: entry.propagation = [.private, .recursive]
             }
             if let sub = m.subPath, !sub.isEmpty {
                 do {
-                    let root = try FD.open(base, CSHIM_O_PATH | O_DIRECTORY)
+                    let root = try FD.open(base, O_PATH | O_DIRECTORY)
                     let clean = Files.clean("/" + sub).dropFirst()
                     var fd: FD
                     do {
-                        fd = try root.openat2(String(clean), CSHIM_O_PATH, resolve: CSHIM_RESOLVE_IN_ROOT | CSHIM_RESOLVE_NO_MAGICLINKS)
+                        fd = try root.openat2(String(clean), O_PATH, resolve: [.inRoot, .noMagicLinks])
                     } catch {
                         // kubelet creates a missing subPath as a directory, inside the volume.
                         guard error.errno == .noSuchFileOrDirectory else { throw error }
                         var prefix = ""
                         for comp in clean.split(separator: "/") {
-                            let parent = prefix.isEmpty ? root : try root.openat2(prefix, CSHIM_O_PATH | O_DIRECTORY, resolve: CSHIM_RESOLVE_IN_ROOT | CSHIM_RESOLVE_NO_MAGICLINKS)
+                            let parent = prefix.isEmpty ? root : try root.openat2(prefix, O_PATH | O_DIRECTORY, resolve: [.inRoot, .noMagicLinks])
                             prefix += (prefix.isEmpty ? "" : "/") + comp
                             if mkdirat(parent.raw, String(comp), 0o755) != 0 && currentErrno != .fileExists {
                                 throw SystemCallError("mkdirat", prefix, currentErrno)
                             }
                         }
-                        fd = try root.openat2(String(clean), CSHIM_O_PATH, resolve: CSHIM_RESOLVE_IN_ROOT | CSHIM_RESOLVE_NO_MAGICLINKS)
+                        fd = try root.openat2(String(clean), O_PATH, resolve: [.inRoot, .noMagicLinks])
                     }
                     // A detached copy of what was resolved, for the child to attach: it cannot
                     // bind a mount of this mount namespace from its own new one.
-                    let tree = cshim_open_tree(fd.raw, "", CSHIM_OPEN_TREE_CLONE | CSHIM_OPEN_TREE_CLOEXEC | CSHIM_AT_EMPTY_PATH | CSHIM_AT_RECURSIVE)
-                    guard tree >= 0 else { throw SystemCallError("open_tree", base + "/" + sub, currentErrno) }
-                    entry.sourceFD = FD(adopting: tree)
+                    do { entry.sourceFD = try Mount.cloneTree(at: fd) } catch { throw SystemCallError("open_tree", base + "/" + sub, error.errno) }
                     entry.source = base + "/" + sub
                 } catch {
                     throw ContainerConfigError(reason: .createContainerConfigError, message: "failed to prepare subPath \"\(sub)\" of volume \"\(m.name)\": \(error)")

@@ -1,4 +1,3 @@
-import CShim
 import HuskImage
 import HuskRuntime
 import HuskSystem
@@ -159,10 +158,10 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         // Join the sandbox: network, IPC and UTS through pause's pidfd (not with hostNetwork /
         // hostIPC), and its pid namespace when the pod shares one.
         guard let pause = sandbox.pause else { throw failure(.createContainerError, "the pod sandbox is not running") }
-        var joinFlags: UInt64 = 0
-        if !pod.spec.hostNetwork { joinFlags |= CSHIM_CLONE_NEWNET | CSHIM_CLONE_NEWUTS }
-        if !pod.spec.hostIPC { joinFlags |= CSHIM_CLONE_NEWIPC }
-        if joinFlags != 0 { plan.joins.append(.init(fd: pause.fd, type: joinFlags)) }
+        var joinFlags: Namespaces = []
+        if !pod.spec.hostNetwork { joinFlags.formUnion([.network, .uts]) }
+        if !pod.spec.hostIPC { joinFlags.insert(.ipc) }
+        if !joinFlags.isEmpty { plan.joins.append(.init(fd: pause.fd, type: joinFlags)) }
         if pod.spec.shareProcessNamespace { plan.pidNamespace = pause.fd }
         // Output into pipes read by the supervisor (CRI logs), or a terminal of the
         // container's own with `tty` (its master read the same way); stdin a pipe with `stdin`.
@@ -171,10 +170,9 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         let log: CRILogWriter
         do {
             if c.tty {
-                var pair: [CInt] = [-1, -1]
-                guard cshim_seqpacket_pair(&pair) == 0 else { throw HuskError(.system, "socketpair: \(currentErrno.text)") }
-                console = FD(adopting: pair[0])
-                plan.consoleSocket = FD(adopting: pair[1])
+                let pair = try UnixSocket.seqpacketPair()
+                console = pair.0
+                plan.consoleSocket = pair.1
                 plan.setsid = true
             } else {
                 out = try makePipe()
@@ -397,14 +395,14 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         p.argv = argv
         p.env = h.exec.env + extra
         p.stdio = stdio
-        var pair: [CInt] = [-1, -1]
+        var pair: (FD, FD)? = nil
         if tty {
-            guard cshim_seqpacket_pair(&pair) == 0 else { throw HuskError(.system, "socketpair: \(currentErrno.text)") }
-            p.consoleSocket = FD(adopting: pair[1])
+            do { pair = try UnixSocket.seqpacketPair() } catch { throw HuskError(.system, "socketpair: \(error.errno.text)") }
+            p.consoleSocket = pair?.1
             p.setsid = true
         }
-        let ours = tty ? FD(adopting: pair[0]) : nil
-        p.joins = [.init(fd: h.process.pidfd.fd, type: CSHIM_CLONE_NEWNS | CSHIM_CLONE_NEWUTS | CSHIM_CLONE_NEWIPC | CSHIM_CLONE_NEWNET | CSHIM_CLONE_NEWCGROUP)]
+        let ours = pair?.0
+        p.joins = [.init(fd: h.process.pidfd.fd, type: [.mount, .uts, .ipc, .network, .cgroup])]
         p.pidNamespace = h.process.pidfd.fd
         do {
             p.cgroup = try h.cgroup.open()

@@ -1,4 +1,3 @@
-import CShim
 import HuskRuntime
 import HuskSystem
 
@@ -142,10 +141,11 @@ enum PodNetwork {
         let m = Monitor()
         Threads.spawn("pod-net") {
             let r: Result<T, PodNetworkError>
-            if let netns, cshim_setns(netns.raw, Int32(truncatingIfNeeded: CSHIM_CLONE_NEWNET)) != 0 {
-                r = .failure(PodNetworkError("cannot enter the pod's network namespace: \(currentErrno.text)"))
-            } else {
+            do throws(SystemCallError) {
+                if let netns { try Namespaces.join(.network, via: netns) }
                 r = .success(body())
+            } catch {
+                r = .failure(PodNetworkError("cannot enter the pod's network namespace: \(error.errno.text)"))
             }
             m.locked {
                 box.result = r

@@ -1,4 +1,3 @@
-import CShim
 import HuskJSON
 import HuskRuntime
 import HuskSystem
@@ -131,10 +130,10 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         }
         CgroupResources.delegate(podGroup)
         var plan = SpawnPlan()
-        plan.newNamespaces = CSHIM_CLONE_NEWNS
-        if ownNetwork { plan.newNamespaces |= CSHIM_CLONE_NEWNET | CSHIM_CLONE_NEWUTS }
-        if !spec.hostIPC { plan.newNamespaces |= CSHIM_CLONE_NEWIPC }
-        if spec.shareProcessNamespace { plan.newNamespaces |= CSHIM_CLONE_NEWPID }
+        plan.newNamespaces = .mount
+        if ownNetwork { plan.newNamespaces.formUnion([.network, .uts]) }
+        if !spec.hostIPC { plan.newNamespaces.insert(.ipc) }
+        if spec.shareProcessNamespace { plan.newNamespaces.insert(.pid) }
         plan.loopbackUp = ownNetwork
         if ownNetwork { plan.hostname = hostname }
         // pause sees nothing: an empty read-only root, uid/gid 65535, no capabilities (§11).
@@ -276,9 +275,7 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         guard !spec.hostIPC else { return }
         do {
             try Files.makeDirectories(paths.shm, mode: 0o755)
-            try syscall("mount", paths.shm) {
-                cshim_mount("shm", paths.shm, "tmpfs", UInt(CSHIM_MS_NOSUID | CSHIM_MS_NODEV | CSHIM_MS_NOEXEC), "mode=1777,size=65536k")
-            }
+            try Mount.mount("shm", on: paths.shm, type: "tmpfs", flags: [.noSetID, .noDevices, .noExec], data: "mode=1777,size=65536k")
             shmMounted = true
         } catch {
             throw HuskError(.system, "cannot mount the pod's /dev/shm", cause: error)
@@ -298,7 +295,7 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
                     if medium == "Memory" {
                         var data = "mode=1777"
                         if let limit { data += ",size=\(limit)" }
-                        try syscall("mount", dir) { cshim_mount("tmpfs", dir, "tmpfs", UInt(CSHIM_MS_NOSUID | CSHIM_MS_NODEV), data) }
+                        try Mount.mount("tmpfs", on: dir, type: "tmpfs", flags: [.noSetID, .noDevices], data: data)
                         memoryVolumes.append(dir)
                     }
                 } catch {
@@ -389,10 +386,10 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     /// Takes everything down: pause, address, mounts, cgroups. Safe to call twice.
     public func teardown() {
         stopPause()
-        for dir in memoryVolumes { _ = cshim_umount2(dir, CSHIM_MNT_DETACH) }
+        for dir in memoryVolumes { try? Mount.unmount(dir, detach: true) }
         memoryVolumes.removeAll()
         if shmMounted {
-            _ = cshim_umount2(paths.shm, CSHIM_MNT_DETACH)
+            try? Mount.unmount(paths.shm, detach: true)
             shmMounted = false
         }
         if let g = cgroup, cgroupCreated {

@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 
 #if canImport(Glibc)
@@ -8,8 +7,8 @@ import Glibc
 /// The supervisor's event loop: epoll over pidfds, log pipes and the control socket, timers,
 /// and work posted from other threads. Everything registered here runs on the loop's thread.
 public final class EventLoop: @unchecked Sendable {  // mutable state only on the loop thread or under `lock`
-    private let epfd: CInt
-    private let wake: CInt
+    private let epoll: Epoll
+    private let wake: EventFD
     private var handlers: [CInt: (UInt32) -> Void] = [:]
     private var timers: [(at: Double, id: Int, action: () -> Void)] = []
     private var nextTimer = 0
@@ -24,27 +23,27 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
     }
 
     public init() throws(HuskError) {
-        epfd = cshim_epoll_create()
-        wake = cshim_eventfd()
-        guard epfd >= 0, wake >= 0 else { throw HuskError(.system, "epoll: \(currentErrno.text)") }
-        add(wake) { [wake] _ in
-            var v: UInt64 = 0
-            _ = read(wake, &v, 8)
+        do {
+            epoll = try Epoll()
+            wake = try EventFD()
+        } catch {
+            throw HuskError(.system, "epoll: \(error.errno.text)")
         }
+        add(wake.fd.raw) { [wake] _ in wake.reset() }
     }
 
     /// Watches `fd` for input (and hang-up); `handler` runs on the loop thread.
     public func add(_ fd: CInt, _ handler: @escaping (UInt32) -> Void) {
         post { [self] in
             handlers[fd] = handler
-            cshim_epoll_add(epfd, fd)
+            try? epoll.add(fd)
         }
     }
 
     /// Stops watching `fd` (call on the loop thread, or it is posted there).
     public func remove(_ fd: CInt) {
         post { [self] in
-            cshim_epoll_del(epfd, fd)
+            try? epoll.remove(fd)
             handlers[fd] = nil
         }
     }
@@ -78,8 +77,7 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
     /// Runs `action` on the loop thread.
     public func post(_ action: @escaping () -> Void) {
         lock.locked { posted.append(action) }
-        var one: UInt64 = 1
-        _ = write(wake, &one, 8)
+        try? wake.signal()
     }
 
     /// Runs `action` on the loop thread after `seconds`. Returns an id for `cancel`.
@@ -103,8 +101,7 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
 
     /// Runs the loop on the calling thread, forever.
     public func run() -> Never {
-        var fds = [CInt](repeating: 0, count: 32)
-        var events = [UInt32](repeating: 0, count: 32)
+        var ready = [Epoll.Event](repeating: Epoll.Event(), count: 32)
         var lastActivity = Clock.monotonicSeconds()
         var idleDone = false
         while true {
@@ -127,7 +124,7 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
                 let due = Int32(max(0, (lastActivity + idle.delay - Clock.monotonicSeconds()) * 1000).rounded(.up))
                 timeout = timeout < 0 ? due : min(timeout, due)
             }
-            let n = cshim_epoll_wait(epfd, &fds, &events, Int32(fds.count), timeout)
+            let n = (try? epoll.wait(into: &ready, timeoutMilliseconds: timeout)) ?? -1
             let woke = Clock.monotonicSeconds()
             if n <= 0 {
                 if let idle, !idleDone, woke >= lastActivity + idle.delay {
@@ -138,8 +135,8 @@ public final class EventLoop: @unchecked Sendable {  // mutable state only on th
             }
             lastActivity = woke
             idleDone = false
-            for i in 0..<Int(n) {
-                handlers[fds[i]]?(events[i])
+            for e in ready.prefix(n) {
+                handlers[e.fd]?(e.events.rawValue)
             }
         }
     }

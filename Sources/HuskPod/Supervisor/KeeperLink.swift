@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 
 #if canImport(Glibc)
@@ -25,19 +24,16 @@ final class KeeperLink: @unchecked Sendable {  // `held` only under `m`
         unsetenv("HUSK_KEEPER_FD")
         unsetenv("HUSK_KEEPER_LOST")
         _ = fcntl(n, F_SETFD, FD_CLOEXEC)
+        let link = FD(adopting: n)
         var held: [String: [FD]] = [:]
         var buf = [UInt8](repeating: 0, count: 256)
-        var fds = [CInt](repeating: -1, count: 8)
-        var nfds: Int32 = 0
         while true {
-            let r = buf.withUnsafeMutableBytes { cshim_recv_with_fds(n, $0.baseAddress!, UInt($0.count), &fds, &nfds) }
-            if r <= 0 { break }
+            guard let (r, got) = try? UnixSocket.receive(link, into: &buf), r > 0 else { break }
             let text = String(decoding: buf[0..<r], as: UTF8.self)
-            let got = (0..<Int(nfds)).map { FD(adopting: fds[$0]) }
             if text.hasPrefix("E ") { break }
             if text.hasPrefix("H ") { held[String(text.dropFirst(2))] = got }
         }
-        return KeeperLink(fd: FD(adopting: n), inherited: held, lost: lost)
+        return KeeperLink(fd: link, inherited: held, lost: lost)
     }
 
     private init(fd: FD, inherited: [String: [FD]], lost: String?) {
@@ -66,10 +62,7 @@ final class KeeperLink: @unchecked Sendable {  // `held` only under `m`
     }
 
     private func send(_ message: String, _ fds: [CInt]) {
-        let bytes = Array(message.utf8)
-        _ = bytes.withUnsafeBytes { raw in
-            fds.withUnsafeBufferPointer { cshim_send_with_fds(fd.raw, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32(fds.count)) }
-        }
+        try? UnixSocket.send(fd, Array(message.utf8), fds: fds)
     }
 
     /// How the process `pid` (started at `start`) ended, as the keeper wrote it after reaping

@@ -1,4 +1,3 @@
-import CShim
 import HuskImage
 import HuskJSON
 import HuskRuntime
@@ -292,7 +291,7 @@ public enum PodDirectory {
         // Nothing may be mounted below the pod's data any more.
         let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(paths.data + "/") }
         for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) {
-            _ = cshim_umount2(m.mountPoint, CSHIM_MNT_DETACH)
+            try? Mount.unmount(m.mountPoint, detach: true)
         }
         var problems: [String] = []
         for dir in [paths.data, paths.logs, paths.state] {
@@ -405,7 +404,7 @@ public enum PodDirectory {
                 out.append("removed cgroup /husk/\(uid)" + (procs > 0 ? " (\(procs) processes killed)" : ""))
             }
             let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(data + "/") }
-            for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) where cshim_umount2(m.mountPoint, CSHIM_MNT_DETACH) == 0 {
+            for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) where (try? Mount.unmount(m.mountPoint, detach: true)) != nil {
                 out.append("unmounted \(m.mountPoint)")
             }
             if let record {

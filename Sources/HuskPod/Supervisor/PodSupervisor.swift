@@ -1,4 +1,3 @@
-import CShim
 import HuskImage
 import HuskJSON
 import HuskRuntime

@@ -1,4 +1,3 @@
-import CShim
 import HuskRuntime
 import HuskSystem
 

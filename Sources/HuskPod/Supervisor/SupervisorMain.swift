@@ -1,7 +1,7 @@
-import CShim
 import HuskJSON
 import HuskRuntime
 import HuskSystem
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -17,10 +17,9 @@ public enum SupervisorMain {
     public static func run(stateDirectory: String) -> Never {
         // Before any thread exists, so that every thread inherits the mask (the signals are
         // read from a signalfd on the loop).
-        var signals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGHUP]
-        let sfd = cshim_signalfd_for(&signals, Int32(signals.count))
+        let sfd = try? SignalFD([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
         signal(SIGPIPE, SIG_IGN)
-        _ = cshim_set_child_subreaper(1)
+        try? Children.becomeSubreaper()
         umask(0o022)
         _ = chdir("/")
         let keeper = KeeperLink.fromEnvironment()
@@ -41,11 +40,9 @@ public enum SupervisorMain {
             previous = s
         }
         try? Files.writeAtomically(supervisor.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600)
-        if sfd >= 0 {
-            loop.add(sfd) { _ in
-                while true {
-                    let sig = cshim_signalfd_read(sfd)
-                    if sig < 0 { break }
+        if let sfd {
+            loop.add(sfd.fd.raw) { _ in
+                while let sig = sfd.next() {
                     switch sig {
                     case SIGCHLD: reap(loop)
                     case SIGTERM, SIGINT: supervisor.requestStop(grace: nil)
@@ -100,15 +97,18 @@ public enum SupervisorMain {
 ///    sends after its request goes to the container's stdin.
 final class ControlServer: @unchecked Sendable {  // the listening fd is read-only after init
     let path: String
-    let fd: CInt
+    let fd: FD
     let supervisor: PodSupervisor
 
     init(path: String, supervisor: PodSupervisor) throws(HuskError) {
         self.path = path
         self.supervisor = supervisor
         unlink(path)
-        fd = cshim_unix_listen(path, 16)
-        guard fd >= 0 else { throw HuskError(.system, "cannot listen on \(path): \(currentErrno.text)") }
+        do {
+            fd = try UnixSocket.listen(path, backlog: 16)
+        } catch {
+            throw HuskError(.system, "cannot listen on \(path): \(error.errno.text)")
+        }
         chmod(path, 0o600)
     }
 
@@ -118,30 +118,27 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
 
     func serve() {
         while true {
-            let c = cshim_accept(fd)
-            if c < 0 {
-                if errno == ECONNABORTED { continue }
+            let conn: FD
+            do {
+                conn = try UnixSocket.accept(fd)
+            } catch {
+                if error.errno == .connectionAbort { continue }
                 usleep(10_000)
                 continue
             }
-            let conn = FD(adopting: c)
             // Only root (and our own uid) may drive a pod.
-            let uid = cshim_peer_uid(c)
-            guard uid == 0 || uid_t(uid) == geteuid() else { continue }
+            guard let uid = try? UnixSocket.peerUID(conn), uid == 0 || uid == geteuid() else { continue }
             Threads.spawn("request") { [self] in handle(conn) }
         }
     }
 
     func handle(_ conn: FD) {
         var buf = [UInt8](repeating: 0, count: 65536)
-        var fds = [CInt](repeating: -1, count: 8)
-        var nfds: Int32 = 0
         var request: [UInt8] = []
         var received: [FD] = []
         while !request.contains(10) && request.count < 1 << 20 {
-            let n = buf.withUnsafeMutableBytes { cshim_recv_with_fds(conn.raw, $0.baseAddress!, UInt($0.count), &fds, &nfds) }
-            if n <= 0 { break }
-            for k in 0..<Int(nfds) { received.append(FD(adopting: fds[k])) }
+            guard let (n, fds) = try? UnixSocket.receive(conn, into: &buf), n > 0 else { break }
+            received += fds
             request += buf[0..<n]
         }
         let reply: JSONValue
@@ -163,9 +160,7 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
             reply = perform(doc, fds: received) { interim, fds in
                 // A first message before the reply (a terminal's master for exec -t).
                 let bytes = Array((interim.serialized() + "\n").utf8)
-                _ = bytes.withUnsafeBytes { raw in
-                    fds.map(\.raw).withUnsafeBufferPointer { cshim_send_with_fds(conn.raw, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32($0.count)) }
-                }
+                try? UnixSocket.send(conn, bytes, fds: fds.map(\.raw))
             }
         } catch {
             reply = .object(["error": .string("bad request: \(error)")])
@@ -204,21 +199,26 @@ public enum ControlClient {
     /// Sends one request and returns the connection, to read the replies one by one
     /// (`next`).
     public static func open(_ socket: String, _ request: JSONValue, fds: [CInt] = [], patience: Double = 5) throws(HuskError) -> FD {
-        var s = cshim_unix_connect(socket)
         let deadline = Clock.monotonicSeconds() + patience
-        while s < 0 && (errno == ECONNREFUSED || errno == ENOENT) && Clock.monotonicSeconds() < deadline {
-            usleep(10_000)
-            s = cshim_unix_connect(socket)
+        func connect() throws(HuskError) -> FD {
+            while true {
+                do {
+                    return try UnixSocket.connect(socket)
+                } catch {
+                    guard error.errno == .connectionRefused || error.errno == .noSuchFileOrDirectory, Clock.monotonicSeconds() < deadline else {
+                        throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(error.errno.text)")
+                    }
+                    usleep(10_000)
+                }
+            }
         }
-        guard s >= 0 else {
-            throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(currentErrno.text)")
-        }
-        let conn = FD(adopting: s)
+        let conn = try connect()
         let bytes = Array((request.serialized() + "\n").utf8)
-        let sent = bytes.withUnsafeBytes { raw in
-            fds.withUnsafeBufferPointer { cshim_send_with_fds(s, raw.baseAddress!, UInt(raw.count), $0.baseAddress, Int32(fds.count)) }
+        do {
+            try UnixSocket.send(conn, bytes, fds: fds)
+        } catch {
+            throw HuskError(.system, "cannot talk to the pod's supervisor: \(error.errno.text)")
         }
-        guard sent == bytes.count else { throw HuskError(.system, "cannot talk to the pod's supervisor: \(currentErrno.text)") }
         return conn
     }
 
@@ -227,13 +227,12 @@ public enum ControlClient {
         var line: [UInt8] = []
         var got: [FD] = []
         var byte = [UInt8](repeating: 0, count: 1)
-        var fds = [CInt](repeating: -1, count: 8)
-        var nfds: Int32 = 0
         // One byte at a time: the fds come with the first byte of their message.
         while true {
-            let n = byte.withUnsafeMutableBytes { cshim_recv_with_fds(conn.raw, $0.baseAddress!, 1, &fds, &nfds) }
-            if n <= 0 { throw HuskError(.system, "the pod's supervisor ended before it replied") }
-            for k in 0..<Int(nfds) { got.append(FD(adopting: fds[k])) }
+            guard let (n, fds) = try? UnixSocket.receive(conn, into: &byte), n > 0 else {
+                throw HuskError(.system, "the pod's supervisor ended before it replied")
+            }
+            got += fds
             if byte[0] == 10 { break }
             line.append(byte[0])
         }

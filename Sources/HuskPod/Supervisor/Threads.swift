@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 
 #if canImport(Glibc)
@@ -16,17 +15,19 @@ public enum Threads {
             init(_ body: @escaping @Sendable () -> Void) { self.body = body }
         }
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        pthread_attr_setstacksize(&attr, 512 << 10)
+        // Allocated rather than `pthread_attr_t()`: that initializer is imported from CShim's copy of the type.
+        let attr = UnsafeMutablePointer<pthread_attr_t>.allocate(capacity: 1)
+        defer { attr.deallocate() }
+        pthread_attr_init(attr)
+        pthread_attr_setdetachstate(attr, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(attr, 512 << 10)
         var tid = pthread_t()
-        let rc = pthread_create(&tid, &attr, { arg in
+        let rc = pthread_create(&tid, attr, { arg in
             let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
             b.body()
             return nil
         }, box)
-        pthread_attr_destroy(&attr)
+        pthread_attr_destroy(attr)
         if rc != 0 {
             Unmanaged<AnyObject>.fromOpaque(box).release()
             body()  // no thread: run inline rather than lose the work

@@ -122,9 +122,9 @@ public enum Spawner {
         let arena = Arena()
         defer { arena.release() }
         var c = cshim_spawn_plan()
-        c.clone_flags = plan.newNamespaces
+        c.clone_flags = plan.newNamespaces.rawValue
         c.unshare_cgroupns = plan.unshareCgroupNamespace ? 1 : 0
-        let joins = plan.joins.map { cshim_ns_join(fd: $0.fd.raw, nstype: Int32(truncatingIfNeeded: $0.type)) }
+        let joins = plan.joins.map { cshim_ns_join(fd: $0.fd.raw, nstype: Int32(truncatingIfNeeded: $0.type.rawValue)) }
         c.joins = arena.array(joins)
         c.njoins = joins.count
         c.pid_ns_fd = plan.pidNamespace?.raw ?? -1
@@ -138,7 +138,7 @@ public enum Spawner {
         c.oom_score_adj = Int32(plan.oomScoreAdj ?? 0)
         c.set_oom_score_adj = plan.oomScoreAdj == nil ? 0 : 1
         c.rootfs = plan.rootfs.map { arena.string($0) }
-        c.root_propagation = plan.rootPropagation
+        c.root_propagation = plan.rootPropagation.rawValue
         if let o = plan.overlay {
             c.overlay_lower = arena.stringArray(o.lower.reversed(), terminated: false)
             c.noverlay_lower = o.lower.count
@@ -149,8 +149,8 @@ public enum Spawner {
         let mounts = plan.mounts.map {
             cshim_mount(
                 source: $0.source.map { arena.string($0) }, target: arena.string($0.target),
-                fstype: $0.fstype.map { arena.string($0) }, data: $0.data.map { arena.string($0) }, flags: $0.flags,
-                propagation: $0.propagation, options: $0.options, source_fd: $0.sourceFD?.raw ?? -1)
+                fstype: $0.fstype.map { arena.string($0) }, data: $0.data.map { arena.string($0) }, flags: $0.flags.rawValue,
+                propagation: $0.propagation.rawValue, options: $0.options.rawValue, source_fd: $0.sourceFD?.raw ?? -1)
         }
         c.mounts = arena.array(mounts)
         c.nmounts = mounts.count

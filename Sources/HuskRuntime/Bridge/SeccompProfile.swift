@@ -26,6 +26,11 @@ public enum SeccompProfile {
         "SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32,
     ]
+    /// Whether the running kernel accepts a filter flag (a name of `flagValues`).
+    static func isFlagSupported(_ name: String) -> Bool {
+        guard let value = flagValues[name] else { return false }
+        return cshim_seccomp_flag_supported(value) == 1
+    }
     /// Architectures of the runtime-spec and libseccomp's names for them.
     static let architectures: [String: String] = [
         "SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32": "x32", "SCMP_ARCH_ARM": "arm",

@@ -10,15 +10,15 @@ public struct SpawnPlan: Sendable {
         public var target: String
         public var fstype: String?
         public var data: String?
-        public var flags: UInt = 0
-        public var propagation: UInt = 0
-        public var options: UInt32 = 0
+        public var flags: MountFlags = []
+        public var propagation: MountFlags = []
+        public var options: Options = []
         /// For binds: the source already opened (O_PATH) by the caller, e.g. a subPath resolved
         /// inside its volume.
         public var sourceFD: FD? = nil
 
-        public init(source: String?, target: String, fstype: String?, data: String? = nil, flags: UInt = 0,
-                    propagation: UInt = 0, options: UInt32 = 0) {
+        public init(source: String?, target: String, fstype: String?, data: String? = nil, flags: MountFlags = [],
+                    propagation: MountFlags = [], options: Options = []) {
             self.source = source
             self.target = target
             self.fstype = fstype
@@ -26,6 +26,23 @@ public struct SpawnPlan: Sendable {
             self.flags = flags
             self.propagation = propagation
             self.options = options
+        }
+
+        /// What the child does beyond mount(2) for an entry (CSHIM_MOUNT_*, cshim_spawn.h).
+        public struct Options: OptionSet, Sendable, Hashable {
+            public let rawValue: UInt32
+            public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+            /// The source is a host path (or `sourceFD`) bound at the target.
+            public static let bind = Options(rawValue: UInt32(CSHIM_MOUNT_BIND))
+            /// Refuse a target that is a symlink (proc, sysfs).
+            public static let noSymlink = Options(rawValue: UInt32(CSHIM_MOUNT_NO_SYMLINK))
+            /// A bind is remounted with `flags` afterwards (ro, nosuid, ...).
+            public static let remount = Options(rawValue: UInt32(CSHIM_MOUNT_REMOUNT))
+            /// Read-only all the way down (MOUNT_ATTR_RDONLY on every mount below: rro).
+            public static let recursiveReadOnly = Options(rawValue: UInt32(CSHIM_MOUNT_RECURSIVE_RO))
+            /// The target is created as a file, not a directory.
+            public static let targetFile = Options(rawValue: UInt32(CSHIM_MOUNT_TARGET_FILE))
         }
     }
 
@@ -40,16 +57,16 @@ public struct SpawnPlan: Sendable {
 
     public struct NamespaceJoin: Sendable {
         public var fd: FD
-        public var type: UInt64  // CLONE_NEW*
+        public var type: Namespaces
 
-        public init(fd: FD, type: UInt64) {
+        public init(fd: FD, type: Namespaces) {
             self.fd = fd
             self.type = type
         }
     }
 
     // Namespaces.
-    public var newNamespaces: UInt64 = 0
+    public var newNamespaces: Namespaces = []
     public var unshareCgroupNamespace = false
     public var joins: [NamespaceJoin] = []
     public var pidNamespace: FD? = nil
@@ -74,7 +91,7 @@ public struct SpawnPlan: Sendable {
     public var rootfs: String? = nil
     /// An overlay mounted at `rootfs` in the child: lower dirs lowest first, upper, work.
     public var overlay: (lower: [String], upper: String, work: String)? = nil
-    public var rootPropagation: UInt = 0
+    public var rootPropagation: MountFlags = []
     public var rootfsReadonly = false
     public var mounts: [MountEntry] = []
     public var setupDev = false

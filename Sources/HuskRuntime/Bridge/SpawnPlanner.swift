@@ -1,4 +1,3 @@
-import CShim
 import HuskSystem
 
 /// Turns a validated runtime spec into a `SpawnPlan` (pure data) plus the namespace paths the
@@ -6,19 +5,13 @@ import HuskSystem
 public struct PlannedSpawn: Sendable {
     public var plan: SpawnPlan
     /// Namespaces to join by path (not pid): (path, CLONE_NEW* type, JSON path for errors).
-    public var joins: [(path: String, type: UInt64, field: String)] = []
+    public var joins: [(path: String, type: Namespaces, field: String)] = []
     /// The pid namespace to create the child in, by path.
     public var pidNamespacePath: String? = nil
     public var warnings: [String] = []
 }
 
 public enum SpawnPlanner {
-    static let namespaceFlags: [String: UInt64] = [
-        "pid": CSHIM_CLONE_NEWPID, "network": CSHIM_CLONE_NEWNET, "mount": CSHIM_CLONE_NEWNS,
-        "ipc": CSHIM_CLONE_NEWIPC, "uts": CSHIM_CLONE_NEWUTS, "cgroup": CSHIM_CLONE_NEWCGROUP,
-        "user": CSHIM_CLONE_NEWUSER, "time": CSHIM_CLONE_NEWTIME,
-    ]
-
     /// The device nodes every container gets (runc's default set).
     public static let defaultDevices: [SpawnPlan.DeviceNode] = [
         .init(path: "/dev/null", mode: 0o020666, major: 1, minor: 3),
@@ -42,7 +35,7 @@ public enum SpawnPlanner {
         // Namespaces.
         var own: Set<String> = []
         for (i, ns) in (linux.namespaces ?? []).enumerated() {
-            guard let flag = namespaceFlags[ns.type] else { continue }
+            guard let flag = Namespaces(name: ns.type) else { continue }
             if let path = ns.path, !path.isEmpty {
                 if ns.type == "pid" {
                     out.pidNamespacePath = path
@@ -53,11 +46,11 @@ public enum SpawnPlanner {
                 plan.unshareCgroupNamespace = true
                 own.insert(ns.type)
             } else {
-                plan.newNamespaces |= flag
+                plan.newNamespaces.insert(flag)
                 own.insert(ns.type)
             }
         }
-        let joinsMount = out.joins.contains { $0.type == CSHIM_CLONE_NEWNS }
+        let joinsMount = out.joins.contains { $0.type == .mount }
 
         // Root filesystem, mounts, devices.
         if !joinsMount {
@@ -73,7 +66,7 @@ public enum SpawnPlanner {
                 let entry = try mountEntry(m, index: i, bundle: bundle, ownCgroupNS: own.contains("cgroup"),
                                            cgroupDirectory: cgroupDirectory, warnings: &out.warnings)
                 if entry.target == "/dev/pts" { hasPts = true }
-                if entry.target == "/dev" && entry.options & UInt32(CSHIM_MOUNT_BIND) != 0 { bindsDev = true }
+                if entry.target == "/dev" && entry.options.contains(.bind) { bindsDev = true }
                 plan.mounts.append(entry)
             }
             plan.setupDev = !bindsDev
@@ -159,16 +152,16 @@ public enum SpawnPlanner {
         var entry = SpawnPlan.MountEntry(source: m.source, target: target, fstype: type, data: opts.dataString)
         entry.flags = opts.flags
         entry.propagation = opts.propagation
-        if opts.recursiveReadonly { entry.options |= UInt32(CSHIM_MOUNT_RECURSIVE_RO) }
+        if opts.recursiveReadonly { entry.options.insert(.recursiveReadOnly) }
 
         func makeBind(source: String) {
             entry.source = source
             entry.fstype = nil
             entry.data = nil
-            entry.options |= UInt32(CSHIM_MOUNT_BIND)
-            entry.flags = opts.flags | (opts.recursive ? UInt(CSHIM_MS_REC) : 0)
+            entry.options.insert(.bind)
+            entry.flags = opts.flags.union(opts.recursive ? .recursive : [])
             // A bind takes the source's flags; anything asked for needs a remount.
-            if opts.flags & ~UInt(CSHIM_MS_REC) != 0 { entry.options |= UInt32(CSHIM_MOUNT_REMOUNT) }
+            if !opts.flags.subtracting(.recursive).isEmpty { entry.options.insert(.remount) }
         }
 
         switch type {
@@ -186,10 +179,10 @@ public enum SpawnPlanner {
                     throw HuskError(.invalidArgument, "mounts[\(index)]: a cgroup mount needs the container's cgroup")
                 }
                 makeBind(source: dir)
-                entry.options |= UInt32(CSHIM_MOUNT_REMOUNT)
+                entry.options.insert(.remount)
             }
         case "proc", "sysfs":
-            entry.options |= UInt32(CSHIM_MOUNT_NO_SYMLINK)
+            entry.options.insert(.noSymlink)
         default:
             break
         }
