@@ -80,8 +80,6 @@ extension Container {
             default: joinFlags.insert(flag)
             }
         }
-        plan.joins = [.init(fd: pidfd.fd, type: joinFlags)]
-        if joinsPid { plan.pidNamespace = pidfd.fd }
         if let sc = spec.linux?.seccomp {
             let (program, w) = try SeccompProfile.compile(sc)
             plan.seccomp = program
@@ -96,21 +94,10 @@ extension Container {
             target = g.mount.group(g.path + "/" + sub)
             guard target.exists else { throw HuskError(.notFound, "--cgroup: \(target.directory) does not exist") }
         }
-        do {
-            plan.cgroup = try target.open()
-        } catch {
-            throw HuskError(.system, "cannot open cgroup \(target.directory)", cause: error)
-        }
         plan.stdio = o.stdio
         plan.preserveFDs = o.preserveFDs
-        if o.process.terminal == true { plan.consoleSocket = o.consoleSocket }
-
-        let p: SpawnedProcess
-        do {
-            p = try Spawner.spawn(plan)
-        } catch {
-            throw HuskError(.invalidArgument, "exec failed: \(error)")
-        }
+        let terminal: Engine.ExecTerminal = o.process.terminal == true ? o.consoleSocket.map { .socket($0) } ?? .none : .none
+        let p = try Engine.exec(plan, into: pidfd, namespaces: joinFlags, joinPid: joinsPid, cgroup: target, terminal: terminal).process
         if let pidFile = o.pidFile {
             do {
                 try Files.writeAtomically(Files.absolute(pidFile), Array("\(p.pid)".utf8))

@@ -73,32 +73,8 @@ extension Container {
     public func update(_ changes: Spec.Resources, ignoreMissing: Bool = false) throws(HuskError) -> [String] {
         guard status != .stopped else { throw HuskError(.invalidState, "container \(id) is not running") }
         guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
-        if changes.devices != nil {
-            throw HuskError(.unsupported, "update: device rules cannot be changed after create (as runc)")
-        }
-        let merged = try currentResources().overlaid(with: changes)
-        var p = SpecProblems()
-        // Only the files of what was given are written; the merged set gives them context
-        // (a swap limit needs the memory limit in force).
-        var given = merged.withoutDevices
-        if changes.memory == nil { given.memory = nil }
-        if changes.cpu == nil { given.cpu = nil }
-        if changes.pids == nil { given.pids = nil }
-        if changes.blockIO == nil { given.blockIO = nil }
-        if changes.hugepageLimits == nil { given.hugepageLimits = nil }
-        if changes.rdma == nil { given.rdma = nil }
-        given.unified = changes.unified
-        given.network = changes.network
-        let limits = OCIResources.limits(given, hasBFQ: Files.exists(g.directory + "/io.bfq.weight"), into: &p)
-        if !p.errors.isEmpty { throw HuskError(.invalidArgument, p.errors.joined(separator: "; ")) }
-        if merged.memory?.checkBeforeUpdate == true, let max = limits.first(where: { $0.file == "memory.max" }),
-            let want = UInt64(max.value), let current = g.read("memory.current").flatMap({ UInt64($0.trimmed) }), want < current
-        {
-            throw HuskError(.invalidArgument,
-                            "linux.resources.memory.limit: \(want) is below the memory in use (\(current)); checkBeforeUpdate refuses it")
-        }
-        OCIResources.delegate(OCIResources.controllers(limits), to: g, mayWrite: record.mayPrune)
-        let warnings = try OCIResources.apply(limits, to: g, ignoreMissing: ignoreMissing)
+        let (merged, warnings) = try Engine.update(
+            g, changes: changes, current: try currentResources(), mayWrite: record.mayPrune, ignoreMissing: ignoreMissing)
         do {
             let e = JSONEncoder()
             e.outputFormatting = [.sortedKeys]
@@ -115,21 +91,10 @@ extension Container {
     /// filled from cgroup v2 files as runc's fs2 driver does). Files the host lacks are left out.
     public func stats() throws(HuskError) -> JSONValue {
         guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
-        func keyed(_ file: String) -> [String: UInt64] {
-            var m: [String: UInt64] = [:]
-            for line in (g.read(file) ?? "").split(separator: "\n") {
-                let f = line.split(separator: " ")
-                if f.count == 2, let v = UInt64(f[1]) { m[String(f[0])] = v }
-            }
-            return m
-        }
-        func single(_ file: String) -> UInt64? {
-            guard let s = g.read(file)?.trimmed else { return nil }
-            return s == "max" ? UInt64.max : UInt64(s)
-        }
+        let s = Engine.stats(g)
         func n(_ v: UInt64?) -> JSONValue { .number(Double(v ?? 0)) }
         var data: [String: JSONValue] = [:]
-        let cpu = keyed("cpu.stat")
+        let cpu = s.cpu
         if !cpu.isEmpty {
             data["cpu"] = .object([
                 "usage": .object([
@@ -142,35 +107,28 @@ extension Container {
                 ]),
             ])
         }
-        if let current = single("memory.current") {
-            let stat = keyed("memory.stat")
-            let events = keyed("memory.events")
-            var usage: [String: JSONValue] = ["usage": n(current), "failcnt": n(events["max"])]
-            if let l = single("memory.max") { usage["limit"] = n(l) }
-            if let p = single("memory.peak") { usage["max"] = n(p) }
-            var mem: [String: JSONValue] = ["usage": .object(usage), "cache": n(stat["file"])]
-            if let sw = single("memory.swap.current") {
+        if let current = s.memoryCurrent {
+            var usage: [String: JSONValue] = ["usage": n(current), "failcnt": n(s.memoryEvents["max"])]
+            if let l = s.memoryMax { usage["limit"] = n(l) }
+            if let p = s.memoryPeak { usage["max"] = n(p) }
+            var mem: [String: JSONValue] = ["usage": .object(usage), "cache": n(s.memoryStat["file"])]
+            if let sw = s.swapCurrent {
                 var swap: [String: JSONValue] = ["usage": n(sw + current)]
-                if let l = single("memory.swap.max"), let m = single("memory.max") {
+                if let l = s.swapMax, let m = s.memoryMax {
                     swap["limit"] = n(l == .max || m == .max ? .max : l + m)
                 }
                 mem["swap"] = .object(swap)
             }
-            mem["raw"] = .object(stat.mapValues { .number(Double($0)) })
+            mem["raw"] = .object(s.memoryStat.mapValues { .number(Double($0)) })
             data["memory"] = .object(mem)
         }
-        if let current = single("pids.current") {
-            let limit = single("pids.max")
+        if let current = s.pidsCurrent {
+            let limit = s.pidsMax
             data["pids"] = .object(["current": n(current), "limit": n(limit == .max ? 0 : limit)])
         }
         var huge: [String: JSONValue] = [:]
-        for name in Files.list(g.directory) ?? [] where name.hasPrefix("hugetlb.") && name.hasSuffix(".current") {
-            let size = String(name.dropFirst("hugetlb.".count).dropLast(".current".count))
-            if size.contains(".") { continue }  // hugetlb.2MB.rsvd.current
-            let max = single("hugetlb.\(size).max")
-            huge[size] = .object([
-                "usage": n(single(name)), "max": n(max == .max ? 0 : max), "failcnt": n(keyed("hugetlb.\(size).events")["max"]),
-            ])
+        for (size, h) in s.hugetlb {
+            huge[size] = .object(["usage": n(h.usage), "max": n(h.max == .max ? 0 : h.max), "failcnt": n(h.failcnt)])
         }
         if !huge.isEmpty { data["hugetlb"] = .object(huge) }
         return .object(["type": .string("stats"), "id": .string(id), "data": .object(data)])
@@ -179,10 +137,7 @@ extension Container {
     /// oom_kill of memory.events (0 without the memory controller).
     public var oomKills: UInt64 {
         guard let g = record.cgroup else { return 0 }
-        for line in (g.read("memory.events") ?? "").split(separator: "\n") where line.hasPrefix("oom_kill ") {
-            return UInt64(line.dropFirst("oom_kill ".count)) ?? 0
-        }
-        return 0
+        return Engine.stats(g).oomKills
     }
 }
 

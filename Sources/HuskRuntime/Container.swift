@@ -101,135 +101,97 @@ public struct Container: Sendable {
             pidStartTime: ProcessInfo.stat(getpid())?.startTime ?? 0, bundle: bundle.path,
             rootfs: bundle.rootfs ?? "", created: Clock.rfc3339Nano(), owner: "", annotations: bundle.spec.annotations,
             cgroupMount: nil, cgroupPath: nil, cgroupCreated: [])
-        var group: Cgroup2Group? = nil
-        var process: SpawnedProcess? = nil
         let hooks = bundle.spec.hooks.flatMap { $0.isEmpty ? nil : $0 }
-        var hookFailed = false
+        var request: EngineRequest
         do throws(HuskError) {
-            // The cgroup: found in mountinfo, created before the clone that lands in it.
-            guard let mount = try? Cgroup2Mount.discover() else {
-                throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted (see /proc/self/mountinfo)")
-            }
-            let cgPath = try cgroupPath(spec: bundle.spec, id: id, defaultParent: options.defaultCgroupParent)
-            let g = mount.group(cgPath)
-            record.cgroupMount = mount.path
-            record.cgroupPath = g.path
-            if g.exists && !g.processes().isEmpty {
-                throw HuskError(.alreadyExists, "cgroup \(g.directory) is in use by other processes")
-            }
-            do {
-                record.cgroupCreated = try g.create()
-            } catch {
-                throw HuskError(.system, "cannot create cgroup \(g.directory)", cause: error)
-            }
-            group = g
-            try root.saveRecord(record)
-            if let hooks { try Container(root: root, record: record).saveHooks(hooks) }
-            try applyResources(bundle.spec.linux?.resources, to: g, record: record,
-                               ignoreMissing: options.ignoreMissingControllers, warn: options.warn)
-
-            var planned = try SpawnPlanner.plan(spec: bundle.spec, bundle: bundle.path, cgroupDirectory: g.directory)
-            for w in planned.warnings { options.warn("\(bundle.configPath): \(w)") }
-            if let sc = bundle.spec.linux?.seccomp {
-                let (program, warnings) = try SeccompProfile.compile(sc)
-                planned.plan.seccomp = program
-                for w in warnings { options.warn("\(bundle.configPath): \(w)") }
-            }
-            for j in planned.joins {
-                planned.plan.joins.append(.init(fd: try openNamespace(j.path, type: j.type, field: j.field), type: j.type))
-            }
-            if let p = planned.pidNamespacePath {
-                planned.plan.pidNamespace = try openNamespace(p, type: .pid, field: "linux.namespaces (pid)")
-            }
-            do {
-                planned.plan.cgroup = try g.open()
-            } catch {
-                throw HuskError(.system, "cannot open cgroup \(g.directory)", cause: error)
-            }
-            let filter = DeviceFilter.build(
-                resources: bundle.spec.linux?.resources?.devices, devices: bundle.spec.linux?.devices)
-            try filter.attach(to: planned.plan.cgroup!, path: g.directory)
-            planned.plan.gate = try makeGate(dir + "/exec.fifo")
-            planned.plan.stdio = options.stdio
-            if bundle.spec.process?.terminal == true { planned.plan.consoleSocket = consoleSocket }
-            planned.plan.preserveFDs = options.preserveFDs
-            if options.newKeyring { planned.plan.sessionKeyring = "_ses.\(id)" }
-
-            // Hooks that need the process stopped before pivot_root: the runtime's own run
-            // then, and the child gets its states over a pipe.
-            var atHooks: ((pid_t) -> SpawnError?)? = nil
-            if let hooks, !(hooks.prestart ?? []).isEmpty || !(hooks.createRuntime ?? []).isEmpty
-                || !(hooks.createContainer ?? []).isEmpty || !(hooks.startContainer ?? []).isEmpty
-            {
-                let (reader, writer): (FD, FD)
+            request = EngineRequest(
+                id: id, spec: bundle.spec, bundle: bundle.path,
+                cgroupPath: try cgroupPath(spec: bundle.spec, id: id, defaultParent: options.defaultCgroupParent))
+        } catch {
+            try? Files.removeTree(dir)
+            throw error
+        }
+        // Only groups this container creates (and Husk's own subtree) are written or pruned.
+        request.mayWriteCgroup = { $0 == "/husk" || $0.hasPrefix("/husk/") }
+        request.stdio = options.stdio
+        request.consoleSocket = consoleSocket
+        request.gate = .fifo(path: dir + "/exec.fifo")
+        request.preserveFDs = options.preserveFDs
+        if options.newKeyring { request.sessionKeyring = "_ses.\(id)" }
+        request.ignoreMissingControllers = options.ignoreMissingControllers
+        let configPath = bundle.configPath
+        let warn = options.warn
+        request.warn = { warn("\(configPath): \($0)") }
+        let recordBox = RecordBox(record)
+        request.onCgroup = { group, created throws(HuskError) in
+            recordBox.record.cgroupMount = group.mount.path
+            recordBox.record.cgroupPath = group.path
+            recordBox.record.cgroupCreated = created
+            try root.saveRecord(recordBox.record)
+            if let hooks { try Container(root: root, record: recordBox.record).saveHooks(hooks) }
+        }
+        // Hooks that need the process stopped before pivot_root: the runtime's own run then,
+        // and the child gets its states over a pipe.
+        let hookFailed = HookFailure()
+        if let hooks, !(hooks.prestart ?? []).isEmpty || !(hooks.createRuntime ?? []).isEmpty
+            || !(hooks.createContainer ?? []).isEmpty || !(hooks.startContainer ?? []).isEmpty
+        {
+            request.childHooks = ((hooks.createContainer ?? []).map(\.plan), (hooks.startContainer ?? []).map(\.plan))
+            request.atHooks = { pid, writer in
+                let container = Container(root: root, record: recordBox.record)
+                let creating = container.ociState(.creating, pid: pid)
+                for (kind, list) in [("prestart", hooks.prestart ?? []), ("createRuntime", hooks.createRuntime ?? [])] {
+                    if let f = runHooks(kind, list, state: creating, stopAtFailure: true, warn: warn) {
+                        hookFailed.failed = true
+                        return SpawnError(stage: .hook, errno: .invalidArgument, detail: f)
+                    }
+                }
+                var bytes: [UInt8] = []
+                for text in [creating.json(indent: nil), container.ociState(.created, pid: pid).json(indent: nil)] {
+                    var n = UInt32(text.utf8.count).littleEndian
+                    withUnsafeBytes(of: &n) { bytes += $0 }
+                    bytes += Array(text.utf8)
+                }
                 do {
-                    (reader, writer) = try makePipe()
+                    try writer.writeAll(bytes)
                 } catch {
-                    throw HuskError(.system, "cannot make the hooks pipe", cause: error)
+                    return SpawnError(stage: .hook, errno: .brokenPipe, detail: "cannot pass the hook states: \(error)")
                 }
-                planned.plan.hooksFD = reader
-                planned.plan.hooksPeerFD = writer
-                planned.plan.createContainerHooks = (hooks.createContainer ?? []).map(\.plan)
-                planned.plan.startContainerHooks = (hooks.startContainer ?? []).map(\.plan)
-                let container = Container(root: root, record: record)
-                let warn = options.warn
-                atHooks = { pid in
-                    let creating = container.ociState(.creating, pid: pid)
-                    for (kind, list) in [("prestart", hooks.prestart ?? []), ("createRuntime", hooks.createRuntime ?? [])] {
-                        if let f = runHooks(kind, list, state: creating, stopAtFailure: true, warn: warn) {
-                            return SpawnError(stage: .hook, errno: .invalidArgument, detail: f)
-                        }
-                    }
-                    var bytes: [UInt8] = []
-                    for text in [creating.json(indent: nil), container.ociState(.created, pid: pid).json(indent: nil)] {
-                        var n = UInt32(text.utf8.count).littleEndian
-                        withUnsafeBytes(of: &n) { bytes += $0 }
-                        bytes += Array(text.utf8)
-                    }
-                    do {
-                        try writer.writeAll(bytes)
-                    } catch {
-                        return SpawnError(stage: .hook, errno: .brokenPipe, detail: "cannot pass the hook states: \(error)")
-                    }
-                    return nil
-                }
+                return nil
             }
-            let p: SpawnedProcess
-            do {
-                p = try Spawner.spawn(planned.plan, atHooks: atHooks)
-            } catch {
-                hookFailed = error.stage == .hook
-                throw HuskError(.invalidArgument, "cannot create container \(id): \(error)", cause: nil)
+        }
+        let created: EngineContainer
+        do throws(HuskError) {
+            created = try Engine.create(request)
+            record = recordBox.record
+            guard let st = ProcessInfo.stat(created.pid) else {
+                throw HuskError(.system, "the container process \(created.pid) vanished during create")
             }
-            planned.plan.hooksFD = nil
-            planned.plan.hooksPeerFD = nil
-            process = p
-            guard let st = ProcessInfo.stat(p.pid) else {
-                throw HuskError(.system, "the container process \(p.pid) vanished during create")
-            }
-            record.pid = p.pid
+            record.pid = created.pid
             record.pidStartTime = st.startTime
             record.phase = .created
-            try root.saveRecord(record)
-            if let pidFile = options.pidFile {
-                do {
-                    try Files.writeAtomically(Files.absolute(pidFile), Array("\(p.pid)".utf8))
-                } catch {
-                    throw HuskError(.system, "cannot write the pid file", cause: error)
+            do throws(HuskError) {
+                try root.saveRecord(record)
+                if let pidFile = options.pidFile {
+                    do {
+                        try Files.writeAtomically(Files.absolute(pidFile), Array("\(created.pid)".utf8))
+                    } catch {
+                        throw HuskError(.system, "cannot write the pid file", cause: error)
+                    }
                 }
+            } catch {
+                Engine.kill(created.process.pidfd, cgroup: created.cgroup)
+                _ = try? created.process.pidfd.wait()
+                try? Engine.delete(created.cgroup, prune: record.mayPrune)
+                throw error
             }
-            return (Container(root: root, record: record), p)
+            return (Container(root: root, record: record), created.process)
         } catch {
-            if let process {
-                try? process.pidfd.signal(SIGKILL)
-                _ = try? process.pidfd.wait()
-            }
-            if let group { try? group.remove(prune: record.mayPrune) }
             try? Files.removeTree(dir)
             // runtime.md: a failed prestart, createRuntime or createContainer hook stops the
             // container and the lifecycle goes on with the poststop hooks.
-            if hookFailed, let hooks {
-                _ = runHooks("poststop", hooks.poststop ?? [], state: Container(root: root, record: record).ociState(.stopped, pid: 0),
+            if hookFailed.failed || (error.cause as? SpawnError)?.stage == .hook, let hooks {
+                _ = runHooks("poststop", hooks.poststop ?? [], state: Container(root: root, record: recordBox.record).ociState(.stopped, pid: 0),
                              stopAtFailure: false, warn: options.warn)
             }
             throw error
@@ -263,49 +225,6 @@ public struct Container: Sendable {
         let own = Cgroup2Mount.ownGroup()
         let parent = own == "/" ? "/" : String(own[..<(own.lastIndex(of: "/") ?? own.startIndex)])
         return Files.clean(parent + "/" + p)
-    }
-
-    /// Writes `linux.resources` into the container's group, handing the controllers it needs
-    /// down from the ancestors this container created (or Husk's own subtree).
-    static func applyResources(
-        _ r: Spec.Resources?, to g: Cgroup2Group, record: ContainerRecord, ignoreMissing: Bool,
-        warn: (String) -> Void
-    ) throws(HuskError) {
-        var p = SpecProblems()
-        var limits = OCIResources.limits(r, into: &p)
-        guard !limits.isEmpty else { return }
-        OCIResources.delegate(OCIResources.controllers(limits), to: g, mayWrite: record.mayPrune)
-        if Files.exists(g.directory + "/io.bfq.weight") {
-            limits = OCIResources.limits(r, hasBFQ: true, into: &p)
-        }
-        if !p.errors.isEmpty { throw HuskError(.invalidArgument, p.errors.joined(separator: "; ")) }
-        for w in try OCIResources.apply(limits, to: g, ignoreMissing: ignoreMissing) { warn(w) }
-    }
-
-    static func openNamespace(_ path: String, type: Namespaces, field: String) throws(HuskError) -> FD {
-        let fd: FD
-        do {
-            fd = try FD.open(path, O_RDONLY)
-        } catch {
-            throw HuskError(.invalidArgument, "\(field): cannot open \(path)", cause: error)
-        }
-        guard (try? Namespaces.type(of: fd)) == type else {
-            throw HuskError(.invalidArgument, "\(field): \(path) is not a \(type) namespace")
-        }
-        return fd
-    }
-
-    /// The start gate: a FIFO the child reads one byte from. Opened O_RDWR so that the read
-    /// blocks until `start` writes, and so that this open does not wait for a peer.
-    static func makeGate(_ path: String) throws(HuskError) -> FD {
-        guard mkfifo(path, 0o600) == 0 else {
-            throw HuskError(.system, "cannot create the start gate", cause: SystemCallError("mkfifo", path, currentErrno))
-        }
-        do {
-            return try FD.open(path, O_RDWR)
-        } catch {
-            throw HuskError(.system, "cannot open the start gate", cause: error)
-        }
     }
 
     // MARK: - state
@@ -344,44 +263,13 @@ public struct Container: Sendable {
         case .paused: throw HuskError(.invalidState, "cannot start a container in the paused state")
         case .stopped: throw HuskError(.invalidState, "cannot start a container that has stopped")
         }
-        // The process holds the gate FIFO open until it execs (or dies). A reader opened here
-        // before our writer sees POLLHUP once no writer is left: the program runs, so start
-        // returns after the startContainer hooks and the exec, as runtime.md wants, and
-        // poststart runs after the program started.
         let pidfd: PidFD
         do {
             pidfd = try PidFD.open(record.pid)
         } catch {
             throw HuskError(.invalidState, "cannot start container \(id): its process is gone", cause: error)
         }
-        let r = Glibc.open(fifoPath, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard r >= 0 else {
-            let e = currentErrno
-            if e == .noSuchFileOrDirectory { throw HuskError(.invalidState, "cannot start an already running container") }
-            throw HuskError(.system, "cannot start container \(id)", cause: SystemCallError("open", fifoPath, e))
-        }
-        let watcher = FD(adopting: r)
-        let fd = Glibc.open(fifoPath, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw HuskError(.system, "cannot start container \(id)", cause: SystemCallError("open", fifoPath, currentErrno))
-        }
-        do {
-            try FD(adopting: fd).writeAll([UInt8(ascii: "0")])
-        } catch {
-            throw HuskError(.system, "cannot start container \(id)", cause: error)
-        }
-        unlink(fifoPath)
-        while true {
-            var fds = [pollfd(fd: watcher.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd.fd.raw, events: Int16(POLLIN), revents: 0)]
-            _ = poll(&fds, 2, 1000)  // wakes at once on POLLHUP, POLLIN or the exit
-            if fds[0].revents & Int16(POLLHUP) != 0 || fds[1].revents != 0 { break }
-            if fds[0].revents & Int16(POLLIN) != 0 { usleep(200) }  // the byte is not read yet
-        }
-        // What is left in the FIFO: nothing once the program runs; the child's 'E' when a
-        // startContainer hook, seccomp or the exec failed; our own byte if it died first.
-        var left = [UInt8](repeating: 0, count: 8)
-        let n = read(watcher.raw, &left, left.count)
-        if n > 0 {
+        guard try Engine.openFIFOGate(fifoPath, process: pidfd) else {
             throw HuskError(
                 .invalidState,
                 "container \(id) stopped during start before its program ran (a startContainer hook or the exec failed; its stderr says which)")
@@ -401,14 +289,8 @@ public struct Container: Sendable {
         if s == .stopped && !all { throw HuskError(.invalidState, "container not running") }
         if s == .creating { throw HuskError(.invalidState, "container \(id) is still being created") }
         if all, let g = record.cgroup {
-            if signal == SIGKILL, g.exists {
-                do { try g.kill() } catch { throw HuskError(.system, "cannot kill container \(id)", cause: error) }
-                return
-            }
-            for pid in g.processes() {
-                guard let pfd = try? PidFD.open(pid) else { continue }
-                try? pfd.signal(signal)
-            }
+            if signal == SIGKILL && !g.exists { return }
+            do { try Engine.signalAll(g, signal) } catch { throw HuskError(.system, "cannot kill container \(id)", cause: error) }
             return
         }
         try signalInit(signal)
@@ -426,7 +308,7 @@ public struct Container: Sendable {
             throw HuskError(.invalidState, "container not running")
         }
         do {
-            try pfd.signal(signal)
+            try Engine.signal(pfd, signal)
         } catch {
             if error.errno == .noSuchProcess { throw HuskError(.invalidState, "container not running") }
             throw HuskError(.system, "cannot signal container \(id)", cause: error)
@@ -454,31 +336,13 @@ public struct Container: Sendable {
 
     func setFrozen(_ on: Bool) throws(HuskError) {
         guard let g = record.cgroup, g.exists else { throw HuskError(.invalidState, "container \(id) has no cgroup") }
-        do {
-            try g.freeze(on)
-        } catch {
-            throw HuskError(.system, "cannot \(on ? "freeze" : "thaw") container \(id)", cause: error)
-        }
-        // cgroup.events says "frozen 1" once every task has stopped.
-        let deadline = Clock.monotonicSeconds() + 10
-        while (g.read("cgroup.events") ?? "").contains("frozen 1") != on {
-            if Clock.monotonicSeconds() >= deadline {
-                throw HuskError(.system, "container \(id): the cgroup did not become \(on ? "frozen" : "thawed") within 10 s")
-            }
-            usleep(1000)
-        }
+        try Engine.setFrozen(g, on, id: id)
     }
 
     /// The pids of the container's processes (its cgroup and below), init first.
     public func processes() -> [Int32] {
         guard let g = record.cgroup, g.exists else { return isProcessAlive ? [record.pid] : [] }
-        var pids: [Int32] = []
-        func walk(_ dir: String) {
-            pids += ((try? Files.readString(dir + "/cgroup.procs")) ?? nil ?? "").split(separator: "\n").compactMap { Int32($0) }
-            for name in Files.list(dir) ?? [] where Files.isDirectory(dir + "/" + name) { walk(dir + "/" + name) }
-        }
-        walk(g.directory)
-        return pids.sorted { a, b in a == record.pid || (b != record.pid && a < b) }
+        return Engine.processes(g, first: record.pid)
     }
 
     // MARK: - delete
@@ -502,7 +366,7 @@ public struct Container: Sendable {
             guard force else {
                 throw HuskError(.invalidState, "cannot delete container \(id) that is not stopped: \(s.rawValue)")
             }
-            if let g = record.cgroup, g.exists { try? g.kill() }
+            if let g = record.cgroup, g.exists { try? Engine.signalAll(g, SIGKILL) }
             try? signalInit(SIGKILL)
         }
         if s != .stopped, let pfd = try? PidFD.open(record.pid),
@@ -523,9 +387,9 @@ public struct Container: Sendable {
     func cleanup() throws(HuskError) {
         if let g = record.cgroup {
             do {
-                try g.remove(prune: record.mayPrune)
+                try Engine.delete(g, prune: record.mayPrune)
             } catch {
-                throw HuskError(.system, "cannot remove the cgroup of container \(id)", cause: error)
+                throw HuskError(.system, "cannot remove the cgroup of container \(id)", cause: error.cause)
             }
         }
         do {
@@ -541,4 +405,15 @@ extension Container {
     public static func cgroupPathForTesting(spec: Spec, id: String) throws(HuskError) -> String {
         try cgroupPath(spec: spec, id: id, defaultParent: CreateOptions().defaultCgroupParent)
     }
+}
+
+/// The record while `create` fills it in (from the engine's cgroup callback).
+final class RecordBox: @unchecked Sendable {  // used by one create at a time, on its thread
+    var record: ContainerRecord
+    init(_ record: ContainerRecord) { self.record = record }
+}
+
+/// Whether a runtime hook failed during `create`.
+final class HookFailure: @unchecked Sendable {  // set by the hook callback on create's thread
+    var failed = false
 }

@@ -1,3 +1,4 @@
+import HuskRuntime
 import HuskSystem
 
 /// kubelet's resource config (pkg/kubelet/cm: MilliCPUToShares, MilliCPUToQuota,
@@ -135,20 +136,16 @@ public enum CgroupResources {
         guard !wanted.isEmpty else { return }
         try? group.write("cgroup.subtree_control", wanted.sorted().map { "+" + $0 }.joined(separator: " "))
     }
+}
 
-    /// Writes `limits` into `group`, skipping those whose controller it does not have.
-    /// Returns the files skipped.
-    @discardableResult
-    public static func apply(_ limits: [CgroupLimit], to group: Cgroup2Group) throws(SystemCallError) -> [CgroupLimit] {
-        let have = group.controllers()
-        var skipped: [CgroupLimit] = []
-        for l in limits {
-            guard have.contains(l.controller) else {
-                skipped.append(l)
-                continue
-            }
-            try group.write(l.file, l.value)
-        }
-        return skipped
+extension CgroupResources {
+    /// kubelet's figures as the resources of a runtime spec, so that the engine's one cgroup
+    /// writer (`OCIResources`) writes them. Each is the cgroup v2 file kubelet's conversion
+    /// gives (containerd puts memory.high for MemoryQoS in `unified` the same way).
+    public static func spec(_ limits: [CgroupLimit]) -> Spec.Resources? {
+        guard !limits.isEmpty else { return nil }
+        var r = Spec.Resources()
+        r.unified = Dictionary(limits.map { ($0.file, $0.value) }, uniquingKeysWith: { _, b in b })
+        return r
     }
 }

@@ -12,18 +12,18 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     public let name: String
     public let attempt: Int
     public let id: String
-    public let process: SpawnedProcess
-    public let cgroup: Cgroup2Group
+    /// The engine's container: process, cgroup, exec template, start gate.
+    public let engine: EngineContainer
+    public var process: SpawnedProcess { engine.process }
+    public var cgroup: Cgroup2Group { engine.cgroup }
     public let instanceDir: String
     public let terminationLog: String?
     public let stopSignal: Int32
-    /// What an exec inside this container runs as (user, capabilities, seccomp, env, cwd).
-    let exec: SpawnPlan
     let log: CRILogWriter
     /// The output pipes not yet at EOF, by stream (loop thread only).
     var outputs: [String: FD] = [:]
-    /// The write end of the start gate, until the container is started.
-    var gate: FD? = nil
+    /// The container was started (its gate opened); before that it waits at its gate.
+    var started = false
     public var exit: ExitStatus? = nil
     /// The container's stdin (spec `stdin`): the pty master with `tty`, else a pipe's write
     /// end. Under `attachLock`.
@@ -36,17 +36,15 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     var attached: [AttachClient] = []
     let attachLock = Monitor()
 
-    init(name: String, attempt: Int, id: String, process: SpawnedProcess, cgroup: Cgroup2Group, instanceDir: String,
-         terminationLog: String?, stopSignal: Int32, exec: SpawnPlan, log: CRILogWriter) {
+    init(name: String, attempt: Int, id: String, engine: EngineContainer, instanceDir: String,
+         terminationLog: String?, stopSignal: Int32, log: CRILogWriter) {
         self.name = name
         self.attempt = attempt
         self.id = id
-        self.process = process
-        self.cgroup = cgroup
+        self.engine = engine
         self.instanceDir = instanceDir
         self.terminationLog = terminationLog
         self.stopSignal = stopSignal
-        self.exec = exec
         self.log = log
     }
 
@@ -97,7 +95,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             StartFailure(waitingReason: reason, message: message, startError: startError)
         }
         let process: ContainerBuilder.Process
-        let spec: Spec
+        var spec: Spec
         var volumeMounts: [SpawnPlan.MountEntry]
         do {
             process = try builder.process()
@@ -121,104 +119,75 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         } catch {
             throw failure(.createContainerError, "\(error)")
         }
-        // The cgroup of this instance, with its device rules, before the clone lands in it.
-        guard let mount = try? Cgroup2Mount.discover() else {
-            throw failure(.createContainerError, "no cgroup2 hierarchy is mounted")
-        }
-        let group = mount.group(paths.cgroup + "/" + c.name)
-        var plan: SpawnPlan
-        do {
-            if group.exists { try group.remove(timeout: 5) }
-            try group.create()
-            try CgroupResources.apply(CgroupResources.container(c, path: "", memoryQoS: paths.settings.memoryQoS), to: group)
-            var planned = try SpawnPlanner.plan(spec: spec, bundle: dir, cgroupDirectory: group.directory)
-            plan = planned.plan
-            plan.mounts += volumeMounts
-            volumeMounts = []
-            // Deeper targets after their parents (volumes may sit inside each other or /etc).
-            plan.mounts = plan.mounts.enumerated().sorted {
-                let a = $0.element.target.split(separator: "/").count, b = $1.element.target.split(separator: "/").count
-                return a == b ? $0.offset < $1.offset : a < b
-            }.map(\.element)
-            if let sc = spec.linux?.seccomp {
-                let (program, _) = try SeccompProfile.compile(sc)
-                plan.seccomp = program
-            }
-            let filter = DeviceFilter.build(resources: spec.linux?.resources?.devices, devices: nil)
-            let cgfd = try group.open()
-            try filter.attach(to: cgfd, path: group.directory)
-            plan.cgroup = cgfd
-            planned.warnings = []
-        } catch {
-            try? group.remove(timeout: 5)
-            throw failure(.createContainerError, "\(error)")
-        }
-        // The rootfs: the image's layers under a private upper dir, mounted in the child.
-        plan.overlay = (layers, dir + "/upper", dir + "/work")
         // Join the sandbox: network, IPC and UTS through pause's pidfd (not with hostNetwork /
         // hostIPC), and its pid namespace when the pod shares one.
         guard let pause = sandbox.pause else { throw failure(.createContainerError, "the pod sandbox is not running") }
+        spec.process?.terminal = c.tty
+        // kubelet's limits go through the spec like every other resource: one cgroup writer.
+        if let limits = CgroupResources.spec(CgroupResources.container(c, path: "", memoryQoS: paths.settings.memoryQoS)) {
+            spec.linux?.resources?.unified = limits.unified
+        }
+        var request = EngineRequest(id: id, spec: spec, bundle: dir, cgroupPath: paths.cgroup + "/" + c.name)
+        request.replaceStaleCgroup = true
+        // `husk run` checked the controllers before the pod started (refused or warned).
+        request.ignoreMissingControllers = true
+        request.extraMounts = volumeMounts
+        volumeMounts = []
+        // The rootfs: the image's layers under a private upper dir, mounted in the child.
+        request.overlay = (layers, dir + "/upper", dir + "/work")
         var joinFlags: Namespaces = []
         if !pod.spec.hostNetwork { joinFlags.formUnion([.network, .uts]) }
         if !pod.spec.hostIPC { joinFlags.insert(.ipc) }
-        if !joinFlags.isEmpty { plan.joins.append(.init(fd: pause.fd, type: joinFlags)) }
-        if pod.spec.shareProcessNamespace { plan.pidNamespace = pause.fd }
+        if !joinFlags.isEmpty { request.joins.append(.init(fd: pause.fd, type: joinFlags)) }
+        if pod.spec.shareProcessNamespace { request.pidNamespace = pause.fd }
+        request.sessionKeyring = "_ses." + String(id.prefix(12))
+        request.gate = .pipe
         // Output into pipes read by the supervisor (CRI logs), or a terminal of the
         // container's own with `tty` (its master read the same way); stdin a pipe with `stdin`.
         var out: (read: FD, write: FD)? = nil, err: (read: FD, write: FD)? = nil, input: (read: FD, write: FD)? = nil
-        var console: FD? = nil
+        var console: ConsolePair? = nil
         let log: CRILogWriter
         do {
             if c.tty {
-                let pair = try UnixSocket.seqpacketPair()
-                console = pair.0
-                plan.consoleSocket = pair.1
-                plan.setsid = true
+                console = try ConsolePair()
+                request.consoleSocket = console!.theirs
             } else {
                 out = try makePipe()
                 err = try makePipe()
                 if c.stdin { input = try makePipe() }
-                plan.stdio = [try input?.read ?? FD.open("/dev/null", O_RDONLY), out!.write, err!.write]
+                request.stdio = [try input?.read ?? FD.open("/dev/null", O_RDONLY), out!.write, err!.write]
             }
-            plan.gate = nil
             log = try CRILogWriter(path: logPath)
         } catch let e as HuskError {
-            try? group.remove(timeout: 5)
             throw failure(.createContainerError, "\(e)")
         } catch {
-            try? group.remove(timeout: 5)
             throw failure(.createContainerError, "\(error)")
         }
-        let gate: (read: FD, write: FD)
-        do { gate = try makePipe() } catch { throw failure(.createContainerError, "\(error)") }
-        plan.gate = gate.read
-        plan.sessionKeyring = "_ses." + String(id.prefix(12))
-        let spawned: SpawnedProcess
-        do {
-            spawned = try Spawner.spawn(plan)
+        let created: EngineContainer
+        do throws(HuskError) {
+            created = try Engine.create(request)
         } catch {
-            try? group.remove(timeout: 5)
-            // containerd reports a container that could not be set up or exec'd as StartError.
-            throw failure(.runContainerError, "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(error)", startError: true)
+            if let spawn = error.cause as? SpawnError {
+                // containerd reports a container that could not be set up or exec'd as StartError.
+                throw failure(.runContainerError, "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(spawn)", startError: true)
+            }
+            throw failure(.createContainerError, "\(error)")
         }
-        let exec = Self.execPlan(plan)
         // The terminal's master, which the child sent before it stopped at its gate.
         var master: FD? = nil
         if let console {
-            plan.consoleSocket = nil
-            master = Self.receiveMaster(console)
+            master = console.receiveMaster()
             if master == nil {
-                try? spawned.pidfd.signal(SIGKILL)
-                _ = try? spawned.pidfd.wait()
-                try? group.remove(timeout: 5)
+                Engine.kill(created.process.pidfd, cgroup: created.cgroup)
+                _ = try? created.process.pidfd.wait()
+                try? Engine.delete(created.cgroup, timeout: 5)
                 throw failure(.runContainerError, "failed to create containerd task: no terminal came back from the container", startError: true)
             }
         }
         let handle = ContainerHandle(
-            name: c.name, attempt: attempt, id: id, process: spawned, cgroup: group, instanceDir: dir,
+            name: c.name, attempt: attempt, id: id, engine: created, instanceDir: dir,
             terminationLog: c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log", stopSignal: process.stopSignal,
-            exec: exec, log: log)
-        handle.gate = gate.write
+            log: log)
         if let master {
             handle.tty = true
             if c.stdin { handle.input = try? master.duplicate() }
@@ -231,36 +200,14 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             watchOutput(handle, out.read, "stdout")
             watchOutput(handle, err.read, "stderr")
         }
-        loop.watch(spawned.pidfd) { status in onExit(handle, status) }
+        loop.watch(created.process.pidfd) { status in onExit(handle, status) }
         return handle
     }
-
-    /// The pty master a child sent over its console socket (waits up to 5 s).
-    static func receiveMaster(_ sock: FD) -> FD? { ConsolePair.receiveMaster(from: sock) }
 
     /// Closes the container's stdin for good (stdinOnce): our end and the keeper's copy.
     func closeInput(_ h: ContainerHandle) {
         h.attachLock.locked { h.input = nil }
         if !h.tty { keeper?.hold(h.id, h.keptOutputs) }
-    }
-
-    /// What an exec in a container created from `plan` runs with.
-    static func execPlan(_ plan: SpawnPlan) -> SpawnPlan {
-        var exec = SpawnPlan()
-        exec.uid = plan.uid
-        exec.gid = plan.gid
-        exec.groups = plan.groups
-        exec.umask = plan.umask
-        exec.bounding = plan.bounding
-        exec.effective = plan.effective
-        exec.permitted = plan.permitted
-        exec.inheritable = plan.inheritable
-        exec.ambient = plan.ambient
-        exec.noNewPrivileges = plan.noNewPrivileges
-        exec.seccomp = plan.seccomp
-        exec.env = plan.env
-        exec.cwd = plan.cwd
-        return exec
     }
 
     /// Takes over a running instance a dead supervisor left (pid and start time from its
@@ -288,19 +235,21 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         guard let mount = try? Cgroup2Mount.discover() else { throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted") }
         let group = mount.group(paths.cgroup + "/" + c.name)
         let process: ContainerBuilder.Process
-        var plan: SpawnPlan
+        let template: SpawnPlan
         do {
             process = try builder.process()
             let spec = try builder.spec(process: process, instance: dir, terminationLog: termLog)
-            plan = try SpawnPlanner.plan(spec: spec, bundle: dir, cgroupDirectory: group.directory).plan
-            if let sc = spec.linux?.seccomp { plan.seccomp = try SeccompProfile.compile(sc).0 }
+            template = try Engine.execTemplate(spec: spec, bundle: dir, cgroupDirectory: group.directory)
         } catch {
             throw HuskError(.invalidArgument, "cannot work out container \(c.name)'s settings again: \(error)")
         }
         let log = try CRILogWriter(path: logPath)
+        let engine = EngineContainer(id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, createdCgroups: [],
+                                     execTemplate: template, gateWriter: nil)
         let handle = ContainerHandle(
-            name: c.name, attempt: attempt, id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, instanceDir: dir,
-            terminationLog: termLog, stopSignal: process.stopSignal, exec: Self.execPlan(plan), log: log)
+            name: c.name, attempt: attempt, id: id, engine: engine, instanceDir: dir,
+            terminationLog: termLog, stopSignal: process.stopSignal, log: log)
+        handle.started = true
         // What the keeper held: the pty master (tty), or the output pipes and stdin's.
         if c.tty, outputs.count == 1 {
             handle.tty = true
@@ -363,27 +312,28 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         keeper?.drop(h.id)
     }
 
-    /// Opens the gate: the container's program runs. Throws when exec failed.
+    /// CRI StartContainer: opens the gate, the container's program runs. Throws when exec
+    /// failed.
     func start(_ h: ContainerHandle) throws(StartFailure) {
+        h.started = true
         do {
-            try h.gate?.writeAll([1])
-            h.gate = nil
-            try h.process.waitExec()
-        } catch let e as SpawnError {
-            throw StartFailure(waitingReason: .runContainerError, message: "failed to start containerd task: OCI runtime start failed: \(e)", startError: true)
+            try Engine.start(h.engine)
         } catch {
-            throw StartFailure(waitingReason: .runContainerError, message: "\(error)", startError: true)
+            throw StartFailure(waitingReason: .runContainerError, message: "failed to start containerd task: OCI runtime start failed: \(error)", startError: true)
         }
     }
 
-    func signal(_ h: ContainerHandle, _ sig: Int32) {
-        try? h.process.pidfd.signal(sig)
+    /// CRI StopContainer: the container's stop signal, then SIGKILL to all of it once
+    /// `timeout` seconds have passed (0: SIGKILL now). `exited(deadline)` waits for the
+    /// exit the caller observes. Returns whether it ended on the stop signal.
+    @discardableResult
+    func stop(_ h: ContainerHandle, timeout: Double, exited: (Double) -> Bool) -> Bool {
+        Engine.stop(h.process.pidfd, cgroup: h.cgroup, signal: h.stopSignal, timeout: timeout, waitExit: exited)
     }
 
     /// SIGKILL to every process of the instance (cgroup.kill), then its init.
     func kill(_ h: ContainerHandle) {
-        try? h.cgroup.kill()
-        try? h.process.pidfd.signal(SIGKILL)
+        Engine.kill(h.process.pidfd, cgroup: h.cgroup)
     }
 
     /// Runs a process inside the container: all its namespaces (through its init's pidfd), its
@@ -391,43 +341,21 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     /// With `tty`, the process gets a terminal of the container's own (a pty from its
     /// /dev/pts) and the master comes back with it.
     func exec(_ h: ContainerHandle, argv: [String], stdio: [FD?], env extra: [String] = [], tty: Bool = false) throws(HuskError) -> (SpawnedProcess, master: FD?) {
-        var p = h.exec
+        var p = h.engine.execTemplate
         p.argv = argv
-        p.env = h.exec.env + extra
+        p.env = h.engine.execTemplate.env + extra
         p.stdio = stdio
-        var pair: (FD, FD)? = nil
-        if tty {
-            do { pair = try UnixSocket.seqpacketPair() } catch { throw HuskError(.system, "socketpair: \(error.errno.text)") }
-            p.consoleSocket = pair?.1
-            p.setsid = true
-        }
-        let ours = pair?.0
-        p.joins = [.init(fd: h.process.pidfd.fd, type: [.mount, .uts, .ipc, .network, .cgroup])]
-        p.pidNamespace = h.process.pidfd.fd
+        let all: Namespaces = [.mount, .uts, .ipc, .network, .cgroup]
         do {
-            p.cgroup = try h.cgroup.open()
+            return try Engine.exec(p, into: h.process.pidfd, namespaces: all, joinPid: true, cgroup: h.cgroup, terminal: tty ? .returned : .none)
         } catch {
-            throw HuskError(.system, "cannot open the cgroup of container \(h.name)", cause: error)
+            throw HuskError(.invalidArgument, "exec in container \(h.name) failed: \(error.cause.map { "\($0)" } ?? error.message)")
         }
-        let spawned: SpawnedProcess
-        do {
-            spawned = try Spawner.spawn(p)
-        } catch {
-            throw HuskError(.invalidArgument, "exec in container \(h.name) failed: \(error)")
-        }
-        guard let ours else { return (spawned, nil) }
-        // The child sent the master before it exec'd.
-        guard let master = Self.receiveMaster(ours) else {
-            try? spawned.pidfd.signal(SIGKILL)
-            _ = try? spawned.pidfd.wait()
-            throw HuskError(.system, "exec in container \(h.name): no terminal came back from the process")
-        }
-        return (spawned, master)
     }
 
     /// Removes what the instance held on the host: its cgroup and its upper dir.
     func remove(_ h: ContainerHandle) {
-        try? h.cgroup.remove(timeout: 10)
+        try? Engine.delete(h.cgroup, timeout: 10)
         try? Files.removeTree(h.instanceDir)
     }
 

@@ -123,11 +123,9 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         cgroupCreated = true
         // The pod's limits, and the controllers handed down to its containers' groups.
         CgroupResources.delegate(mount.group("/husk"))
-        do {
-            try CgroupResources.apply(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod)), to: podGroup)
-        } catch {
-            throw HuskError(.system, "cannot set the limits of cgroup \(podGroup.directory)", cause: error)
-        }
+        // The engine's one cgroup writer; `husk run` checked the controllers beforehand.
+        _ = try Engine.setResources(
+            CgroupResources.spec(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod))), on: podGroup, ignoreMissing: true)
         CgroupResources.delegate(podGroup)
         var plan = SpawnPlan()
         plan.newNamespaces = .mount

@@ -1,0 +1,168 @@
+import HuskImage
+import HuskJSON
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension PodSupervisor {
+    // MARK: - Stopping (kubelet's killContainer and KillPod, §6)
+
+    /// Asks the pod to stop; returns at once. The smallest grace asked for wins.
+    public func requestStop(grace: Int64?) {
+        let first = m.locked { () -> Bool in
+            if let g = grace { stopGrace = min(stopGrace ?? g, g) }
+            state.stopGrace = stopGrace
+            if stopRequested { return false }
+            stopRequested = true
+            state.terminating = true
+            if state.stopStartedMono == nil { state.stopStartedMono = Clock.monotonicSeconds() }
+            changed()
+            return true
+        }
+        if first { Threads.spawn("stop") { [self] in terminate() } }
+    }
+
+    /// Kills every container in parallel, then the sandbox; returns when the pod is finished.
+    /// Runs once; a second caller waits for the first.
+    func terminate() {
+        let mine = m.locked { () -> Bool in
+            if terminationStarted { return false }
+            terminationStarted = true
+            state.terminating = true
+            changed()
+            return true
+        }
+        guard mine else {
+            _ = m.wait(for: { state.finished })
+            return
+        }
+        // Pod-level grace: the request's or the spec's, at least 1 (pod workers), then at
+        // least 2 (KillPod's minimum).
+        var grace = m.locked { stopGrace ?? pod.spec.terminationGracePeriodSeconds }
+        if grace < 1 { grace = 1 }
+        if grace < 2 { grace = 2 }
+        killAll(grace: grace)
+        // The controller may be in the middle of a step (a pull, a create): once it has
+        // stopped, anything it started is killed at once.
+        _ = m.wait(for: { controllerStopped })
+        killAll(grace: 0)
+        teardown()
+        m.locked {
+            state.finished = true
+            state.sandboxReady = false
+            state.terminating = false
+            for i in state.containers.indices {
+                if state.containers[i].waiting?.reason.clearedWhenPodFinishes == true {
+                    state.containers[i].waiting = nil
+                }
+                state.containers[i].done = true
+            }
+            if !state.phase.isTerminal {
+                state.phase = .compute(
+                    restartPolicy: pod.spec.restartPolicy,
+                    statuses: state.apiStatuses(podHasInit: !pod.spec.initContainers.isEmpty), terminating: true)
+                if !state.phase.isTerminal {
+                    // Nothing runs any more: a pod stopped before its containers ended fails.
+                    state.phase = .failed
+                }
+            }
+            changed()
+        }
+    }
+
+    /// Kills every live container in parallel and waits for all; `grace` 0 means SIGKILL now.
+    func killAll(grace: Int64) {
+        let live = m.locked { handles.values.filter { $0.exit == nil } }
+        guard !live.isEmpty else { return }
+        let done = Monitor()
+        final class Count: @unchecked Sendable { var n = 0 }  // guarded by `done`
+        let count = Count()
+        for h in live {
+            let c = m.locked { state.index(h.name).map { spec($0) } }
+            guard let c else { continue }
+            Threads.spawn("kill") { [self] in
+                if grace == 0 {
+                    runtime.kill(h)
+                    _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
+                } else {
+                    killContainer(h, c, grace: grace, message: nil, ordered: true)
+                }
+                done.locked {
+                    count.n += 1
+                    done.broadcast()
+                }
+            }
+        }
+        _ = done.wait(for: { count.n == live.count })
+    }
+
+    /// killContainer: Killing event, preStop within the grace, the stop signal, SIGKILL when
+    /// the rest of the grace (at least 2 s) is spent. Blocks until the container exited.
+    /// `ordered` (the whole pod is being killed): a sidecar, after its preStop, waits for its
+    /// turn: until every app container and every sidecar declared after it has terminated, at
+    /// most the rest of its grace, which the wait uses up (§4, kubelet's terminationOrdering).
+    func killContainer(_ h: ContainerHandle, _ c: ContainerSpec, grace: Int64, message: String?, ordered: Bool = false) {
+        let st = m.locked { state.index(h.name).map { state.containers[$0] } }
+        events.normal("Killing", message ?? "Stopping container \(c.name)", st)
+        if !h.started {
+            // Created but never started: nothing to stop gracefully.
+            runtime.kill(h)
+            _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
+            return
+        }
+        var grace = grace
+        let start = Clock.monotonicSeconds()
+        if let pre = c.lifecycle?.preStop, grace > 0, m.locked({ h.exit == nil }) {
+            let hookDone = Monitor()
+            final class Result: @unchecked Sendable {  // guarded by `hookDone`
+                var done = false
+                var failure: String? = nil
+            }
+            let result = Result()
+            let deadline = start + Double(grace)
+            Threads.spawn("prestop") { [self] in
+                let failure = Hooks.run(pre, in: h, runtime: runtime, container: c, deadline: deadline) { false }
+                hookDone.locked {
+                    result.done = true
+                    result.failure = failure
+                    hookDone.broadcast()
+                }
+            }
+            _ = hookDone.wait(for: { result.done }, until: deadline)
+            if let failure = hookDone.locked({ result.failure }) {
+                _ = failure
+                events.warning("FailedPreStopHook", "PreStopHook failed", st)
+            }
+            grace -= Int64(Clock.monotonicSeconds() - start)
+        }
+        if ordered, grace > 0, let i = m.locked({ state.index(h.name) }), m.locked({ state.containers[i].kind == .sidecar }) {
+            let waitStart = Clock.monotonicSeconds()
+            _ = m.wait(for: { [self] in
+                state.containers.indices.allSatisfy { j in
+                    let o = state.containers[j]
+                    guard o.kind == .app || (o.kind == .sidecar && j > i), let other = handles[o.name] else { return true }
+                    return other.exit != nil
+                }
+            }, until: waitStart + Double(grace))
+            // Whole seconds, truncated, as kubelet counts them.
+            grace -= Int64(Clock.monotonicSeconds() - waitStart)
+        }
+        if grace < 2 { grace = 2 }
+        // StopContainer(timeout: grace).
+        runtime.stop(h, timeout: Double(grace)) { deadline in m.wait(for: { h.exit != nil }, until: deadline) }
+    }
+
+    /// StopPodSandbox and RemoveContainer for all: container cgroups, pause, the address,
+    /// the pod's mounts and cgroup.
+    func teardown() {
+        if let mount = try? Cgroup2Mount.discover() {
+            for c in state.containers {
+                try? mount.group(paths.cgroup + "/" + c.name).remove(timeout: 10)
+            }
+        }
+        sandbox.teardown()
+    }
+}

@@ -1,0 +1,96 @@
+import HuskImage
+import HuskJSON
+import HuskRuntime
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One pod's supervisor: kubelet's pod worker for a single pod (pod-semantics §1-§8) over
+/// the runtime service (`Sandbox`, `ContainerRuntime`). The controller thread makes one
+/// decision at a time, as kubelet's SyncPod does; container exits arrive on the event loop;
+/// a stop runs on its own thread. All shared state is under `m`, and every change is written
+/// to status.json at once.
+public final class PodSupervisor: @unchecked Sendable {  // mutable state only under `m`
+    public let pod: Pod
+    let settings: HuskSettings
+    let paths: PodPaths
+    let loop: EventLoop
+    let sandbox: Sandbox
+    let runtime: ContainerRuntime
+    let events: EventRecorder
+    let m = Monitor()
+    let scale: Double
+
+    // Under m.
+    var state = PodState()
+    var handles: [String: ContainerHandle] = [:]
+    var stopRequested = false
+    var stopGrace: Int64? = nil
+    var terminationStarted = false
+    var controllerStopped = false
+    var dirty = true
+    /// A container waiting on an error that is retried (pull, create): when to try again.
+    var retryAt: [String: Double] = [:]
+    var pullFailedAt: [String: Double] = [:]
+    /// kubelet's back-off entries: crash restarts per container, pulls per image (§7, §8).
+    var crashBackoff: [String: (delay: Double, stamp: Double)] = [:]
+    var pullBackoff: [String: (delay: Double, stamp: Double)] = [:]
+    var sandboxBackoff = 0.0
+    /// Which RunPodSandbox attempt the pause process being watched belongs to (under `m`): a
+    /// failed attempt kills its own pause, and that exit is not the pod's sandbox dying.
+    var sandboxAttempt = 0
+    /// This supervisor took over a pod from a dead one (`recover`); the sandbox it found.
+    var recovered = false
+    var sandboxAdopted = false
+    let keeper: KeeperLink?
+
+    public convenience init(record: PodRecord, loop: EventLoop) {
+        self.init(record: record, loop: loop, keeper: nil)
+    }
+
+    init(record: PodRecord, loop: EventLoop, keeper: KeeperLink?) {
+        pod = record.pod
+        settings = record.settings
+        paths = PodPaths(settings: record.settings, pod: record.pod)
+        self.loop = loop
+        sandbox = Sandbox(pod: record.pod, paths: paths)
+        runtime = ContainerRuntime(sandbox: sandbox, loop: loop, keeper: keeper)
+        self.keeper = keeper
+        events = EventRecorder(pod: record.pod, path: paths.events)
+        scale = record.settings.backoffScale
+        for c in pod.spec.initContainers {
+            state.containers.append(ContainerState(name: c.name, kind: c.restartPolicy == "Always" ? .sidecar : .initContainer, image: c.image))
+        }
+        for c in pod.spec.containers {
+            state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image))
+        }
+    }
+
+    func spec(_ i: Int) -> ContainerSpec {
+        let n = pod.spec.initContainers.count
+        return i < n ? pod.spec.initContainers[i] : pod.spec.containers[i - n]
+    }
+
+    /// `name_namespace(uid)`, kubelet's format.Pod.
+    var podDescription: String { "\(pod.metadata.name)_\(pod.metadata.namespace)(\(pod.metadata.uid))" }
+
+    // MARK: - Status
+
+    /// Writes status.json when something changed. Call under `m`.
+    func publish() {
+        guard dirty else { return }
+        dirty = false
+        state.refresh(pod: pod, now: Clock.rfc3339Nano())
+        let doc = state.document(pod: pod, supervisorPid: getpid())
+        try? Files.writeAtomically(paths.statusJSON, Array(doc.serialized().utf8), mode: 0o600)
+    }
+
+    /// Marks the state changed, writes it and wakes every waiter. Call under `m`.
+    func changed() {
+        dirty = true
+        publish()
+        m.broadcast()
+    }
+}
