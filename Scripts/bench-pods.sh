@@ -11,6 +11,8 @@
 #   run-true:            `husk run` (foreground) of a pod whose container runs `true`, until
 #                        the pod Succeeded and everything of it is stopped, then `husk rm`
 #   ctr-run-rm:          `ctr run --rm` of busybox `true` (create, start, wait, delete)
+#   NAME (baseline):     with HUSK_BASELINE=DIR, each husk command again with DIR/husk (its
+#                        supervisors are DIR/husk too: /proc/self/exe), own --root and --state
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 husk_bin=$1
@@ -23,6 +25,7 @@ run=$(mktemp -d /run/husk-bench-pods-XXXXXX)
 ns=husk-bench-$$
 cleanup() {
   for p in $(ls "$run/husk/pods" 2>/dev/null); do "$husk_bin" --root "$work/root" --state "$run/husk" --log-dir "$work/logs" rm --force "$p" >/dev/null 2>&1 || true; done
+  for p in $(ls "$run/husk-base/pods" 2>/dev/null); do "$HUSK_BASELINE/husk" --root "$work/root-base" --state "$run/husk-base" --log-dir "$work/logs" rm --force "$p" >/dev/null 2>&1 || true; done
   husk_stop_containerd "$run" "$ns"
   grep " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work" "$run"
@@ -43,6 +46,11 @@ umoci config --image "$work/layout:base" --config.cmd /bin/sh --config.env PATH=
 
 H="$husk_bin --root $work/root --state $run/husk --log-dir $work/logs --image-source busybox=$work/layout --cni-conf-dir $work/no-cni"
 $H pull busybox:1.36 >/dev/null
+HB=
+if [ -n "${HUSK_BASELINE:-}" ]; then
+  HB="$HUSK_BASELINE/husk --root $work/root-base --state $run/husk-base --log-dir $work/logs --image-source busybox=$work/layout --cni-conf-dir $work/no-cni"
+  $HB pull busybox:1.36 >/dev/null
+fi
 
 pod() { # pod NAME COUNT COMMAND
   echo "apiVersion: v1"; echo "kind: Pod"; echo "metadata: {name: $1}"; echo "spec:"
@@ -74,19 +82,29 @@ $H run "$work/podtrue.yaml" && $H rm benchtrue >/dev/null
 [ -z "$ctr_cmd" ] || $ctr_cmd
 $H run -d "$work/podx.yaml" >/dev/null && $H exec benchx -- true
 [ -z "$ctr_cmd" ] || $ctr_exec
+if [ -n "$HB" ]; then
+  $HB run -d "$work/pod1.yaml" >/dev/null && $HB stop bench1 >/dev/null && $HB rm bench1 >/dev/null
+  $HB run "$work/podtrue.yaml" && $HB rm benchtrue >/dev/null
+  $HB run -d "$work/podx.yaml" >/dev/null && $HB exec benchx -- true
+fi
 
 echo "bench: hyperfine, $runs runs each" >&2
 args=(-N --warmup 3 --runs "$runs" --export-csv "$work/pods.csv")
-args+=(-n start-1 --prepare "$H rm --force bench1" "$H run -d $work/pod1.yaml")
-args+=(-n stop-1 --prepare "sh -c '$H rm --force bench1 >/dev/null 2>&1; $H run -d $work/pod1.yaml'" "$H stop bench1")
-args+=(-n start-10 --prepare "$H rm --force bench10" "$H run -d $work/pod10.yaml")
-args+=(-n stop-10 --prepare "sh -c '$H rm --force bench10 >/dev/null 2>&1; $H run -d $work/pod10.yaml'" "$H stop bench10")
-args+=(-n run-true --prepare "true" "sh -c '$H run $work/podtrue.yaml && $H rm benchtrue >/dev/null'")
+husk_args() { # NAME PREPARE COMMAND: a husk command, and with HUSK_BASELINE the same with $HB next to it
+  args+=(-n "$1" --prepare "$2" "$3")
+  [ -z "$HB" ] || args+=(-n "$1 (baseline)" --prepare "${2//"$H"/"$HB"}" "${3//"$H"/"$HB"}")
+}
+husk_args start-1 "$H rm --force bench1" "$H run -d $work/pod1.yaml"
+husk_args stop-1 "sh -c '$H rm --force bench1 >/dev/null 2>&1; $H run -d $work/pod1.yaml'" "$H stop bench1"
+husk_args start-10 "$H rm --force bench10" "$H run -d $work/pod10.yaml"
+husk_args stop-10 "sh -c '$H rm --force bench10 >/dev/null 2>&1; $H run -d $work/pod10.yaml'" "$H stop bench10"
+husk_args run-true "true" "sh -c '$H run $work/podtrue.yaml && $H rm benchtrue >/dev/null'"
 [ -z "$ctr_cmd" ] || args+=(-n ctr-run-rm --prepare "true" "$ctr_cmd")
-args+=(-n exec-true --prepare "true" "$H exec benchx -- true")
+husk_args exec-true "true" "$H exec benchx -- true"
 [ -z "$ctr_cmd" ] || args+=(-n ctr-exec-true --prepare "true" "$ctr_exec")
 # hyperfine's first --prepare for a command that fails (no pod yet) must not stop it.
 $H run -d "$work/pod1.yaml" >/dev/null; $H run -d "$work/pod10.yaml" >/dev/null
+[ -z "$HB" ] || { $HB run -d "$work/pod1.yaml" >/dev/null; $HB run -d "$work/pod10.yaml" >/dev/null; }
 hyperfine "${args[@]}" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt" >&2; exit 1; }
 # The supervisor's CPU per exec: its utime+stime (clock ticks) over 100 `husk exec true`.
 xsup=$(grep -o '"supervisorPid": *[0-9]*' "$run"/husk/pods/$(cat "$run/husk/names/default_benchx")/status.json | grep -o '[0-9]*$')
@@ -95,6 +113,7 @@ t0=$(ticks "$xsup")
 for _ in $(seq 100); do $H exec benchx -- true; done
 exec_cpu_ms=$(awk -v a="$t0" -v b="$(ticks "$xsup")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / 100 }')
 for p in bench1 bench10 benchx; do $H rm --force "$p" >/dev/null 2>&1 || true; done
+[ -z "$HB" ] || for p in bench1 bench10 benchx; do $HB rm --force "$p" >/dev/null 2>&1 || true; done
 
 # Memory of a running 5-container pod: the supervisor right after start and once idle (it
 # drops its code mappings after 1 s idle), pause, its keeper, and containerd's shim for one
@@ -126,12 +145,14 @@ fi
 
 echo
 echo "pods: $runs runs each, $(nproc) cores, $(uname -r); $($husk_bin --version); $(containerd --version 2>/dev/null | cut -d' ' -f3 || echo no containerd)"
-awk -F, 'NR == 1 { next }
+[ -z "$HB" ] || echo "baseline: $HUSK_BASELINE/husk ($("$HUSK_BASELINE/husk" --version))"
+awk -F, -v w="$([ -z "$HB" ] && echo 12 || echo 23)" 'NR == 1 { next }
   # the CSV of hyperfine: command,mean,stddev,median,user,system,min,max
-  { printf "%-12s median %8.1f ms   mean %8.1f ms   stddev %6.1f ms   min %8.1f ms   max %8.1f ms\n", $1, $4 * 1000, $2 * 1000, $3 * 1000, $7 * 1000, $8 * 1000
-    m[$1] = $4 * 1000 }
+  { printf "%-" w "s median %8.1f ms   mean %8.1f ms   stddev %6.1f ms   min %8.1f ms   max %8.1f ms\n", $1, $4 * 1000, $2 * 1000, $3 * 1000, $7 * 1000, $8 * 1000
+    m[$1] = $4 * 1000; o[++n] = $1 }
   END { if ("ctr-run-rm" in m) printf "ratio run-true / ctr-run-rm (medians): %.2fx\n", m["run-true"] / m["ctr-run-rm"]
-        if ("ctr-exec-true" in m) printf "ratio exec-true / ctr-exec-true (medians): %.2fx\n", m["exec-true"] / m["ctr-exec-true"] }' "$work/pods.csv"
+        if ("ctr-exec-true" in m) printf "ratio exec-true / ctr-exec-true (medians): %.2fx\n", m["exec-true"] / m["ctr-exec-true"]
+        for (i = 1; i <= n; i++) if ((o[i] " (baseline)") in m) printf "ratio %s / baseline (medians): %.2fx\n", o[i], m[o[i]] / m[o[i] " (baseline)"] }' "$work/pods.csv"
 echo "supervisor CPU per husk exec (100 execs): ${exec_cpu_ms} ms"
 echo
 echo "5-container pod: supervisor VmRSS ${rss_start} KB right after start, ${rss_idle} KB idle (private ${priv_idle} KB, of which anon ${anon_idle} KB, dirty ${dirty_idle} KB), ${rss_after_exec} KB just after an exec; pause ${rss_pause} KB; keeper ${rss_keeper} KB"

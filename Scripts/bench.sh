@@ -7,6 +7,10 @@
 #     pods:    pod start and stop, `husk run` against `ctr run --rm`, supervisor memory
 #     oci:     husk-runc / crun / runc `exec` of true; `ctr run --rm` with each as --runc-binary
 #
+# With HUSK_BASELINE=DIR (a previous build's husk and husk-runc), runtime, pods and oci also
+# time DIR's binary in the same hyperfine run, same wrapper, own state dirs (names "... (baseline)"),
+# and print the ratios current/baseline of the medians.
+#
 # How each runtime is run: crun refuses this hybrid-cgroup host ("cgroups in hybrid mode not
 # supported") unless /sys/fs/cgroup/unified is unmounted, which must only happen in a private
 # mount namespace. So every runtime runs in the same wrapper,
@@ -22,6 +26,10 @@ what=${1:-all}
 case "$what" in runtime|images|pods|oci|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|all] [runs]" >&2; exit 2 ;; esac
 runs=${2:-}
 asked=$runs  # the runs asked for; each part has its own default
+if [ -n "${HUSK_BASELINE:-}" ]; then
+  for b in husk husk-runc; do [ -x "$HUSK_BASELINE/$b" ] || { echo "bench: HUSK_BASELINE: no $HUSK_BASELINE/$b" >&2; exit 1; }; done
+  HUSK_BASELINE=$(cd "$HUSK_BASELINE" && pwd); export HUSK_BASELINE
+fi
 
 "$HUSK_TOP/Scripts/install-deps.sh"
 echo "bench: building release binaries ..." >&2
@@ -55,15 +63,20 @@ cmd_crun=$(wrap "umount $cg" crun --root "$state/crun" run --bundle "$bundle" be
 cmd_runc=$(wrap ":" runc --root "$state/runc" run --bundle "$bundle" bench-runc)
 cmd_wrap=$(wrap ":" true)
 cmd_direct="$husk --root $state/husk run --bundle $bundle bench-direct"
+base=() cmd_base=
+if [ -n "${HUSK_BASELINE:-}" ]; then
+  cmd_base=$(wrap ":" "$HUSK_BASELINE/husk-runc" --root "$state/husk-base" run --bundle "$bundle" bench-husk-base)
+  base=(-n "husk-runc (baseline)" "$cmd_base")
+fi
 
 # Every command must work before it is timed.
-for c in "$cmd_husk" "$cmd_crun" "$cmd_runc" "$cmd_direct"; do
+for c in "$cmd_husk" "$cmd_crun" "$cmd_runc" "$cmd_direct" ${cmd_base:+"$cmd_base"}; do
   if ! bash -c "$c" >/dev/null 2>"$work/err"; then echo "bench: failed: $c" >&2; cat "$work/err" >&2; exit 1; fi
 done
 
 echo "bench: hyperfine, $runs runs each" >&2
 hyperfine -N --warmup 5 --runs "$runs" --export-csv "$work/run.csv" \
-  -n husk-runc "$cmd_husk" -n crun "$cmd_crun" -n runc "$cmd_runc" -n wrapper-only "$cmd_wrap" \
+  -n husk-runc "$cmd_husk" "${base[@]}" -n crun "$cmd_crun" -n runc "$cmd_runc" -n wrapper-only "$cmd_wrap" \
   -n husk-runc-unwrapped "$cmd_direct" >"$work/hyperfine.txt" 2>&1 || { cat "$work/hyperfine.txt" >&2; exit 1; }
 
 # Peak RSS (max resident set of the runtime process tree, KB), median of 10.
@@ -77,15 +90,18 @@ rss() { # rss PREP RUNTIME ARGS...
 rss_husk=$(rss ":" "$husk" --root "$state/husk" run --bundle "$bundle" rss-husk)
 rss_crun=$(rss "umount $cg" crun --root "$state/crun" run --bundle "$bundle" rss-crun)
 rss_runc=$(rss ":" runc --root "$state/runc" run --bundle "$bundle" rss-runc)
+rss_base=
+[ -z "$cmd_base" ] || rss_base=$(rss ":" "$HUSK_BASELINE/husk-runc" --root "$state/husk-base" run --bundle "$bundle" rss-husk-base)
 
 echo
 echo "run of /bin/true (create+start+wait+delete), $runs runs, $(nproc) cores, $(uname -r)"
 echo "versions: $("$husk" --version | head -1); $(crun --version | head -1); $(runc --version | head -1)"
-awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" '
+[ -z "$cmd_base" ] || echo "baseline: $HUSK_BASELINE/husk-runc ($("$HUSK_BASELINE/husk-runc" --version | head -1))"
+awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" -v rb="$rss_base" '
   NR == 1 { next }
   { name[NR] = $1; median[$1] = $4 * 1000; mean[$1] = $2 * 1000; sd[$1] = $3 * 1000; order[++n] = $1 }
   END {
-    rss["husk-runc"] = rh; rss["crun"] = rc; rss["runc"] = rr
+    rss["husk-runc"] = rh; rss["crun"] = rc; rss["runc"] = rr; if (rb != "") rss["husk-runc (baseline)"] = rb
     printf "%-22s %10s %10s %10s %12s\n", "command", "median ms", "mean ms", "stddev", "peak RSS KB"
     for (i = 1; i <= n; i++) { k = order[i]
       printf "%-22s %10.2f %10.2f %10.2f %12s\n", k, median[k], mean[k], sd[k], (k in rss) ? rss[k] : "-" }
@@ -94,6 +110,8 @@ awk -F, -v rh="$rss_husk" -v rc="$rss_crun" -v rr="$rss_runc" '
     printf "ratio husk-runc / runc (medians, same wrapper):     %.2fx\n", median["husk-runc"] / median["runc"]
     printf "ratio without the wrapper (median - wrapper-only):  husk-runc/crun %.2fx, husk-runc/runc %.2fx\n",
       (median["husk-runc"] - w) / (median["crun"] - w), (median["husk-runc"] - w) / (median["runc"] - w)
+    b = median["husk-runc (baseline)"]
+    if (b) printf "ratio husk-runc / baseline (medians, same wrapper): %.2fx (without the wrapper %.2fx)\n", median["husk-runc"] / b, (median["husk-runc"] - w) / (b - w)
   }' "$work/run.csv"
 fi
 
