@@ -1043,6 +1043,9 @@ struct PodLifecycleTests {
 
     /// The pod's supervisor (recorded by `husk run` in supervisor.pid) runs `husk supervise`.
     func expectSupervisorAlive(_ husk: PodHusk, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        // `husk run -d` prints the UID once it launched the pod; the supervisor records its pid
+        // as it starts, which on a loaded machine may come a little later.
+        _ = poll(timeout: 10) { husk.supervisorPid != nil }
         let pid = try #require(husk.supervisorPid, "no supervisor pid recorded", sourceLocation: sourceLocation)
         let ok = poll(timeout: 5) {
             let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
