@@ -45,6 +45,7 @@ let package = Package(
         .target(
             name: "HuskSystem",
             dependencies: ["CShim", .product(name: "SystemPackage", package: "swift-system")],
+            exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -55,12 +56,13 @@ let package = Package(
         .target(
             name: "HuskRuntime",
             dependencies: ["HuskJSON", "HuskSystem", "CShim"],
+            exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "HuskPod",
             dependencies: ["HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem", .product(name: "Yams", package: "Yams")],
-            exclude: ["pause", "keeper"],
+            exclude: ["pause", "keeper", "README.md"],
             swiftSettings: swiftSettings,
             plugins: ["PauseBuilder"]
         ),

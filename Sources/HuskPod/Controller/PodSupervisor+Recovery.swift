@@ -48,9 +48,11 @@ extension PodSupervisor {
             if l.state == .running, pauseAlive, let store, let ref = try? ImageReference(parsing: c.image),
                let image = (try? store.image(for: ref)) ?? nil, let layers = try? store.snapshotPaths(image) {
                 do {
+                    guard let config = try? ContainerConfigBuilder(pod: pod, container: c, sandbox: sandbox)
+                        .config(attempt: l.attempt, image: image, layers: layers, logPath: l.logPath, prepareVolumes: false)
+                    else { throw HuskError(.invalidArgument, "cannot work out container \(c.name)'s settings again") }
                     let h = try runtime.adopt(
-                        c, image: image, layers: layers, attempt: l.attempt, id: l.id, logPath: l.logPath, pid: l.pid,
-                        start: l.pidStart, outputs: held[l.id] ?? []
+                        config, id: l.id, pid: l.pid, start: l.pidStart, outputs: held[l.id] ?? []
                     ) { [self] h, status in containerExited(h, status) }
                     claimed.insert(l.id)
                     running += 1

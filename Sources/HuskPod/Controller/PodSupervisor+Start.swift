@@ -30,10 +30,16 @@ extension PodSupervisor {
         let id = ContainerRuntime.newID()
         let logPath = paths.log(c.name, attempt: attempt)
         let handle: ContainerHandle
-        do {
-            handle = try runtime.create(c, image: image, layers: layers, attempt: attempt, id: id, logPath: logPath) {
-                [self] h, status in containerExited(h, status)
+        do throws(StartFailure) {
+            // kubelet's generateContainerConfig, then CRI CreateContainer.
+            let config: ContainerConfig
+            do {
+                config = try ContainerConfigBuilder(pod: pod, container: c, sandbox: sandbox)
+                    .config(attempt: attempt, image: image, layers: layers, logPath: logPath)
+            } catch {
+                throw StartFailure(waitingReason: error.reason, message: error.message, startError: false)
             }
+            handle = try runtime.create(config, id: id) { [self] h, status in containerExited(h, status) }
         } catch {
             if error.startError {
                 // containerd: the task could not be created; the container ends as StartError.

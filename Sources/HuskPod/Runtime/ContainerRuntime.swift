@@ -83,19 +83,18 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         (0..<32).map { _ in let b = UInt8.random(in: 0...255); return (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
     }
 
-    /// Creates an instance: everything is set up and the process waits at its start gate.
+    /// CRI CreateContainer: everything is set up and the process waits at its start gate.
     func create(
-        _ c: ContainerSpec, image: ImageRecord, layers: [String], attempt: Int, id: String, logPath: String,
-        onExit: @escaping @Sendable (ContainerHandle, ExitStatus) -> Void
+        _ config: ContainerConfig, id: String, onExit: @escaping @Sendable (ContainerHandle, ExitStatus) -> Void
     ) throws(StartFailure) -> ContainerHandle {
         let pod = sandbox.pod
-        let builder = ContainerBuilder(pod: pod, container: c, sandbox: sandbox, image: image, layers: layers)
-        let dir = paths.instance(c.name, attempt: attempt)
+        let builder = ContainerSpecBuilder(config: config, sandbox: sandbox)
+        let dir = paths.instance(config.name, attempt: config.attempt)
         func failure(_ reason: WaitingReason, _ message: String, startError: Bool = false) -> StartFailure {
             StartFailure(waitingReason: reason, message: message, startError: startError)
         }
-        let process: ContainerBuilder.Process
-        var spec: Spec
+        let process: ContainerSpecBuilder.Process
+        let spec: Spec
         var volumeMounts: [SpawnPlan.MountEntry]
         do {
             process = try builder.process()
@@ -106,14 +105,8 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             } catch {
                 throw ContainerConfigError(reason: .createContainerError, message: "cannot create \(dir): \(error)")
             }
-            var termLog: String? = nil
-            if !c.terminationMessagePath.isEmpty {
-                termLog = dir + "/termination-log"
-                let fd = open(termLog!, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-                if fd >= 0 { fchmod(fd, 0o666); close(fd) }
-            }
-            spec = try builder.spec(process: process, instance: dir, terminationLog: termLog)
-            volumeMounts = try builder.volumeMounts()
+            spec = try builder.spec(process: process, instance: dir)
+            volumeMounts = try builder.mountEntries()
         } catch let e as ContainerConfigError {
             throw failure(e.reason, e.message)
         } catch {
@@ -122,19 +115,14 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         // Join the sandbox: network, IPC and UTS through pause's pidfd (not with hostNetwork /
         // hostIPC), and its pid namespace when the pod shares one.
         guard let pause = sandbox.pause else { throw failure(.createContainerError, "the pod sandbox is not running") }
-        spec.process?.terminal = c.tty
-        // kubelet's limits go through the spec like every other resource: one cgroup writer.
-        if let limits = CgroupResources.spec(CgroupResources.container(c, path: "", memoryQoS: paths.settings.memoryQoS)) {
-            spec.linux?.resources?.unified = limits.unified
-        }
-        var request = EngineRequest(id: id, spec: spec, bundle: dir, cgroupPath: paths.cgroup + "/" + c.name)
+        var request = EngineRequest(id: id, spec: spec, bundle: dir, cgroupPath: paths.cgroup + "/" + config.name)
         request.replaceStaleCgroup = true
         // `husk run` checked the controllers before the pod started (refused or warned).
         request.ignoreMissingControllers = true
         request.extraMounts = volumeMounts
         volumeMounts = []
         // The rootfs: the image's layers under a private upper dir, mounted in the child.
-        request.overlay = (layers, dir + "/upper", dir + "/work")
+        request.overlay = (config.layers, dir + "/upper", dir + "/work")
         var joinFlags: Namespaces = []
         if !pod.spec.hostNetwork { joinFlags.formUnion([.network, .uts]) }
         if !pod.spec.hostIPC { joinFlags.insert(.ipc) }
@@ -148,16 +136,16 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         var console: ConsolePair? = nil
         let log: CRILogWriter
         do {
-            if c.tty {
+            if config.tty {
                 console = try ConsolePair()
                 request.consoleSocket = console!.theirs
             } else {
                 out = try makePipe()
                 err = try makePipe()
-                if c.stdin { input = try makePipe() }
+                if config.stdin { input = try makePipe() }
                 request.stdio = [try input?.read ?? FD.open("/dev/null", O_RDONLY), out!.write, err!.write]
             }
-            log = try CRILogWriter(path: logPath)
+            log = try CRILogWriter(path: config.logPath)
         } catch let e as HuskError {
             throw failure(.createContainerError, "\(e)")
         } catch {
@@ -185,12 +173,11 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             }
         }
         let handle = ContainerHandle(
-            name: c.name, attempt: attempt, id: id, engine: created, instanceDir: dir,
-            terminationLog: c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log", stopSignal: process.stopSignal,
-            log: log)
+            name: config.name, attempt: config.attempt, id: id, engine: created, instanceDir: dir,
+            terminationLog: config.terminationLog, stopSignal: process.stopSignal, log: log)
         if let master {
             handle.tty = true
-            if c.stdin { handle.input = try? master.duplicate() }
+            if config.stdin { handle.input = try? master.duplicate() }
             keeper?.hold(id, [master])
             watchOutput(handle, master, "stdout")
         } else if let out, let err {
@@ -216,10 +203,10 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     /// watched (as the keeper records it: nil when not known). Throws when the process is not
     /// the instance any more.
     func adopt(
-        _ c: ContainerSpec, image: ImageRecord, layers: [String], attempt: Int, id: String, logPath: String,
-        pid: Int32, start: UInt64, outputs: [FD],
+        _ config: ContainerConfig, id: String, pid: Int32, start: UInt64, outputs: [FD],
         onExit: @escaping @Sendable (ContainerHandle, ExitStatus?) -> Void
     ) throws(HuskError) -> ContainerHandle {
+        let c = config
         let pidfd: PidFD
         do {
             pidfd = try PidFD.open(pid)
@@ -229,26 +216,25 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         guard ProcessInfo.isAlive(pid, startTime: start) else {
             throw HuskError(.notFound, "container \(c.name) (pid \(pid)) is gone")
         }
-        let builder = ContainerBuilder(pod: sandbox.pod, container: c, sandbox: sandbox, image: image, layers: layers)
-        let dir = paths.instance(c.name, attempt: attempt)
-        let termLog = c.terminationMessagePath.isEmpty ? nil : dir + "/termination-log"
+        let builder = ContainerSpecBuilder(config: c, sandbox: sandbox)
+        let dir = paths.instance(c.name, attempt: c.attempt)
         guard let mount = try? Cgroup2Mount.discover() else { throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted") }
         let group = mount.group(paths.cgroup + "/" + c.name)
-        let process: ContainerBuilder.Process
+        let process: ContainerSpecBuilder.Process
         let template: SpawnPlan
         do {
             process = try builder.process()
-            let spec = try builder.spec(process: process, instance: dir, terminationLog: termLog)
+            let spec = try builder.spec(process: process, instance: dir)
             template = try Engine.execTemplate(spec: spec, bundle: dir, cgroupDirectory: group.directory)
         } catch {
             throw HuskError(.invalidArgument, "cannot work out container \(c.name)'s settings again: \(error)")
         }
-        let log = try CRILogWriter(path: logPath)
+        let log = try CRILogWriter(path: c.logPath)
         let engine = EngineContainer(id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, createdCgroups: [],
                                      execTemplate: template, gateWriter: nil)
         let handle = ContainerHandle(
-            name: c.name, attempt: attempt, id: id, engine: engine, instanceDir: dir,
-            terminationLog: termLog, stopSignal: process.stopSignal, log: log)
+            name: c.name, attempt: c.attempt, id: id, engine: engine, instanceDir: dir,
+            terminationLog: c.terminationLog, stopSignal: process.stopSignal, log: log)
         handle.started = true
         // What the keeper held: the pty master (tty), or the output pipes and stdin's.
         if c.tty, outputs.count == 1 {

@@ -9,23 +9,12 @@ import SystemPackage
 import Glibc
 #endif
 
-/// A container that cannot be created from its configuration (kubelet's
-/// CreateContainerConfigError), or whose creation failed (CreateContainerError).
-public struct ContainerConfigError: Error, CustomStringConvertible, Sendable {
-    public var reason: WaitingReason
-    public var message: String
-    public var description: String { "\(reason.rawValue): \(message)" }
-}
-
-/// What one container instance runs and how: a spawn plan built from the pod, the container
-/// and its image, as containerd's CRI plugin builds an OCI spec (defaults, mounts,
-/// capabilities, seccomp), joined to the sandbox's namespaces.
-public struct ContainerBuilder {
-    let pod: Pod
-    let container: ContainerSpec
+/// The runtime's half of creating a container: a `ContainerConfig` and its image turned into
+/// an OCI spec as containerd's CRI plugin builds one (image config merged, default mounts,
+/// capabilities, seccomp), for the sandbox the container joins.
+public struct ContainerSpecBuilder {
+    let config: ContainerConfig
     let sandbox: Sandbox
-    let image: ImageRecord
-    let layers: [String]
 
     /// containerd's default capabilities (pkg/cri/config, oci.WithDefaultCapabilities).
     public static let defaultCapabilities = [
@@ -33,117 +22,31 @@ public struct ContainerBuilder {
         "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
         "CAP_AUDIT_WRITE",
     ]
-    static let maskedPaths = [
-        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/sys/devices/virtual/powercap", "/proc/scsi",
-    ]
-    static let readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
     /// The resolved process: what runs, as whom.
     public struct Process: Sendable {
         public var defaults: ProcessDefaults
         public var stopSignal: Int32
     }
 
-    /// Kubernetes' `$(VAR)` expansion (third_party/forked/golang/expansion): `$(NAME)` becomes
-    /// the value when NAME is defined, `$$` a single `$`, anything else stays as written.
-    static func expand(_ s: String, _ vars: [String: String]) -> String {
-        guard s.contains("$") else { return s }
-        var out = ""
-        var i = s.startIndex
-        while i < s.endIndex {
-            let c = s[i]
-            let next = s.index(after: i)
-            guard c == "$", next < s.endIndex else {
-                out.append(c)
-                i = next
-                continue
-            }
-            if s[next] == "$" {
-                out.append("$")
-                i = s.index(after: next)
-            } else if s[next] == "(", let close = s[next...].firstIndex(of: ")") {
-                let name = String(s[s.index(after: next)..<close])
-                if let v = vars[name] { out += v } else { out += String(s[i...close]) }
-                i = s.index(after: close)
-            } else {
-                out.append(c)
-                i = next
-            }
-        }
-        return out
-    }
-
-    /// The environment of the container: fieldRefs resolved, `$(VAR)` expanded in order.
-    func environment() -> [EnvVar] {
-        var vars: [String: String] = [:]
-        var out: [EnvVar] = []
-        for e in container.env {
-            var value = ""
-            if let f = e.fieldRef {
-                switch f {
-                case "metadata.name": value = pod.metadata.name
-                case "metadata.namespace": value = pod.metadata.namespace
-                case "metadata.uid": value = pod.metadata.uid
-                case "status.podIP", "status.podIPs": value = sandbox.podIP ?? ""
-                case "status.hostIP", "status.hostIPs": value = sandbox.hostIP ?? ""
-                case "spec.nodeName":
-                    var u = utsname()
-                    uname(&u)
-                    value = withUnsafeBytes(of: u.nodename) { String.fromCBytes($0) }
-                default: value = ""
-                }
-            } else {
-                value = Self.expand(e.value ?? "", vars)
-            }
-            vars[e.name] = value
-            out.append(EnvVar(e.name, value))
-        }
-        return out
-    }
-
+    /// containerd's merge of the image config with the container's (entrypoint and cmd,
+    /// env, working dir, user and its groups, stop signal).
     public func process() throws(ContainerConfigError) -> Process {
-        let env = environment()
-        let vars = Dictionary(env.map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b })
-        let sc = container.securityContext
-        let psc = pod.spec.securityContext
         let defaults: ProcessDefaults
         do {
             defaults = try ProcessDefaults.resolve(
-                image: image.config.config, command: container.command?.map { Self.expand($0, vars) },
-                args: container.args?.map { Self.expand($0, vars) }, env: env, workingDir: container.workingDir,
-                runAsUser: sc?.runAsUser ?? psc.runAsUser, runAsGroup: sc?.runAsGroup ?? psc.runAsGroup,
-                fs: ImageFS(layers: layers))
+                image: config.image.config.config, command: config.command, args: config.args, env: config.envs,
+                workingDir: config.workingDir, runAsUser: config.security.runAsUser, runAsGroup: config.security.runAsGroup,
+                fs: ImageFS(layers: config.layers))
         } catch {
             throw ContainerConfigError(reason: .createContainerConfigError, message: error.message)
         }
-        // kubelet's verifyRunAsNonRoot: an explicit runAsUser 0 and an image user 0 are told apart.
-        if (sc?.runAsNonRoot ?? psc.runAsNonRoot) == true {
-            let podRef = "\(pod.metadata.name)_\(pod.metadata.namespace)(\(pod.metadata.uid))"
-            if let u = sc?.runAsUser ?? psc.runAsUser {
-                if u == 0 {
-                    throw ContainerConfigError(
-                        reason: .createContainerConfigError,
-                        message: "container's runAsUser breaks non-root policy (pod: \"\(podRef)\", container: \(container.name))")
-                }
-            } else if defaults.uid == 0 {
-                throw ContainerConfigError(
-                    reason: .createContainerConfigError,
-                    message: "container has runAsNonRoot and image will run as root (pod: \"\(podRef)\", container: \(container.name))")
-            }
-        }
-        // lifecycle.stopSignal > the image's STOPSIGNAL > SIGTERM (pod-semantics §6).
-        var stop = SIGTERM
-        if let s = container.lifecycle?.stopSignal, let n = Signals.parse(s) {
-            stop = n
-        } else if let n = defaults.stopSignal {
-            stop = n
-        }
+        // The container's stop signal > the image's STOPSIGNAL > SIGTERM (pod-semantics §6).
+        let stop = config.stopSignal ?? defaults.stopSignal ?? SIGTERM
         var d = defaults
         // containerd's WithAdditionalGIDs puts the primary gid first among the supplementary
         // groups (ensureAdditionalGids, CVE-2023-25173), then WithSupplementalGroups appends the pod's.
         if !d.additionalGids.contains(d.gid) { d.additionalGids.insert(d.gid, at: 0) }
-        for g in pod.spec.securityContext.supplementalGroups.map({ UInt32(clamping: $0) }) where !d.additionalGids.contains(g) {
+        for g in config.security.supplementalGroups.map({ UInt32(clamping: $0) }) where !d.additionalGids.contains(g) {
             d.additionalGids.append(g)
         }
         if !d.env.contains(where: { $0.hasPrefix("PATH=") }) {
@@ -165,12 +68,12 @@ public struct ContainerBuilder {
             return Capabilities.names.prefix(Capabilities.lastCap + 1).enumerated()
                 .filter { current & (UInt64(1) << UInt64($0.offset)) != 0 }.map(\.element)
         }
-        let sc = container.securityContext
-        if sc?.privileged == true { return all() }
+        let sec = config.security
+        if sec.privileged { return all() }
         func norm(_ c: String) -> String { c.uppercased().hasPrefix("CAP_") ? c.uppercased() : "CAP_" + c.uppercased() }
         var caps = Self.defaultCapabilities
-        let add = (sc?.capabilitiesAdd ?? []).map(norm)
-        let drop = (sc?.capabilitiesDrop ?? []).map(norm)
+        let add = sec.capabilitiesAdd.map(norm)
+        let drop = sec.capabilitiesDrop.map(norm)
         if add.contains("CAP_ALL") { caps = all() }
         if drop.contains("CAP_ALL") { caps = [] }
         for a in add where a != "CAP_ALL" && !caps.contains(a) && Capabilities.number(a) != nil { caps.append(a) }
@@ -178,10 +81,11 @@ public struct ContainerBuilder {
         return caps
     }
 
-    /// The spawn plan of one instance (everything but the fds the runtime adds).
-    public func spec(process p: Process, instance dir: String, terminationLog: String?) throws(ContainerConfigError) -> Spec {
-        let sc = container.securityContext
-        let privileged = sc?.privileged == true
+    /// The OCI spec of one instance (its mounts from `config.mounts` come separately, as
+    /// `mountEntries`).
+    public func spec(process p: Process, instance dir: String) throws(ContainerConfigError) -> Spec {
+        let sec = config.security
+        let privileged = sec.privileged
         var s = Spec.runtimeDefault(rootfs: dir + "/rootfs", args: p.defaults.argv)
         s.hostname = nil
         var proc = Spec.Process(
@@ -189,10 +93,11 @@ public struct ContainerBuilder {
             args: p.defaults.argv, env: p.defaults.env, cwd: p.defaults.workingDir)
         let caps = capabilities()
         proc.capabilities = Spec.CapabilitySet(bounding: caps, effective: caps, permitted: caps)
-        proc.noNewPrivileges = !privileged && sc?.allowPrivilegeEscalation == false
+        proc.noNewPrivileges = sec.noNewPrivileges
         proc.oomScoreAdj = 1000  // BestEffort (no resources): kubelet's oom_score_adj
+        proc.terminal = config.tty
         s.process = proc
-        s.root = Spec.Root(path: dir + "/rootfs", readonly: sc?.readOnlyRootFilesystem ?? false)
+        s.root = Spec.Root(path: dir + "/rootfs", readonly: sec.readonlyRootfs)
 
         // Mounts, as containerd's CRI plugin makes them; a container mount at the same place
         // replaces a default one.
@@ -208,17 +113,13 @@ public struct ContainerBuilder {
             Spec.Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup",
                        options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"]),
         ]
-        let userTargets = Set(container.volumeMounts.map { Files.clean($0.mountPath) })
+        // The sandbox's files (containerd's WithHostname/resolv.conf/shm mounts); the
+        // container's own mounts replace a default one at the same place.
+        let userTargets = Set(config.mounts.map { Files.clean($0.containerPath) })
         mounts.append(Spec.Mount(destination: "/etc/hostname", type: "bind", source: sandbox.paths.etcHostname, options: ["rbind", "rprivate", "rw"]))
-        if sandbox.mountsHostsFile && !userTargets.contains("/etc/hosts") {
-            mounts.append(Spec.Mount(destination: "/etc/hosts", type: "bind", source: sandbox.paths.etcHosts, options: ["rbind", "rprivate", "rw"]))
-        }
         mounts.append(Spec.Mount(destination: "/etc/resolv.conf", type: "bind", source: sandbox.paths.resolvConf, options: ["rbind", "rprivate", "rw"]))
-        let shmSource = pod.spec.hostIPC ? "/dev/shm" : sandbox.paths.shm
+        let shmSource = sandbox.pod.spec.hostIPC ? "/dev/shm" : sandbox.paths.shm
         mounts.append(Spec.Mount(destination: "/dev/shm", type: "bind", source: shmSource, options: ["rbind", "rprivate", "rw"]))
-        if let terminationLog, !container.terminationMessagePath.isEmpty {
-            mounts.append(Spec.Mount(destination: container.terminationMessagePath, type: "bind", source: terminationLog, options: ["rbind", "rprivate", "rw"]))
-        }
         mounts.removeAll { userTargets.contains(Files.clean($0.destination)) }
         // Parents before children (containerd's sortMounts).
         s.mounts = mounts.enumerated().sorted {
@@ -228,36 +129,29 @@ public struct ContainerBuilder {
 
         var linux = Spec.Linux()
         var ns = [Spec.Namespace(type: "mount"), Spec.Namespace(type: "cgroup")]
-        if !pod.spec.shareProcessNamespace && !pod.spec.hostPID { ns.append(Spec.Namespace(type: "pid")) }
+        if sec.ownPIDNamespace { ns.append(Spec.Namespace(type: "pid")) }
         linux.namespaces = ns
-        let unmasked = privileged || sc?.procMount == "Unmasked"
-        linux.maskedPaths = unmasked ? [] : Self.maskedPaths
-        linux.readonlyPaths = unmasked ? [] : Self.readonlyPaths
-        var resources = Spec.Resources()
+        linux.maskedPaths = sec.maskedPaths
+        linux.readonlyPaths = sec.readonlyPaths
+        var resources = config.resources ?? Spec.Resources()
         resources.devices = privileged ? [Spec.DeviceRule(allow: true, access: "rwm")] : [Spec.DeviceRule(allow: false, access: "rwm")]
         linux.resources = resources
-        if !pod.spec.securityContext.sysctls.isEmpty {
-            linux.sysctl = Dictionary(pod.spec.securityContext.sysctls.map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b })
+        let sysctls = sandbox.pod.spec.securityContext.sysctls
+        if !sysctls.isEmpty {
+            linux.sysctl = Dictionary(sysctls.map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b })
         }
         linux.seccomp = try seccomp(capabilities: Set(caps))
         s.linux = linux
         return s
     }
 
+    /// The profile `config.security.seccomp` names (containerd's WithSeccompProfile): a
+    /// Localhost file that cannot be read fails CreateContainer.
     func seccomp(capabilities: Set<String>) throws(ContainerConfigError) -> Spec.Seccomp? {
-        guard container.securityContext?.privileged != true else { return nil }
-        guard let profile = container.securityContext?.seccompProfile ?? pod.spec.securityContext.seccompProfile else { return nil }
-        switch profile.type {
+        switch config.security.seccomp {
         case .unconfined: return nil
         case .runtimeDefault: return SeccompDefault.profile(capabilities: capabilities)
-        case .localhost:
-            // kubelet hands the runtime <seccomp root>/<localhostProfile>; containerd's
-            // seccomp.WithProfile reads it, and a failure fails CRI CreateContainer.
-            let name = profile.localhostProfile ?? ""
-            let path = Files.absolute(name, relativeTo: sandbox.paths.settings.seccompDir)
-            guard path.hasPrefix(sandbox.paths.settings.seccompDir + "/") else {
-                throw ContainerConfigError(reason: .createContainerError, message: "cannot load seccomp profile \"\(path)\": outside \(sandbox.paths.settings.seccompDir)")
-            }
+        case .localhost(let path):
             let read: [UInt8]?
             do {
                 read = try Files.read(path)
@@ -276,68 +170,35 @@ public struct ContainerBuilder {
         }
     }
 
-    /// The volume mounts of the container, with subPaths resolved inside their volume (never
-    /// by string: a symlink in the volume cannot lead the bind out of it, CVE-2017-1002101).
-    func volumeMounts() throws(ContainerConfigError) -> [SpawnPlan.MountEntry] {
+    /// `config.mounts` as the child mounts them: binds, recursive, read-only remounts and
+    /// propagation; a missing host path is made a directory (containerd's WithMounts), a
+    /// subPath comes already opened.
+    func mountEntries() throws(ContainerConfigError) -> [SpawnPlan.MountEntry] {
         var out: [SpawnPlan.MountEntry] = []
-        for m in container.volumeMounts {
-            guard let v = pod.spec.volumes.first(where: { $0.name == m.name }) else { continue }
-            let base: String
-            switch v.source {
-            case .emptyDir: base = sandbox.paths.emptyDir(v.name)
-            case .hostPath(let path, let type):
-                base = path
-                // No type: kubelet checks nothing, and containerd creates a missing host path
-                // as a directory (0755) when it makes the container (WithMounts).
+        for m in config.mounts {
+            if m.opened == nil {
                 var st = stat()
-                if type.isEmpty && lstat(path, &st) != 0 && currentErrno == .noSuchFileOrDirectory {
+                if lstat(m.hostPath, &st) != 0 && currentErrno == .noSuchFileOrDirectory {
                     do {
-                        try Files.makeDirectories(path, mode: 0o755)
+                        try Files.makeDirectories(m.hostPath, mode: 0o755)
                     } catch {
-                        throw ContainerConfigError(reason: .createContainerError, message: "failed to mkdir \"\(path)\": \(error)")
+                        throw ContainerConfigError(reason: .createContainerError, message: "failed to mkdir \"\(m.hostPath)\": \(error)")
                     }
                 }
             }
-            var entry = SpawnPlan.MountEntry(source: base, target: Files.clean(m.mountPath), fstype: nil)
+            var entry = SpawnPlan.MountEntry(source: m.hostPath, target: Files.clean(m.containerPath), fstype: nil)
             entry.options = .bind
             entry.flags = .recursive
-            if m.readOnly {
+            if m.readonly {
                 entry.flags.insert(.readOnly)
                 entry.options.formUnion([.remount, .recursiveReadOnly])
             }
-            switch m.mountPropagation ?? "None" {
-            case "HostToContainer": entry.propagation = [.slave, .recursive]
-            case "Bidirectional": entry.propagation = [.shared, .recursive]
-            default: entry.propagation = [.private, .recursive]
+            switch m.propagation {
+            case .hostToContainer: entry.propagation = [.slave, .recursive]
+            case .bidirectional: entry.propagation = [.shared, .recursive]
+            case .private: entry.propagation = [.private, .recursive]
             }
-            if let sub = m.subPath, !sub.isEmpty {
-                do {
-                    let root = try FD.open(base, O_PATH | O_DIRECTORY)
-                    let clean = Files.clean("/" + sub).dropFirst()
-                    var fd: FD
-                    do {
-                        fd = try root.openat2(String(clean), O_PATH, resolve: [.inRoot, .noMagicLinks])
-                    } catch {
-                        // kubelet creates a missing subPath as a directory, inside the volume.
-                        guard error.errno == .noSuchFileOrDirectory else { throw error }
-                        var prefix = ""
-                        for comp in clean.split(separator: "/") {
-                            let parent = prefix.isEmpty ? root : try root.openat2(prefix, O_PATH | O_DIRECTORY, resolve: [.inRoot, .noMagicLinks])
-                            prefix += (prefix.isEmpty ? "" : "/") + comp
-                            if mkdirat(parent.raw, String(comp), 0o755) != 0 && currentErrno != .fileExists {
-                                throw SystemCallError("mkdirat", prefix, currentErrno)
-                            }
-                        }
-                        fd = try root.openat2(String(clean), O_PATH, resolve: [.inRoot, .noMagicLinks])
-                    }
-                    // A detached copy of what was resolved, for the child to attach: it cannot
-                    // bind a mount of this mount namespace from its own new one.
-                    do { entry.sourceFD = try Mount.cloneTree(at: fd) } catch { throw SystemCallError("open_tree", base + "/" + sub, error.errno) }
-                    entry.source = base + "/" + sub
-                } catch {
-                    throw ContainerConfigError(reason: .createContainerConfigError, message: "failed to prepare subPath \"\(sub)\" of volume \"\(m.name)\": \(error)")
-                }
-            }
+            entry.sourceFD = m.opened
             out.append(entry)
         }
         return out
