@@ -137,7 +137,7 @@ extension Container {
     /// oom_kill of memory.events (0 without the memory controller).
     public var oomKills: UInt64 {
         guard let g = record.cgroup else { return 0 }
-        return Engine.stats(g).oomKills
+        return Engine.oomKills(g)
     }
 }
 

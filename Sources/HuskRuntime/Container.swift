@@ -119,9 +119,9 @@ public struct Container: Sendable {
         request.preserveFDs = options.preserveFDs
         if options.newKeyring { request.sessionKeyring = "_ses.\(id)" }
         request.ignoreMissingControllers = options.ignoreMissingControllers
-        let configPath = bundle.configPath
         let warn = options.warn
-        request.warn = { warn("\(configPath): \($0)") }
+        request.warn = warn
+        request.warningPrefix = bundle.configPath + ": "
         let recordBox = RecordBox(record)
         request.onCgroup = { group, created throws(HuskError) in
             recordBox.record.cgroupMount = group.mount.path
@@ -164,13 +164,13 @@ public struct Container: Sendable {
         do throws(HuskError) {
             created = try Engine.create(request)
             record = recordBox.record
-            guard let st = ProcessInfo.stat(created.pid) else {
-                throw HuskError(.system, "the container process \(created.pid) vanished during create")
-            }
-            record.pid = created.pid
-            record.pidStartTime = st.startTime
-            record.phase = .created
             do throws(HuskError) {
+                guard let st = ProcessInfo.stat(created.pid) else {
+                    throw HuskError(.system, "the container process \(created.pid) vanished during create")
+                }
+                record.pid = created.pid
+                record.pidStartTime = st.startTime
+                record.phase = .created
                 try root.saveRecord(record)
                 if let pidFile = options.pidFile {
                     do {
@@ -269,7 +269,14 @@ public struct Container: Sendable {
         } catch {
             throw HuskError(.invalidState, "cannot start container \(id): its process is gone", cause: error)
         }
-        guard try Engine.openFIFOGate(fifoPath, process: pidfd) else {
+        let ran: Bool
+        do {
+            ran = try Engine.openFIFOGate(fifoPath, process: pidfd)
+        } catch {
+            if error.code == .invalidState { throw error }
+            throw HuskError(.system, "cannot start container \(id)", cause: error.cause)
+        }
+        guard ran else {
             throw HuskError(
                 .invalidState,
                 "container \(id) stopped during start before its program ran (a startContainer hook or the exec failed; its stderr says which)")

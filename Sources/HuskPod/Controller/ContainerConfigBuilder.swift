@@ -201,9 +201,12 @@ struct ContainerConfigBuilder {
         for m in container.volumeMounts {
             guard let v = pod.spec.volumes.first(where: { $0.name == m.name }) else { continue }
             let base: String
+            var untypedHostPath = false
             switch v.source {
             case .emptyDir: base = sandbox.paths.emptyDir(v.name)
-            case .hostPath(let path, _): base = path
+            case .hostPath(let path, let type):
+                base = path
+                untypedHostPath = type.isEmpty
             }
             let propagation: ContainerConfig.Mount.Propagation
             switch m.mountPropagation ?? "None" {
@@ -213,9 +216,22 @@ struct ContainerConfigBuilder {
             }
             var mount = ContainerConfig.Mount(
                 containerPath: Files.clean(m.mountPath), hostPath: base, readonly: m.readOnly, propagation: propagation)
+            // No type: kubelet checks nothing, and containerd creates a missing host path as a
+            // directory (0755) when it makes the container (WithMounts).
+            mount.createIfMissing = untypedHostPath
             if let sub = m.subPath, !sub.isEmpty {
                 mount.hostPath = base + "/" + sub
                 if open {
+                    if untypedHostPath {
+                        var st = stat()
+                        if lstat(base, &st) != 0 && currentErrno == .noSuchFileOrDirectory {
+                            do {
+                                try Files.makeDirectories(base, mode: 0o755)
+                            } catch {
+                                throw ContainerConfigError(reason: .createContainerError, message: "failed to mkdir \"\(base)\": \(error)")
+                            }
+                        }
+                    }
                     do {
                         mount.opened = try Self.openSubPath(sub, in: base)
                     } catch {

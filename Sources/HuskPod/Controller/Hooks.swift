@@ -15,28 +15,16 @@ enum Hooks {
     ) -> String? {
         switch handler {
         case .exec(let command):
-            // CRI ExecSync inside the container; success iff exit 0.
-            let null: FD
+            // CRI ExecSync inside the container; success iff exit 0. A hook past the grace
+            // period is abandoned (it dies with the container).
+            let r: ExecSyncResult
             do {
-                null = try FD.open("/dev/null", O_RDWR)
-            } catch {
-                return "\(error)"
-            }
-            let p: SpawnedProcess
-            do {
-                p = try runtime.exec(h, argv: command, stdio: [null, null, null]).0
+                r = try runtime.execSync(h, argv: command, timeout: deadline.map { max(0, $0 - Clock.monotonicSeconds()) })
             } catch {
                 return error.message
             }
-            let exited = p.pidfd.waitForExit(timeout: deadline.map { max(0, $0 - Clock.monotonicSeconds()) })
-            if !exited {
-                // A hook past the grace period is abandoned (it dies with the container).
-                try? p.pidfd.signal(SIGKILL)
-                _ = try? p.pidfd.wait()
-                return "command \(command) did not finish within the grace period"
-            }
-            let status = (try? p.pidfd.wait()) ?? .exited(255)
-            return status.code == 0 ? nil : "command '\(command.joined(separator: " "))' exited with \(status.code)"
+            guard let code = r.exitCode else { return "command \(command) did not finish within the grace period" }
+            return code == 0 ? nil : "command '\(command.joined(separator: " "))' exited with \(code)"
         case .httpGet(let g):
             let port: Int
             switch g.port {

@@ -17,8 +17,8 @@ extension PodSupervisor {
     func containerExited(_ h: ContainerHandle, _ status: ExitStatus?) {
         // The OOM killer struck in the container's group (memory.events, DESIGN §7):
         // containerd's OOMKilled.
-        let oomKilled = Engine.stats(h.cgroup).oomKills > 0
-        try? h.cgroup.kill()
+        let oomKilled = runtime.oomKilled(h)
+        runtime.killRemaining(h)
         runtime.drainOutput(h)
         h.attachLock.locked { h.input = nil }
         let message = m.locked { () -> String? in

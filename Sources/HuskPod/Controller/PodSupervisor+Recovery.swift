@@ -37,8 +37,7 @@ extension PodSupervisor {
             // made again.
             _ = sandbox.adopt(pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: nil,
                               stateDirectory: paths.state, onPauseExit: { _ in }, loop: loop)
-            if let mount = try? Cgroup2Mount.discover() { try? mount.group(paths.cgroup + "/pause").kill() }
-            sandbox.teardown()
+            sandbox.discardPartial()
         }
         m.locked { sandboxAdopted = pauseAlive }
         let store = try? ImageStore(root: settings.root)

@@ -158,11 +158,7 @@ extension PodSupervisor {
     /// StopPodSandbox and RemoveContainer for all: container cgroups, pause, the address,
     /// the pod's mounts and cgroup.
     func teardown() {
-        if let mount = try? Cgroup2Mount.discover() {
-            for c in state.containers {
-                try? mount.group(paths.cgroup + "/" + c.name).remove(timeout: 10)
-            }
-        }
+        runtime.removeGroups(of: state.containers.map(\.name))
         sandbox.teardown()
     }
 }

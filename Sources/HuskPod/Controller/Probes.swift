@@ -166,47 +166,14 @@ extension PodSupervisor {
     /// CRI ExecSync with a timeout: success iff exit 0; the output (stdout and stderr, at most
     /// 10 KiB, as kubelet keeps) goes into the Unhealthy event.
     func execProbe(_ command: [String], _ h: ContainerHandle, timeout: Double) -> (Bool, String) {
-        let p: SpawnedProcess
-        let r: FD
+        let r: ExecSyncResult
         do {
-            // The write end lives only in this scope: once the child has it, EOF on `r` means
-            // the command (and whatever it started) is done writing.
-            let null = try FD.open("/dev/null", O_RDWR)
-            let (pr, pw) = try makePipe()
-            p = try runtime.exec(h, argv: command, stdio: [null, pw, pw]).0
-            r = pr
+            r = try runtime.execSync(h, argv: command, timeout: timeout, outputLimit: 10 * 1024)
         } catch {
             return (false, "\(error)")
         }
-        final class Box: @unchecked Sendable {  // guarded by `done`
-            var bytes: [UInt8] = []
-            var finished = false
-        }
-        let box = Box()
-        let done = Monitor()
-        Threads.spawn("probe-out") {
-            var out: [UInt8] = []
-            var buf = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buf.withUnsafeMutableBytes { Glibc.read(r.raw, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                if out.count < 10 * 1024 { out += buf[0..<min(n, 10 * 1024 - out.count)] }
-            }
-            done.locked {
-                box.bytes = out
-                box.finished = true
-                done.broadcast()
-            }
-        }
-        if !p.pidfd.waitForExit(timeout: timeout) {
-            try? p.pidfd.signal(SIGKILL)
-            _ = try? p.pidfd.wait()
-            return (false, "command \"\(command.joined(separator: " "))\" timed out")
-        }
-        let status = (try? p.pidfd.wait()) ?? .exited(255)
-        _ = done.wait(for: { box.finished }, until: Clock.monotonicSeconds() + 1)
-        let output = done.locked { String(decoding: box.bytes, as: UTF8.self) }
-        return (status.code == 0, output)
+        guard let code = r.exitCode else { return (false, "command \"\(command.joined(separator: " "))\" timed out") }
+        return (code == 0, String(decoding: r.output, as: UTF8.self))
     }
 }
 

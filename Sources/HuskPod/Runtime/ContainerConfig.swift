@@ -14,6 +14,9 @@ public struct ContainerConfig: Sendable {
         public var hostPath: String
         public var readonly = false
         public var propagation = Propagation.private
+        /// A missing host path is made a directory (containerd's WithMounts does so for a
+        /// hostPath volume without a type).
+        public var createIfMissing = false
         /// The host path already opened and detached (`open_tree`), for a subPath resolved
         /// inside its volume: the child attaches this, never the path (CVE-2017-1002101).
         public var opened: FD? = nil

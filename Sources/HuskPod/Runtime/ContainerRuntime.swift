@@ -117,6 +117,8 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         guard let pause = sandbox.pause else { throw failure(.createContainerError, "the pod sandbox is not running") }
         var request = EngineRequest(id: id, spec: spec, bundle: dir, cgroupPath: paths.cgroup + "/" + config.name)
         request.replaceStaleCgroup = true
+        // The pod's own groups are the sandbox's to remove.
+        request.pruneAncestorsOnFailure = false
         // `husk run` checked the controllers before the pod started (refused or warned).
         request.ignoreMissingControllers = true
         request.extraMounts = volumeMounts
@@ -231,7 +233,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         }
         let log = try CRILogWriter(path: c.logPath)
         let engine = EngineContainer(id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, createdCgroups: [],
-                                     execTemplate: template, gateWriter: nil)
+                                     execTemplate: template, gate: nil)
         let handle = ContainerHandle(
             name: c.name, attempt: c.attempt, id: id, engine: engine, instanceDir: dir,
             terminationLog: c.terminationLog, stopSignal: process.stopSignal, log: log)
@@ -301,9 +303,8 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     /// CRI StartContainer: opens the gate, the container's program runs. Throws when exec
     /// failed.
     func start(_ h: ContainerHandle) throws(StartFailure) {
-        h.started = true
         do {
-            try Engine.start(h.engine)
+            try Engine.start(h.engine) { h.started = true }
         } catch {
             throw StartFailure(waitingReason: .runContainerError, message: "failed to start containerd task: OCI runtime start failed: \(error)", startError: true)
         }

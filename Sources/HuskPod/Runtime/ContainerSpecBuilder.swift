@@ -171,12 +171,12 @@ public struct ContainerSpecBuilder {
     }
 
     /// `config.mounts` as the child mounts them: binds, recursive, read-only remounts and
-    /// propagation; a missing host path is made a directory (containerd's WithMounts), a
-    /// subPath comes already opened.
+    /// propagation; a missing host path is made a directory where the mount asks for it
+    /// (containerd's WithMounts), a subPath comes already opened.
     func mountEntries() throws(ContainerConfigError) -> [SpawnPlan.MountEntry] {
         var out: [SpawnPlan.MountEntry] = []
         for m in config.mounts {
-            if m.opened == nil {
+            if m.createIfMissing && m.opened == nil {
                 var st = stat()
                 if lstat(m.hostPath, &st) != 0 && currentErrno == .noSuchFileOrDirectory {
                     do {

@@ -124,8 +124,13 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         // The pod's limits, and the controllers handed down to its containers' groups.
         CgroupResources.delegate(mount.group("/husk"))
         // The engine's one cgroup writer; `husk run` checked the controllers beforehand.
-        _ = try Engine.setResources(
-            CgroupResources.spec(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod))), on: podGroup, ignoreMissing: true)
+        do {
+            _ = try Engine.setResources(
+                CgroupResources.spec(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod))), on: podGroup,
+                ignoreMissing: true)
+        } catch {
+            throw HuskError(.system, "cannot set the limits of cgroup \(podGroup.directory)", cause: error)
+        }
         CgroupResources.delegate(podGroup)
         var plan = SpawnPlan()
         plan.newNamespaces = .mount
@@ -379,6 +384,13 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             try? cni.del(containerID: pod.metadata.uid, netns: "", pod: pod)
             self.cni = nil
         }
+    }
+
+    /// Takes down a sandbox that was being made when its supervisor was lost: whatever runs
+    /// in pause's group is killed first, then everything goes.
+    public func discardPartial() {
+        if let mount = try? Cgroup2Mount.discover() { try? mount.group(paths.cgroup + "/pause").kill() }
+        teardown()
     }
 
     /// Takes everything down: pause, address, mounts, cgroups. Safe to call twice.

@@ -17,8 +17,8 @@ extension Engine {
 
     /// Starts a process inside a running container: the namespaces `namespaces` of its init
     /// (joined through the init's pidfd, several at once), its pid namespace when `joinPid`,
-    /// and `cgroup`. `plan` holds the process (user, capabilities, seccomp, rlimits, env,
-    /// cwd, argv, stdio). Returns once the process has exec'd, with the pty master for
+    /// and `cgroup`. `plan` holds the process (user, capabilities, seccomp, env, cwd, argv,
+    /// stdio; rlimits when the caller set them). Returns once the process has exec'd, with the pty master for
     /// `.returned`; the caller is its parent.
     public static func exec(
         _ plan: SpawnPlan, into initPidfd: PidFD, namespaces: Namespaces, joinPid: Bool, cgroup: Cgroup2Group,

@@ -8,16 +8,18 @@ import Glibc
 extension Engine {
     // MARK: - start
 
-    /// Opens a pipe gate: the program runs. Returns once it has exec'd; throws the child's
-    /// failure (a startContainer hook, seccomp or the exec) otherwise.
-    public static func start(_ c: EngineContainer) throws(SpawnError) {
-        if let gate = c.gateWriter {
+    /// Opens a pipe gate: the program runs. `opened` is called once the gate is open (the
+    /// container counts as started from then). Returns once the program has exec'd; throws the
+    /// child's failure (a startContainer hook, seccomp or the exec) otherwise.
+    public static func start(_ c: EngineContainer, opened: () -> Void = {}) throws(SpawnError) {
+        if let gate = c.gate {
             do {
-                try gate.writeAll([1])
+                try gate.open()
             } catch {
                 throw SpawnError(stage: .gate, errno: error.errno, detail: "the container's process is gone")
             }
         }
+        opened()
         try c.process.waitExec()
     }
 
@@ -100,6 +102,15 @@ extension Engine {
     /// Waits until the process has exited (without reaping it), at most until `deadline`.
     public static func waitExit(_ pidfd: PidFD, until deadline: Double) -> Bool {
         pidfd.waitForExit(timeout: max(0, deadline - Clock.monotonicSeconds()))
+    }
+
+    /// How many times the OOM killer struck in the group (memory.events oom_kill; 0 without
+    /// the memory controller). One file, for the exit path.
+    public static func oomKills(_ group: Cgroup2Group) -> UInt64 {
+        for line in (group.read("memory.events") ?? "").split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return UInt64(line.dropFirst("oom_kill ".count)) ?? 0
+        }
+        return 0
     }
 
     // MARK: - pause and resume

@@ -38,6 +38,12 @@ public struct EngineRequest: Sendable {
     /// Groups above the container's that this caller may hand controllers down through and
     /// remove when empty, besides the ones `create` makes (Husk's own subtree).
     public var mayWriteCgroup: @Sendable (String) -> Bool = { $0 == "/husk" || $0.hasPrefix("/husk/") }
+    /// Whether the empty ancestors `mayWriteCgroup` allows are removed too when `create`
+    /// fails (runc's); otherwise only the groups `create` made go with the container's.
+    public var pruneAncestorsOnFailure = true
+    /// Prefixed to the warnings about the spec's own fields (husk-runc: the config.json path);
+    /// resource warnings come as they are.
+    public var warningPrefix = ""
     /// Namespaces joined through fds the caller holds (a pod's pause pidfd).
     public var joins: [SpawnPlan.NamespaceJoin] = []
     /// The pid namespace to create the process in, by an fd the caller holds.
@@ -80,22 +86,38 @@ public struct EngineContainer: Sendable {
     public let cgroup: Cgroup2Group
     /// Ancestor groups `create` made, removed with the container when empty.
     public let createdCgroups: [String]
-    /// What a process exec'd into this container runs with (user, capabilities, seccomp,
-    /// rlimits, env, cwd): the container's own, as created.
+    /// What a process exec'd into this container runs with (user, groups, umask,
+    /// capabilities, no_new_privs, seccomp, env, cwd; not rlimits or oom_score_adj): the
+    /// container's own, as created.
     public let execTemplate: SpawnPlan
-    /// The pipe gate's write end (nil for a FIFO gate: its path opens it).
-    public let gateWriter: FD?
+    /// The pipe gate (nil for a FIFO gate: its path opens it).
+    public let gate: PipeGate?
 
     public var pid: pid_t { process.pid }
 
     public init(id: String, process: SpawnedProcess, cgroup: Cgroup2Group, createdCgroups: [String], execTemplate: SpawnPlan,
-                gateWriter: FD?) {
+                gate: PipeGate?) {
         self.id = id
         self.process = process
         self.cgroup = cgroup
         self.createdCgroups = createdCgroups
         self.execTemplate = execTemplate
-        self.gateWriter = gateWriter
+        self.gate = gate
+    }
+}
+
+/// The write end of a pipe start gate: written once, then closed.
+public final class PipeGate: @unchecked Sendable {  // opened once, by the thread that starts the container
+    private var fd: FD?
+    init(_ fd: FD) { self.fd = fd }
+
+    /// Whether the gate was opened (the byte written).
+    public var isOpen: Bool { fd == nil }
+
+    func open() throws(SystemCallError) {
+        guard let fd else { return }
+        try fd.writeAll([1])
+        self.fd = nil
     }
 }
 
@@ -139,13 +161,13 @@ extension Engine {
             plan.hooksPeerFD = nil
             return EngineContainer(
                 id: r.id, process: process!, cgroup: group, createdCgroups: created, execTemplate: execTemplate(plan),
-                gateWriter: gateWriter)
+                gate: gateWriter.map(PipeGate.init))
         } catch {
             if let process {
                 try? process.pidfd.signal(SIGKILL)
                 _ = try? process.pidfd.wait()
             }
-            try? group.remove(prune: mayWrite)
+            try? group.remove(prune: r.pruneAncestorsOnFailure ? mayWrite : { created.contains($0) })
             throw error
         }
     }
@@ -154,7 +176,7 @@ extension Engine {
     /// engine opens (cgroup, namespaces by path, gate, device filter attached).
     static func plan(_ r: EngineRequest, group: Cgroup2Group) throws(HuskError) -> (SpawnPlan, gateWriter: FD?) {
         let planned = try SpawnPlanner.plan(spec: r.spec, bundle: r.bundle, cgroupDirectory: group.directory)
-        for w in planned.warnings { r.warn(w) }
+        for w in planned.warnings { r.warn(r.warningPrefix + w) }
         var plan = planned.plan
         if !r.extraMounts.isEmpty {
             // Deeper targets after their parents (volumes may sit inside each other or /etc).
@@ -166,7 +188,7 @@ extension Engine {
         if let sc = r.spec.linux?.seccomp {
             let (program, warnings) = try SeccompProfile.compile(sc)
             plan.seccomp = program
-            for w in warnings { r.warn(w) }
+            for w in warnings { r.warn(r.warningPrefix + w) }
         }
         for j in planned.joins {
             plan.joins.append(.init(fd: try openNamespace(j.path, type: j.type, field: j.field), type: j.type))
