@@ -95,3 +95,57 @@ public func makePipe() throws(SystemCallError) -> (read: FD, write: FD) {
     try syscall("pipe2") { cshim_pipe2(&fds) }
     return (FD(adopting: fds[0]), FD(adopting: fds[1]))
 }
+
+// MARK: - Memfd
+
+/// Anonymous files in memory (memfd_create(2)): an executable embedded in Husk is written to
+/// one, sealed, and executed from it, so nothing on disk can be swapped in between.
+public enum Memfd {
+    /// A new, empty memfd (CLOEXEC); `name` only shows in /proc/<pid>/fd. With `sealable` it
+    /// accepts seals (MFD_ALLOW_SEALING). The underlying call is `memfd_create(2)`.
+    public static func create(_ name: String, sealable: Bool = false) throws(SystemCallError) -> FD {
+        let raw = try syscall("memfd_create", name) {
+            sealable ? cshim_memfd_sealed_create(name) : cshim_memfd_create(name)
+        }
+        return FD(adopting: raw)
+    }
+
+    /// Seals a sealable memfd against writes, growth, shrinking and further seals: its content
+    /// is final. The underlying call is `fcntl(F_ADD_SEALS)`.
+    public static func seal(_ fd: FD) throws(SystemCallError) {
+        try syscall("fcntl", "F_ADD_SEALS of fd \(fd.raw)") { cshim_memfd_seal(fd.raw) }
+    }
+}
+
+// MARK: - Borrowed fds
+
+/// Writing to fds this process does not own as `FD`s: stdout, stderr, a terminal or socket
+/// borrowed for a moment. For an owned fd use `FD.writeAll`, which throws.
+public enum Output {
+    /// Writes all of `bytes` to `fd`, going on after short writes and interruptions; false
+    /// when a write failed (the rest is dropped). The underlying call is `write(2)`.
+    @discardableResult
+    public static func writeAll(_ fd: CInt, _ bytes: some Collection<UInt8>) -> Bool {
+        if let done = bytes.withContiguousStorageIfAvailable({ writeBuffer(fd, UnsafeRawBufferPointer($0)) }) {
+            return done
+        }
+        return Array(bytes).withUnsafeBytes { writeBuffer(fd, $0) }
+    }
+
+    /// `text` as UTF-8 to `fd` (errors ignored: there is nowhere left to report them).
+    public static func write(_ text: String, to fd: CInt) {
+        var text = text
+        text.withUTF8 { _ = writeBuffer(fd, UnsafeRawBufferPointer($0)) }
+    }
+
+    private static func writeBuffer(_ fd: CInt, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
+    }
+}
