@@ -131,8 +131,7 @@ struct Run: ParsableCommand {
                 while sfd.next() != nil {
                     stops += 1
                     // A second signal: stop without waiting for the grace period (2 s floor).
-                    let grace: JSONValue = stops > 1 ? .number(0) : .null
-                    _ = try? ControlClient.request(v.paths.socket, .object(["op": .string("stop"), "grace": grace]))
+                    try? PodClient(v).stop(grace: stops > 1 ? 0 : nil)
                 }
             } else if sfd == nil {
                 usleep(20_000)
@@ -560,27 +559,18 @@ struct Exec: ParsableCommand {
             let v = try globals.findPod(pod, selector)
             let name = try Logs.pickContainer(v, container)
             guard v.supervisorAlive, !v.state.finished else { throw HuskError(.invalidState, "pod \(v.qualifiedName) is not running") }
-            var request: [String: JSONValue] = [
-                "op": .string("exec"), "container": .string(name), "argv": .array(command.map { .string($0) }),
-            ]
+            let client = PodClient(v)
             if tty {
-                request["tty"] = .bool(true)
-                let conn = try ControlClient.open(v.paths.socket, .object(request))
-                let (first, fds) = try ControlClient.next(conn)
-                if let e = first["error"]?.stringValue { throw HuskError(.invalidState, e) }
-                guard first["tty"] != nil, let master = fds.first else { throw HuskError(.system, "the supervisor gave no terminal") }
+                let session = try client.execTerminal(container: name, argv: command)
                 // The exit status comes on the connection when the process has ended.
                 var code: Int32? = nil
-                TerminalRelay.run(master: master, input: interactive, end: conn, drainMilliseconds: 200, ended: {
-                    if let (reply, _) = try? ControlClient.next(conn), case .number(let c) = reply["exitCode"] { code = Int32(c) }
+                TerminalRelay.run(master: session.master, input: interactive, end: session.connection, drainMilliseconds: 200, ended: {
+                    code = session.exitCode()
                 })
                 throw ExitCode(code ?? 255)
             }
             let null = try FD.open("/dev/null", O_RDONLY)
-            let reply = try ControlClient.request(v.paths.socket, .object(request), fds: [interactive ? 0 : null.raw, 1, 2])
-            if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
-            guard case .number(let code) = reply["exitCode"] else { throw HuskError(.system, "the supervisor gave no exit status") }
-            throw ExitCode(Int32(code))
+            throw ExitCode(try client.exec(container: name, argv: command, stdio: [interactive ? 0 : null.raw, 1, 2]))
         }
     }
 }
@@ -611,69 +601,13 @@ struct Attach: ParsableCommand {
             let v = try globals.findPod(pod, selector)
             let name = try Logs.pickContainer(v, container)
             guard v.supervisorAlive, !v.state.finished else { throw HuskError(.invalidState, "pod \(v.qualifiedName) is not running") }
-            let conn = try ControlClient.open(
-                v.paths.socket, .object(["op": .string("attach"), "container": .string(name), "stdin": .bool(interactive)]))
-            let (first, _) = try ControlClient.next(conn)
-            if let e = first["error"]?.stringValue { throw HuskError(.invalidState, e) }
-            let hasTTY = first["tty"]?.boolValue ?? false
-            if tty && !hasTTY {
+            let attachment = try PodClient(v).attach(container: name, stdin: interactive)
+            if tty && !attachment.tty {
                 Out.err("Unable to use a TTY - container \(name) did not allocate one\n")
             }
-            let saved = tty && hasTTY && interactive && Terminal.isTerminal(0) ? (try? Terminal.makeRaw(0)) : nil
+            let saved = tty && attachment.tty && interactive && Terminal.isTerminal(0) ? (try? Terminal.makeRaw(0)) : nil
             defer { try? saved?.restore() }
-            throw ExitCode(Self.relay(conn, stdin: interactive))
-        }
-    }
-
-    /// Frames from the supervisor to stdout/stderr, stdin to the supervisor; the exit code
-    /// from the last frame (0 when the connection ends without one).
-    static func relay(_ conn: FD, stdin: Bool) -> Int32 {
-        var stdinOpen = stdin
-        var inbuf: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        // Interrupted: husk ends (the container goes on), 128 + the signal.
-        let sfd = try? SignalFD([SIGINT, SIGTERM, SIGHUP])
-        while true {
-            var fds = [
-                pollfd(fd: conn.raw, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: sfd?.fd.raw ?? -1, events: Int16(POLLIN), revents: 0),
-            ]
-            if poll(&fds, 3, -1) < 0 {
-                if errno == EINTR { continue }
-                return 1
-            }
-            if fds[2].revents != 0 {
-                return 128 + (sfd?.next() ?? SIGINT)
-            }
-            if fds[1].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    Output.writeAll(conn.raw, buf[0..<n])
-                } else {
-                    stdinOpen = false
-                    shutdown(conn.raw, Int32(SHUT_WR))
-                }
-            }
-            if fds[0].revents != 0 {
-                let n = buf.withUnsafeMutableBytes { read(conn.raw, $0.baseAddress, $0.count) }
-                if n <= 0 { return 0 }
-                inbuf += buf[0..<n]
-                while inbuf.count >= 5 {
-                    let len = Int(inbuf[1]) << 24 | Int(inbuf[2]) << 16 | Int(inbuf[3]) << 8 | Int(inbuf[4])
-                    guard inbuf.count >= 5 + len else { break }
-                    let kind = inbuf[0]
-                    let data = Array(inbuf[5..<(5 + len)])
-                    inbuf.removeFirst(5 + len)
-                    switch kind {
-                    case 1, 2:
-                        if !data.isEmpty { Output.writeAll(Int32(kind), data) }
-                    default:
-                        if let doc = try? JSONParser.parse(data), case .number(let c) = doc["exitCode"] { return Int32(c) }
-                        return 0
-                    }
-                }
-            }
+            throw ExitCode(attachment.relay(stdin: interactive))
         }
     }
 }
@@ -702,9 +636,7 @@ struct Stop: ParsableCommand {
     static func stop(_ v: PodView, grace: Int64?) throws -> PodView {
         if let g = grace, g < 0 { throw HuskError(.invalidArgument, "--grace must not be negative") }
         if v.isStopped { return v }
-        let request: JSONValue = .object(["op": .string("stop"), "grace": grace.map { .number(Double($0)) } ?? .null])
-        let reply = try ControlClient.request(v.paths.socket, request)
-        if let e = reply["error"]?.stringValue { throw HuskError(.invalidState, e) }
+        try PodClient(v).stop(grace: grace)
         // The supervisor exits right after it wrote the final status, and its keeper with it.
         let pidfd = try? PidFD.open(v.keeperPid > 0 ? v.keeperPid : v.supervisorPid)
         let done = PodDirectory.wait(v) { $0.isStopped }
