@@ -119,6 +119,56 @@ struct GlobalOptions: ParsableArguments {
     }
 }
 
+/// Which pod a command is about: a name in a namespace, or a UID.
+struct PodSelector: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The pod's namespace.")
+    var namespace: String = "default"
+}
+
+extension GlobalOptions {
+    func findPod(_ ref: String, _ selector: PodSelector) throws -> PodView {
+        try PodDirectory.find(try settings(), ref, namespace: selector.namespace)
+    }
+
+    /// The pod `ref` names, or every pod.
+    func pods(_ ref: String?, _ selector: PodSelector) throws -> [PodView] {
+        let settings = try settings()
+        return try ref.map { [try PodDirectory.find(settings, $0, namespace: selector.namespace)] } ?? PodDirectory.all(settings)
+    }
+}
+
+/// The one pod a command is about, with the flags every command takes.
+struct PodArgument: ParsableArguments {
+    @OptionGroup var globals: GlobalOptions
+    @OptionGroup var selector: PodSelector
+    @Argument(help: "The pod (name or UID).")
+    var pod: String
+
+    func find() throws -> PodView { try globals.findPod(pod, selector) }
+}
+
+/// A container of a running pod (exec, attach).
+struct RunningContainer: ParsableArguments {
+    @OptionGroup var target: PodArgument
+    @Option(name: .shortAndLong, help: "The container (default: the first app container).")
+    var container: String?
+
+    /// The pod, which must be running, and the container's name.
+    func find() throws -> (PodView, String) {
+        let v = try target.find()
+        let name = try pickContainer(v, container)
+        try v.requireRunning()
+        return (v, name)
+    }
+}
+
+/// `requested`, or the default container, saying so (as kubectl) when there was a choice.
+func pickContainer(_ v: PodView, _ requested: String?) throws -> String {
+    let (name, note) = try v.pickContainer(requested)
+    if let note { Out.err(note + "\n") }
+    return name
+}
+
 /// Output of read commands.
 enum OutputFormat: String, ExpressibleByArgument {
     case table, json, yaml
@@ -150,6 +200,11 @@ enum Out {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try e.encode(value), as: UTF8.self) + "\n"
+    }
+
+    /// A document as YAML for `.yaml`, else as indented JSON.
+    static func document(_ doc: JSONValue, as format: OutputFormat) {
+        out(format == .yaml ? YAMLText.render(doc) : doc.serialized(indent: 2) + "\n")
     }
 
     /// A table with columns padded to their widest cell, as crictl prints them.

@@ -95,6 +95,32 @@ struct ResourcesTests {
         #expect(CgroupResources.missing(p, available: ["cpu", "memory", "pids"], pidsLimit: 50, memoryQoS: true).isEmpty)
     }
 
+    @Test("the check before a pod starts: limits the host cannot enforce refuse it, every one named, or are warnings with --ignore-missing-controllers")
+    func checkBeforeStart() throws {
+        let p = try pod("""
+              - {name: a, image: busybox, resources: {limits: {memory: 64Mi}}}
+            """)
+        var settings = HuskSettings()
+        #expect(try CgroupResources.check(p, settings: settings, available: ["cpu", "memory"], mountPath: "/sys/fs/cgroup").isEmpty)
+        let line = #"spec.containers[0].resources.limits.memory: memory.max needs the cgroup v2 controller "memory", which the cgroup2 hierarchy at /sys/fs/cgroup does not give Husk (it offers: cpu pids)"#
+        do {
+            _ = try CgroupResources.check(p, settings: settings, available: ["pids", "cpu"], mountPath: "/sys/fs/cgroup")
+            Issue.record("not refused")
+        } catch {
+            #expect(error.code == .unsupported)
+            #expect(error.message == """
+                pod default/r asks for limits this host cannot enforce, so nothing was started:
+                  \(line)
+                Run it where those controllers are enabled for Husk's subtree (cgroup.subtree_control above /sys/fs/cgroup/husk), or pass --ignore-missing-controllers to run it without them
+                """)
+        }
+        settings.ignoreMissingControllers = true
+        #expect(try CgroupResources.check(p, settings: settings, available: ["pids", "cpu"], mountPath: "/sys/fs/cgroup")
+            == [line + "; it is not enforced (--ignore-missing-controllers)"])
+        let none = try CgroupResources.check(p, settings: settings, available: [], mountPath: "/x")
+        #expect(none.count == 1 && none[0].contains("(it offers: none)"))
+    }
+
     @Test("resources in the manifest: requests default to limits, a request above its limit and a bad quantity are refused at their paths, extended resources warned")
     func manifest() throws {
         let (p, w) = try accept("""

@@ -4,11 +4,10 @@ import HuskSystem
 import Glibc
 #endif
 
-/// One `husk attach` client of a container: the output goes to it in frames as it comes,
-/// `[kind][length: 4 bytes, big-endian][data]` with kind 1 stdout, 2 stderr, and a last
-/// frame `E` carrying `{"exitCode":N}` when the container has ended. A writer thread of its
-/// own sends them, so a slow client never holds the supervisor up: past 4 MiB queued it is
-/// dropped.
+/// One `husk attach` client of a container: the output goes to it in frames (`AttachFrame`)
+/// as it comes, and a last one with the exit code when the container has ended. A writer
+/// thread of its own sends them, so a slow client never holds the supervisor up: past 4 MiB
+/// queued it is dropped.
 final class AttachClient: @unchecked Sendable {  // `queue`, `closed` and `done` under `m`
     let conn: FD
     private let m = Monitor()
@@ -21,11 +20,6 @@ final class AttachClient: @unchecked Sendable {  // `queue`, `closed` and `done`
     init(conn: FD) {
         self.conn = conn
         Threads.spawn("attach-out") { [self] in pump() }
-    }
-
-    static func frame(_ kind: UInt8, _ data: some Collection<UInt8>) -> [UInt8] {
-        let n = UInt32(data.count)
-        return [kind, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + data
     }
 
     /// Queues a frame; false when the client is gone (or was dropped for being slow).
@@ -47,7 +41,7 @@ final class AttachClient: @unchecked Sendable {  // `queue`, `closed` and `done`
 
     /// The last frame: the container's exit code; the connection closes once it is sent.
     func finish(exitCode: Int32) {
-        send(Self.frame(UInt8(ascii: "E"), Array("{\"exitCode\":\(exitCode)}".utf8)))
+        send(AttachFrame.exit(exitCode).bytes)
         m.locked {
             closed = true
             m.broadcast()
@@ -92,7 +86,7 @@ extension ContainerHandle {
     func fanOut(_ stream: String, _ bytes: ArraySlice<UInt8>) {
         attachLock.locked {
             guard !attached.isEmpty else { return }
-            let frame = AttachClient.frame(stream == "stderr" ? 2 : 1, bytes)
+            let frame = AttachFrame.bytes(stream == "stderr" ? 2 : 1, bytes)
             attached.removeAll { !$0.send(frame) }
         }
     }

@@ -120,6 +120,36 @@ public enum CgroupResources {
         return all.filter { $0.field != nil && !available.contains($0.controller) && seen.insert($0.field! + $0.file).inserted }
     }
 
+    /// Before a pod is started: the limits it asks for that this host cannot enforce (their
+    /// controller is missing from Husk's subtree of the cgroup2 hierarchy) refuse it, every
+    /// one named, or with `settings.ignoreMissingControllers` are returned as warnings, one
+    /// each. No cgroup2 hierarchy at all refuses every pod.
+    public static func check(_ pod: Pod, settings: HuskSettings) throws(HuskError) -> [String] {
+        guard let mount = (try? Cgroup2Mount.discover()) ?? nil else {
+            throw HuskError(.unsupported, "no cgroup2 hierarchy is mounted (see /proc/self/mountinfo): Husk puts every container in one")
+        }
+        return try check(pod, settings: settings, available: available(mount), mountPath: mount.path)
+    }
+
+    /// `check` against a hierarchy mounted at `mountPath` that gives Husk the controllers
+    /// `available`.
+    public static func check(_ pod: Pod, settings: HuskSettings, available: Set<String>, mountPath: String) throws(HuskError) -> [String] {
+        let missing = missing(pod, available: available, pidsLimit: settings.pidsLimit(for: pod), memoryQoS: settings.memoryQoS)
+        if missing.isEmpty { return [] }
+        let offered = available.isEmpty ? "none" : available.sorted().joined(separator: " ")
+        let lines = missing.map {
+            "\($0.field!): \($0.file) needs the cgroup v2 controller \"\($0.controller)\", which the cgroup2 hierarchy at \(mountPath) does not give Husk (it offers: \(offered))"
+        }
+        if !settings.ignoreMissingControllers {
+            throw HuskError(
+                .unsupported,
+                "pod \(pod.metadata.namespace)/\(pod.metadata.name) asks for limits this host cannot enforce, so nothing was started:\n  "
+                    + lines.joined(separator: "\n  ")
+                    + "\nRun it where those controllers are enabled for Husk's subtree (cgroup.subtree_control above \(mountPath)/husk), or pass --ignore-missing-controllers to run it without them")
+        }
+        return lines.map { "\($0); it is not enforced (--ignore-missing-controllers)" }
+    }
+
     /// What Husk's subtree may use: the controllers its top group has, or, before it exists,
     /// what the hierarchy's root hands down (cgroup.subtree_control).
     public static func available(_ mount: Cgroup2Mount) -> Set<String> {

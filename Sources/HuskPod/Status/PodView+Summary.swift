@@ -1,3 +1,5 @@
+import HuskSystem
+
 /// What the command line concludes from a pod's status: typed, so that it needs no root to test.
 extension PodView {
     /// Every app container (after the init containers) has been started and its postStart
@@ -72,5 +74,78 @@ extension PodView {
         }
         if state.terminating && !state.finished { reason = "Terminating" }
         return reason
+    }
+}
+
+/// How `husk run -d` ends once the pod has settled (`isSettled`).
+public enum StartOutcome: Equatable, Sendable {
+    /// Every app container started, the pod succeeded, or nothing is known to be wrong.
+    case started
+    /// The pod failed or its supervisor is gone: why.
+    case failed(String)
+    /// A container (or the sandbox) is stuck on an error: which and why.
+    case waiting(String)
+}
+
+extension PodView {
+    /// What became of the pod's start, from a settled view.
+    public var startOutcome: StartOutcome {
+        if state.phase == .failed { return .failed("pod \(qualifiedName) failed\(failureDetail)") }
+        if state.phase == .succeeded || allStarted { return .started }
+        if !supervisorAlive { return .failed("the supervisor of pod \(qualifiedName) exited; see \(paths.supervisorLog)") }
+        if let (c, reason, message) = stuck {
+            return .waiting("pod \(qualifiedName): container \(c) is waiting: \(reason.rawValue): \(message)")
+        }
+        if let e = state.sandboxError { return .waiting("pod \(qualifiedName): \(e)") }
+        return .started
+    }
+
+    /// The container a command means: `requested`, which must be one of the pod's, or as
+    /// kubectl defaults, the first app container; then `note` is what kubectl says about the
+    /// choice when there was one to make.
+    public func pickContainer(_ requested: String?) throws(HuskError) -> (name: String, note: String?) {
+        let all = pod.spec.initContainers.map(\.name) + pod.spec.containers.map(\.name)
+        if let requested {
+            guard all.contains(requested) else {
+                throw HuskError(.notFound, "container \(requested) is not valid for pod \(pod.metadata.name): choose one of: [\(all.joined(separator: " "))]")
+            }
+            return (requested, nil)
+        }
+        let first = pod.spec.containers[0].name
+        guard all.count > 1 else { return (first, nil) }
+        let others = pod.spec.containers.map(\.name) + pod.spec.initContainers.map { "\($0.name) (init)" }
+        return (first, "Defaulted container \"\(first)\" out of: \(others.joined(separator: ", "))")
+    }
+
+    /// Throws unless the pod runs (its supervisor is alive and it has not finished): exec and
+    /// attach need it to.
+    public func requireRunning() throws(HuskError) {
+        guard supervisorAlive, !state.finished else { throw HuskError(.invalidState, "pod \(qualifiedName) is not running") }
+    }
+
+    /// The instance of container `name` whose log `husk logs` shows: the latest, or with
+    /// `previous` the one before it (after a restart).
+    public func logInstance(container name: String, previous: Bool) throws(HuskError) -> Instance {
+        guard let c = state.containers.first(where: { $0.name == name }) else {
+            throw HuskError(.notFound, "container \(name) is not in pod \(qualifiedName)")
+        }
+        if previous {
+            guard let p = c.previous else {
+                throw HuskError(.notFound, "previous terminated container \"\(name)\" in pod \"\(pod.metadata.name)\" not found")
+            }
+            return p
+        }
+        guard let l = c.latest else {
+            let reason = (c.waiting?.reason ?? (pod.spec.initContainers.isEmpty ? .containerCreating : .podInitializing)).rawValue
+            throw HuskError(.invalidState, "container \"\(name)\" in pod \"\(pod.metadata.name)\" is waiting to start: \(reason)")
+        }
+        return l
+    }
+
+    /// Instance `id` of container `name` has exited or is gone, or the pod has stopped: its
+    /// log grows no more.
+    public func hasEnded(container name: String, instance id: String) -> Bool {
+        let inst = state.containers.first { $0.name == name }?.instances.first { $0.id == id }
+        return inst == nil || inst?.state == .exited || isStopped
     }
 }

@@ -246,37 +246,6 @@ public enum PodDirectory {
         throw HuskError(.alreadyExists, "cannot claim the name \(pod.metadata.name): \(file) keeps coming back")
     }
 
-    // MARK: - Waiting
-
-    /// Re-reads the pod until `done` says yes or `timeout` passes (nil: forever). Returns the
-    /// last view. Between reads it only stats status.json every millisecond (the supervisor
-    /// renames a new one into place on every change) and reads it again when it changed, or
-    /// after `interval` anyway (the supervisor may have died without writing). Not inotify:
-    /// closing an inotify fd waits for an SRCU grace period, measured at 20 ms here.
-    public static func wait(_ view: PodView, timeout: Double? = nil, interval: Double = 0.05, until done: (PodView) -> Bool) -> PodView {
-        let deadline = timeout.map { Clock.monotonicSeconds() + $0 }
-        let status = podsDir(view.settings) + "/" + view.uid + "/status.json"
-        func stamp() -> [Int] {
-            var st = stat()
-            guard fstatat(AT_FDCWD, status, &st, 0) == 0 else { return [] }
-            return [Int(st.st_ino), Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec), Int(st.st_size)]
-        }
-        var seen = stamp()
-        var v = read(view.settings, uid: view.uid) ?? view
-        var lastRead = Clock.monotonicSeconds()
-        while true {
-            if done(v) { return v }
-            if let deadline, Clock.monotonicSeconds() >= deadline { return v }
-            usleep(1000)
-            let now = stamp()
-            if now != seen || Clock.monotonicSeconds() - lastRead >= interval {
-                seen = now
-                lastRead = Clock.monotonicSeconds()
-                if let fresh = read(v.settings, uid: v.uid) { v = fresh }
-            }
-        }
-    }
-
     // MARK: - Removal
 
     /// Removes everything of a stopped pod: its state, its data (emptyDirs, upper dirs), its

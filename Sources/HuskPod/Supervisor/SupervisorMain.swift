@@ -86,15 +86,8 @@ public enum SupervisorMain {
 }
 
 /// The supervisor's control socket: a path socket in the pod's 0700 state directory, for
-/// root only. One JSON request per connection, one JSON reply:
-///  - `{"op":"stop","grace":N}` → `{"ok":true}` (the stop goes on; status.json tells when done)
-///  - `{"op":"exec","container":"c","argv":[...]}` with three fds (stdin, stdout, stderr) as
-///    SCM_RIGHTS → `{"exitCode":N}` when the process ended, or `{"error":"..."}`;
-///    with `"tty":true` and no fds: first `{"tty":true}` with the pty master (a terminal of
-///    the container's own), then `{"exitCode":N}`;
-///  - `{"op":"attach","container":"c","stdin":B}` → `{"attached":true,"tty":B}`, then the
-///    container's output in frames (`AttachClient`) until it ends; with stdin, what the client
-///    sends after its request goes to the container's stdin.
+/// root only. One request per connection (`ControlRequest`, in PodClient.swift with the
+/// replies), one reply, or for attach a stream of frames.
 final class ControlServer: @unchecked Sendable {  // the listening fd is read-only after init
     let path: String
     let fd: FD
@@ -134,130 +127,55 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
 
     func handle(_ conn: FD) {
         var buf = [UInt8](repeating: 0, count: 65536)
-        var request: [UInt8] = []
+        var bytes: [UInt8] = []
         var received: [FD] = []
-        while !request.contains(10) && request.count < 1 << 20 {
+        while !bytes.contains(10) && bytes.count < 1 << 20 {
             guard let (n, fds) = try? UnixSocket.receive(conn, into: &buf), n > 0 else { break }
             received += fds
-            request += buf[0..<n]
+            bytes += buf[0..<n]
         }
-        let reply: JSONValue
+        let reply: ControlReply?
         do {
-            let doc = try JSONParser.parse(request.prefix { $0 != 10 })
-            if doc["op"]?.stringValue == "attach" {
-                // The connection stays: output frames out, stdin in.
-                let pending = Array(request.drop { $0 != 10 }.dropFirst())
-                do {
-                    try supervisor.attach(container: doc["container"]?.stringValue, conn: conn,
-                                          stdin: doc["stdin"]?.boolValue ?? false, pending: pending) { tty in
-                        try? conn.writeAll(Array((JSONValue.object(["attached": .bool(true), "tty": .bool(tty)]).serialized() + "\n").utf8))
-                    }
-                } catch {
-                    try? conn.writeAll(Array((JSONValue.object(["error": .string(error.message)]).serialized() + "\n").utf8))
-                }
-                return
-            }
-            reply = perform(doc, fds: received) { interim, fds in
-                // A first message before the reply (a terminal's master for exec -t).
-                let bytes = Array((interim.serialized() + "\n").utf8)
-                try? UnixSocket.send(conn, bytes, fds: fds.map(\.raw))
-            }
+            let request = try ControlRequest(json: try JSONParser.parse(bytes.prefix { $0 != 10 }))
+            // What came after the request's line: the start of an attached stdin.
+            let pending = Array(bytes.drop { $0 != 10 }.dropFirst())
+            reply = perform(request, on: conn, fds: received, pending: pending)
+        } catch let e as HuskError {
+            reply = .error(e.message)
         } catch {
-            reply = .object(["error": .string("bad request: \(error)")])
+            reply = .error("bad request: \(error)")
         }
-        try? conn.writeAll(Array((reply.serialized() + "\n").utf8))
+        if let reply { try? conn.writeAll(reply.line) }
     }
 
-    func perform(_ doc: JSONValue, fds: [FD], interim: (JSONValue, [FD]) -> Void) -> JSONValue {
-        switch doc["op"]?.stringValue {
-        case "stop":
-            var grace: Int64? = nil
-            if case .number(let g) = doc["grace"] { grace = Int64(g) }
+    /// Carries out `request`: returns the reply to send, or nil when the request kept the
+    /// connection and has used it (attach: its replies and frames went on `conn`).
+    func perform(_ request: ControlRequest, on conn: FD, fds: [FD], pending: [UInt8]) -> ControlReply? {
+        switch request {
+        case .stop(let grace):
             supervisor.requestStop(grace: grace)
-            return .object(["ok": .bool(true)])
-        case "exec":
-            guard case .array(let a) = doc["argv"], !a.isEmpty else { return .object(["error": .string("exec needs a command")]) }
-            let argv = a.compactMap(\.stringValue)
-            let tty = doc["tty"]?.boolValue ?? false
+            return .ok
+        case .exec(let container, let argv, let tty):
             let stdio: [FD?] = tty ? [nil, nil, nil] : (0..<3).map { $0 < fds.count ? fds[$0] : nil }
             do {
-                let code = try supervisor.exec(container: doc["container"]?.stringValue, argv: argv, stdio: stdio, tty: tty) { master in
-                    if let master { interim(.object(["tty": .bool(true)]), [master]) }
+                let code = try supervisor.exec(container: container, argv: argv, stdio: stdio, tty: tty) { master in
+                    // A first message before the reply: the terminal's master.
+                    if let master { try? UnixSocket.send(conn, ControlReply.terminal.line, fds: [master.raw]) }
                 }
-                return .object(["exitCode": .number(Double(code))])
+                return .exitCode(code)
             } catch {
-                return .object(["error": .string(error.message)])
+                return .error(error.message)
             }
-        default:
-            return .object(["error": .string("unknown request")])
-        }
-    }
-}
-
-/// The client side, for the command line.
-public enum ControlClient {
-    /// Sends one request and returns the connection, to read the replies one by one
-    /// (`next`).
-    public static func open(_ socket: String, _ request: JSONValue, fds: [CInt] = [], patience: Double = 5) throws(HuskError) -> FD {
-        let deadline = Clock.monotonicSeconds() + patience
-        func connect() throws(HuskError) -> FD {
-            while true {
-                do {
-                    return try UnixSocket.connect(socket)
-                } catch {
-                    guard error.errno == .connectionRefused || error.errno == .noSuchFileOrDirectory, Clock.monotonicSeconds() < deadline else {
-                        throw HuskError(.system, "cannot reach the pod's supervisor at \(socket): \(error.errno.text)")
-                    }
-                    usleep(10_000)
+        case .attach(let container, let stdin):
+            // The connection stays: output frames out, stdin in.
+            do {
+                try supervisor.attach(container: container, conn: conn, stdin: stdin, pending: pending) { tty in
+                    try? conn.writeAll(ControlReply.attached(tty: tty).line)
                 }
+                return nil
+            } catch {
+                return .error(error.message)
             }
-        }
-        let conn = try connect()
-        let bytes = Array((request.serialized() + "\n").utf8)
-        do {
-            try UnixSocket.send(conn, bytes, fds: fds)
-        } catch {
-            throw HuskError(.system, "cannot talk to the pod's supervisor: \(error.errno.text)")
-        }
-        return conn
-    }
-
-    /// The next reply on `conn` (one line) with the fds that came with it.
-    public static func next(_ conn: FD) throws(HuskError) -> (JSONValue, [FD]) {
-        var line: [UInt8] = []
-        var got: [FD] = []
-        var byte = [UInt8](repeating: 0, count: 1)
-        // One byte at a time: the fds come with the first byte of their message.
-        while true {
-            guard let (n, fds) = try? UnixSocket.receive(conn, into: &byte), n > 0 else {
-                throw HuskError(.system, "the pod's supervisor ended before it replied")
-            }
-            got += fds
-            if byte[0] == 10 { break }
-            line.append(byte[0])
-        }
-        do {
-            return (try JSONParser.parse(line), got)
-        } catch {
-            throw HuskError(.system, "a bad reply from the pod's supervisor: \(error)")
-        }
-    }
-
-    /// Sends one request (with fds) and returns the reply.
-    /// While the socket is missing or refuses (a supervisor being replaced by its keeper), it
-    /// tries again for up to `patience` seconds.
-    public static func request(_ socket: String, _ request: JSONValue, fds: [CInt] = [], patience: Double = 5) throws(HuskError) -> JSONValue {
-        let conn = try open(socket, request, fds: fds, patience: patience)
-        let reply: [UInt8]
-        do {
-            reply = try conn.readAll()
-        } catch {
-            throw HuskError(.system, "no reply from the pod's supervisor", cause: error)
-        }
-        do {
-            return try JSONParser.parse(reply.prefix { $0 != 10 })
-        } catch {
-            throw HuskError(.system, "the pod's supervisor ended before it replied")
         }
     }
 }

@@ -1,0 +1,31 @@
+import ArgumentParser
+import HuskPod
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a container's output (decoded from its CRI log file).")
+
+    @OptionGroup var target: PodArgument
+    @Option(name: .shortAndLong, help: "The container (default: the only one, else the first app container).")
+    var container: String?
+    @Flag(name: .shortAndLong, help: "Keep printing output as it comes, until the container ends.")
+    var follow = false
+    @Flag(name: .shortAndLong, help: "The previous instance of the container (after a restart).")
+    var previous = false
+
+    func run() throws {
+        try runReporting {
+            let v = try target.find()
+            let name = try pickContainer(v, container)
+            let instance = try v.logInstance(container: name, previous: previous)
+            let follower = LogFollower(prefix: false)
+            follower.follow(instance.logPath, container: name)
+            guard follow && !previous else { return }
+            // Until this instance has ended (or the pod is gone) and its log is read to the end.
+            PodDirectory.watch(v) { fresh in
+                let over = fresh.hasEnded(container: name, instance: instance.id)
+                follower.follow(instance.logPath, container: name)
+                return over
+            }
+        }
+    }
+}
