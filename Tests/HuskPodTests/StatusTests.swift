@@ -174,6 +174,10 @@ struct StatusTests {
             #expect(WaitingReason(image) == waiting)
         }
         #expect(WaitingReason(ImageError.Reason.storeError) == nil)
+        // A failed CRI CreateContainer/StartContainer, by what failed.
+        #expect(WaitingReason(StartFailure.Kind.config) == .createContainerConfigError)
+        #expect(WaitingReason(StartFailure.Kind.create) == .createContainerError)
+        #expect(WaitingReason(StartFailure.Kind.run) == .runContainerError)
     }
 
     @Test("every terminated reason")

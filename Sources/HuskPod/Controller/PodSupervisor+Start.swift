@@ -37,7 +37,7 @@ extension PodSupervisor {
                 config = try ContainerConfigBuilder(pod: pod, container: c, sandbox: sandbox)
                     .config(attempt: attempt, image: image, layers: layers, logPath: logPath)
             } catch {
-                throw StartFailure(waitingReason: error.reason, message: error.message, startError: false)
+                throw StartFailure(error.reason == .createContainerConfigError ? .config : .create, error.message)
             }
             handle = try runtime.create(config, id: id) { [self] h, status in containerExited(h, status) }
         } catch {
@@ -56,7 +56,7 @@ extension PodSupervisor {
                 }
             } else {
                 m.locked {
-                    state.containers[i].waiting = (error.waitingReason, error.message)
+                    state.containers[i].waiting = (WaitingReason(error.kind), error.message)
                     retryAt[c.name] = Clock.monotonicSeconds() + 10 * scale
                     changed()
                 }

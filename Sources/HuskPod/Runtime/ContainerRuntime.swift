@@ -51,15 +51,23 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     public var pid: pid_t { process.pid }
 }
 
-/// A failure to start a container (CRI CreateContainer/StartContainer failed), with the
-/// reason kubelet and containerd report for it.
+/// A failure to create or start a container (CRI CreateContainer/StartContainer failed);
+/// the controller turns its kind into kubelet's waiting reason.
 public struct StartFailure: Error, CustomStringConvertible, Sendable {
-    /// Waiting reason: CreateContainerConfigError, CreateContainerError, RunContainerError.
-    public var waitingReason: WaitingReason
+    /// What failed, as CRI tells it: the container's configuration (its image config, user or
+    /// seccomp profile), its creation, or its start. The caller names the reason.
+    public enum Kind: Sendable, Equatable { case config, create, run }
+    public var kind: Kind
     public var message: String
     /// The instance ended before it ran: Terminated StartError, exit 128 (containerd).
     public var startError: Bool
     public var description: String { message }
+
+    public init(_ kind: Kind, _ message: String, startError: Bool = false) {
+        self.kind = kind
+        self.message = message
+        self.startError = startError
+    }
 }
 
 /// The container half of the runtime service (CRI CreateContainer, StartContainer,
@@ -90,8 +98,8 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         let pod = sandbox.pod
         let builder = ContainerSpecBuilder(config: config, sandbox: sandbox)
         let dir = paths.instance(config.name, attempt: config.attempt)
-        func failure(_ reason: WaitingReason, _ message: String, startError: Bool = false) -> StartFailure {
-            StartFailure(waitingReason: reason, message: message, startError: startError)
+        func failure(_ kind: StartFailure.Kind, _ message: String, startError: Bool = false) -> StartFailure {
+            StartFailure(kind, message, startError: startError)
         }
         let process: ContainerSpecBuilder.Process
         let spec: Spec
@@ -103,18 +111,18 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                 try Files.makeDirectories(dir + "/work", mode: 0o700)
                 try Files.makeDirectories(dir + "/rootfs", mode: 0o755)
             } catch {
-                throw ContainerConfigError(reason: .createContainerError, message: "cannot create \(dir): \(error)")
+                throw StartFailure(.create, "cannot create \(dir): \(error)")
             }
             spec = try builder.spec(process: process, instance: dir)
             volumeMounts = try builder.mountEntries()
-        } catch let e as ContainerConfigError {
-            throw failure(e.reason, e.message)
+        } catch let e as StartFailure {
+            throw e
         } catch {
-            throw failure(.createContainerError, "\(error)")
+            throw failure(.create, "\(error)")
         }
         // Join the sandbox: network, IPC and UTS through pause's pidfd (not with hostNetwork /
         // hostIPC), and its pid namespace when the pod shares one.
-        guard let pause = sandbox.pause else { throw failure(.createContainerError, "the pod sandbox is not running") }
+        guard let pause = sandbox.pause else { throw failure(.create, "the pod sandbox is not running") }
         var request = EngineRequest(id: id, spec: spec, bundle: dir, cgroupPath: paths.cgroup + "/" + config.name)
         request.replaceStaleCgroup = true
         // The pod's own groups are the sandbox's to remove.
@@ -149,9 +157,9 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             }
             log = try CRILogWriter(path: config.logPath)
         } catch let e as HuskError {
-            throw failure(.createContainerError, "\(e)")
+            throw failure(.create, "\(e)")
         } catch {
-            throw failure(.createContainerError, "\(error)")
+            throw failure(.create, "\(error)")
         }
         let created: EngineContainer
         do throws(HuskError) {
@@ -159,9 +167,9 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         } catch {
             if let spawn = error.cause as? SpawnError {
                 // containerd reports a container that could not be set up or exec'd as StartError.
-                throw failure(.runContainerError, "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(spawn)", startError: true)
+                throw failure(.run, "failed to create containerd task: failed to create shim task: OCI runtime create failed: \(spawn)", startError: true)
             }
-            throw failure(.createContainerError, "\(error)")
+            throw failure(.create, "\(error)")
         }
         // The terminal's master, which the child sent before it stopped at its gate.
         var master: FD? = nil
@@ -171,7 +179,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                 Engine.kill(created.process.pidfd, cgroup: created.cgroup)
                 _ = try? created.process.pidfd.wait()
                 try? Engine.delete(created.cgroup, timeout: 5)
-                throw failure(.runContainerError, "failed to create containerd task: no terminal came back from the container", startError: true)
+                throw failure(.run, "failed to create containerd task: no terminal came back from the container", startError: true)
             }
         }
         let handle = ContainerHandle(
@@ -306,7 +314,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         do {
             try Engine.start(h.engine) { h.started = true }
         } catch {
-            throw StartFailure(waitingReason: .runContainerError, message: "failed to start containerd task: OCI runtime start failed: \(error)", startError: true)
+            throw StartFailure(.run, "failed to start containerd task: OCI runtime start failed: \(error)", startError: true)
         }
     }
 

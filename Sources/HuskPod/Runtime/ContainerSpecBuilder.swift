@@ -30,7 +30,7 @@ public struct ContainerSpecBuilder {
 
     /// containerd's merge of the image config with the container's (entrypoint and cmd,
     /// env, working dir, user and its groups, stop signal).
-    public func process() throws(ContainerConfigError) -> Process {
+    public func process() throws(StartFailure) -> Process {
         let defaults: ProcessDefaults
         do {
             defaults = try ProcessDefaults.resolve(
@@ -38,7 +38,7 @@ public struct ContainerSpecBuilder {
                 workingDir: config.workingDir, runAsUser: config.security.runAsUser, runAsGroup: config.security.runAsGroup,
                 fs: ImageFS(layers: config.layers))
         } catch {
-            throw ContainerConfigError(reason: .createContainerConfigError, message: error.message)
+            throw StartFailure(.config, error.message)
         }
         // The container's stop signal > the image's STOPSIGNAL > SIGTERM (pod-semantics §6).
         let stop = config.stopSignal ?? defaults.stopSignal ?? SIGTERM
@@ -83,7 +83,7 @@ public struct ContainerSpecBuilder {
 
     /// The OCI spec of one instance (its mounts from `config.mounts` come separately, as
     /// `mountEntries`).
-    public func spec(process p: Process, instance dir: String) throws(ContainerConfigError) -> Spec {
+    public func spec(process p: Process, instance dir: String) throws(StartFailure) -> Spec {
         let sec = config.security
         let privileged = sec.privileged
         var s = Spec.runtimeDefault(rootfs: dir + "/rootfs", args: p.defaults.argv)
@@ -147,7 +147,7 @@ public struct ContainerSpecBuilder {
 
     /// The profile `config.security.seccomp` names (containerd's WithSeccompProfile): a
     /// Localhost file that cannot be read fails CreateContainer.
-    func seccomp(capabilities: Set<String>) throws(ContainerConfigError) -> Spec.Seccomp? {
+    func seccomp(capabilities: Set<String>) throws(StartFailure) -> Spec.Seccomp? {
         switch config.security.seccomp {
         case .unconfined: return nil
         case .runtimeDefault: return SeccompDefault.profile(capabilities: capabilities)
@@ -156,16 +156,15 @@ public struct ContainerSpecBuilder {
             do {
                 read = try Files.read(path)
             } catch {
-                throw ContainerConfigError(reason: .createContainerError, message: "cannot load seccomp profile \"\(path)\": \(error)")
+                throw StartFailure(.create, "cannot load seccomp profile \"\(path)\": \(error)")
             }
             guard let bytes = read else {
-                throw ContainerConfigError(
-                    reason: .createContainerError, message: "cannot load seccomp profile \"\(path)\": open \(path): no such file or directory")
+                throw StartFailure(.create, "cannot load seccomp profile \"\(path)\": open \(path): no such file or directory")
             }
             do {
                 return try JSONDecoder().decode(Spec.Seccomp.self, from: Data(bytes))
             } catch {
-                throw ContainerConfigError(reason: .createContainerError, message: "decoding seccomp profile failed \"\(path)\": \(JSONPath.describe(error))")
+                throw StartFailure(.create, "decoding seccomp profile failed \"\(path)\": \(JSONPath.describe(error))")
             }
         }
     }
@@ -173,7 +172,7 @@ public struct ContainerSpecBuilder {
     /// `config.mounts` as the child mounts them: binds, recursive, read-only remounts and
     /// propagation; a missing host path is made a directory where the mount asks for it
     /// (containerd's WithMounts), a subPath comes already opened.
-    func mountEntries() throws(ContainerConfigError) -> [SpawnPlan.MountEntry] {
+    func mountEntries() throws(StartFailure) -> [SpawnPlan.MountEntry] {
         var out: [SpawnPlan.MountEntry] = []
         for m in config.mounts {
             if m.createIfMissing && m.opened == nil {
@@ -182,7 +181,7 @@ public struct ContainerSpecBuilder {
                     do {
                         try Files.makeDirectories(m.hostPath, mode: 0o755)
                     } catch {
-                        throw ContainerConfigError(reason: .createContainerError, message: "failed to mkdir \"\(m.hostPath)\": \(error)")
+                        throw StartFailure(.create, "failed to mkdir \"\(m.hostPath)\": \(error)")
                     }
                 }
             }

@@ -56,6 +56,15 @@ public enum WaitingReason: String, Sendable, CaseIterable {
         self.init(rawValue: image.rawValue)
     }
 
+    /// kubelet's reason for a failed CreateContainer or StartContainer.
+    public init(_ failure: StartFailure.Kind) {
+        switch failure {
+        case .config: self = .createContainerConfigError
+        case .create: self = .createContainerError
+        case .run: self = .runContainerError
+        }
+    }
+
     /// A reason read back from status.json; one this Husk does not know stays a create error.
     public init(stored: String) {
         self = WaitingReason(rawValue: stored) ?? .createContainerError
