@@ -87,10 +87,19 @@ struct PodTerminalTests {
         let out = Pipe()
         p.standardOutput = out
         try p.run()
-        Thread.sleep(forTimeInterval: 0.6)
+        // Until three lines came (the talker ticks every 0.1 s; husk's start-up on a loaded
+        // machine is not the subject here), at most 10 s.
+        var got = Data()
+        let deadline = Date().addingTimeInterval(10)
+        while got.filter({ $0 == 10 }).count < 3 && Date() < deadline {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            got += chunk
+        }
         p.terminate()
         p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        got += out.fileHandleForReading.readDataToEndOfFile()
+        let text = String(decoding: got, as: UTF8.self)
         #expect(text.split(separator: "\n").count >= 3 && text.split(separator: "\n").allSatisfy { $0 == "tick" }, "\(text)")
         let refused = attach(husk, ["-i", "term", "-c", "c"])
         #expect(refused.status != 0 && refused.stderr.contains("stdin: true"), "\(refused)")
