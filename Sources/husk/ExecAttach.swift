@@ -16,6 +16,7 @@ struct Exec: ParsableCommand {
             meanwhile and its size follows.
             """)
 
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var target: RunningContainer
     @Flag(name: .shortAndLong, help: "Pass stdin on to the command.")
     var interactive = false
@@ -27,7 +28,7 @@ struct Exec: ParsableCommand {
     func run() throws {
         try runReporting {
             guard !command.isEmpty else { throw HuskError(.invalidArgument, "no command: husk exec POD -- COMMAND...") }
-            let (v, name) = try target.find()
+            let (v, name) = try target.find(globals)
             let client = PodClient(v)
             if tty {
                 let session = try client.execTerminal(container: name, argv: command)
@@ -54,6 +55,7 @@ struct Attach: ParsableCommand {
             attached input ends.
             """)
 
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var target: RunningContainer
     @Flag(name: .shortAndLong, help: "Pass stdin on to the container.")
     var interactive = false
@@ -62,7 +64,7 @@ struct Attach: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let (v, name) = try target.find()
+            let (v, name) = try target.find(globals)
             let attachment = try PodClient(v).attach(container: name, stdin: interactive)
             if tty && !attachment.tty {
                 Out.err("Unable to use a TTY - container \(name) did not allocate one\n")

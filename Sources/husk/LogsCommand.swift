@@ -1,9 +1,10 @@
 import ArgumentParser
 import HuskPod
 
-struct Logs: ParsableCommand {
+struct Logs: PodCommand {
     static let configuration = CommandConfiguration(abstract: "Print a container's output (decoded from its CRI log file).")
 
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var target: PodArgument
     @Option(name: .shortAndLong, help: "The container (default: the only one, else the first app container).")
     var container: String?
@@ -12,20 +13,17 @@ struct Logs: ParsableCommand {
     @Flag(name: .shortAndLong, help: "The previous instance of the container (after a restart).")
     var previous = false
 
-    func run() throws {
-        try runReporting {
-            let v = try target.find()
-            let name = try pickContainer(v, container)
-            let instance = try v.logInstance(container: name, previous: previous)
-            let follower = LogFollower(prefix: false)
+    func run(pod v: PodView) throws {
+        let name = try pickContainer(v, container)
+        let instance = try v.logInstance(container: name, previous: previous)
+        let follower = LogFollower(prefix: false)
+        follower.follow(instance.logPath, container: name)
+        guard follow && !previous else { return }
+        // Until this instance has ended (or the pod is gone) and its log is read to the end.
+        PodDirectory.watch(v) { fresh in
+            let over = fresh.hasEnded(container: name, instance: instance.id)
             follower.follow(instance.logPath, container: name)
-            guard follow && !previous else { return }
-            // Until this instance has ended (or the pod is gone) and its log is read to the end.
-            PodDirectory.watch(v) { fresh in
-                let over = fresh.hasEnded(container: name, instance: instance.id)
-                follower.follow(instance.logPath, container: name)
-                return over
-            }
+            return over
         }
     }
 }

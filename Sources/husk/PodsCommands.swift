@@ -142,45 +142,42 @@ extension String {
 
 // MARK: - inspect, events
 
-struct Inspect: ParsableCommand {
+struct Inspect: PodCommand {
     static let configuration = CommandConfiguration(abstract: "Show a pod as a Kubernetes Pod object (metadata, spec, status).")
 
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var target: PodArgument
     @Option(name: .shortAndLong, help: "json or yaml.")
     var output: OutputFormat = .json
 
-    func run() throws {
-        try runReporting {
-            Out.document(try target.find().object, as: output)
-        }
+    func run(pod v: PodView) throws {
+        Out.document(v.object, as: output)
     }
 }
 
-struct Events: ParsableCommand {
+struct Events: PodCommand {
     static let configuration = CommandConfiguration(abstract: "Show a pod's events (Kubernetes core/v1 Events, oldest first).")
 
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var target: PodArgument
     @Option(name: .shortAndLong, help: "table or json (a v1 EventList).")
     var output: OutputFormat = .table
 
-    func run() throws {
-        try runReporting {
-            let v = try target.find()
-            let events = PodDirectory.events(v)
-            if output != .table {
-                let list: JSONValue = .object(["apiVersion": .string("v1"), "kind": .string("EventList"), "items": .array(events)])
-                Out.document(list, as: output)
-                return
-            }
-            var rows = [["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]]
-            for e in events {
-                let object = e["involvedObject"]?["fieldPath"]?.stringValue ?? "pod/\(v.pod.metadata.name)"
-                rows.append([
-                    e["eventTime"]?.stringValue ?? "", e["type"]?.stringValue ?? "", e["reason"]?.stringValue ?? "", object,
-                    e["message"]?.stringValue ?? "",
-                ])
-            }
-            Out.out(Out.table(rows))
+    func run(pod v: PodView) throws {
+        let events = PodDirectory.events(v)
+        if output != .table {
+            let list: JSONValue = .object(["apiVersion": .string("v1"), "kind": .string("EventList"), "items": .array(events)])
+            Out.document(list, as: output)
+            return
         }
+        var rows = [["TIME", "TYPE", "REASON", "OBJECT", "MESSAGE"]]
+        for e in events {
+            let object = e["involvedObject"]?["fieldPath"]?.stringValue ?? "pod/\(v.pod.metadata.name)"
+            rows.append([
+                e["eventTime"]?.stringValue ?? "", e["type"]?.stringValue ?? "", e["reason"]?.stringValue ?? "", object,
+                e["message"]?.stringValue ?? "",
+            ])
+        }
+        Out.out(Out.table(rows))
     }
 }

@@ -2,22 +2,20 @@ import ArgumentParser
 import HuskPod
 import HuskSystem
 
-struct Stop: ParsableCommand {
+struct Stop: PodCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stop a pod gracefully: preStop hooks, the stop signal, SIGKILL after the grace period; then the sandbox.",
         discussion: "Returns when every container has terminated and the sandbox is gone.")
 
+    @OptionGroup var globals: GlobalOptions
     @OptionGroup var target: PodArgument
     @Option(name: .long, help: "Grace period in seconds (default: the pod's terminationGracePeriodSeconds; at least 2 s).")
     var grace: Int64?
 
-    func run() throws {
-        try runReporting {
-            let v = try target.find()
-            if let g = grace, g < 0 { throw HuskError(.invalidArgument, "--grace must not be negative") }
-            let done = try PodDirectory.stop(v, grace: grace)
-            Out.out("\(done.qualifiedName) \(done.phase.rawValue)\n")
-        }
+    func run(pod v: PodView) throws {
+        if let g = grace, g < 0 { throw HuskError(.invalidArgument, "--grace must not be negative") }
+        let done = try PodDirectory.stop(v, grace: grace)
+        Out.out("\(done.qualifiedName) \(done.phase.rawValue)\n")
     }
 }
 
