@@ -63,13 +63,17 @@ public final class Epoll: Sendable {
     public func wait(into ready: inout [Event], timeoutMilliseconds: Int32) throws(SystemCallError) -> Int {
         let capacity = min(ready.count, 64)
         guard capacity > 0 else { return 0 }
-        var fds = (0..<capacity).map { _ in CInt(-1) }
-        var events = [UInt32](repeating: 0, count: capacity)
-        let n = try syscall("epoll_wait", retryOnInterrupt: false) {
-            cshim_epoll_wait(fd.raw, &fds, &events, Int32(capacity), timeoutMilliseconds)
+        // On the stack: the idle supervisor returns here right after it dropped its code pages
+        // (ResidentMemory), and every page this path touches maps 64 KiB back.
+        return try withUnsafeTemporaryAllocation(of: CInt.self, capacity: capacity) { fds throws(SystemCallError) -> Int in
+            try withUnsafeTemporaryAllocation(of: UInt32.self, capacity: capacity) { events throws(SystemCallError) -> Int in
+                let n = try syscall("epoll_wait", retryOnInterrupt: false) {
+                    cshim_epoll_wait(fd.raw, fds.baseAddress!, events.baseAddress!, Int32(capacity), timeoutMilliseconds)
+                }
+                for i in 0..<Int(n) { ready[i] = Event(fd: fds[i], events: Events(rawValue: events[i])) }
+                return Int(n)
+            }
         }
-        for i in 0..<Int(n) { ready[i] = Event(fd: fds[i], events: Events(rawValue: events[i])) }
-        return Int(n)
     }
 }
 
