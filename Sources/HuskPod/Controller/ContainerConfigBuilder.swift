@@ -123,7 +123,7 @@ struct ContainerConfigBuilder {
 
         let dir = sandbox.paths.instance(container.name, attempt: attempt)
         let userTargets = Set(container.volumeMounts.map { Files.clean($0.mountPath) })
-        if sandbox.mountsHostsFile && !userTargets.contains("/etc/hosts") {
+        if !userTargets.contains("/etc/hosts") {
             c.mounts.append(.init(containerPath: "/etc/hosts", hostPath: sandbox.paths.etcHosts))
         }
         if !container.terminationMessagePath.isEmpty && !userTargets.contains(Files.clean(container.terminationMessagePath)) {

@@ -58,8 +58,18 @@ extension PodSupervisor {
                 return sandboxAttempt
             }
             if m.locked({ state.terminating }) { return false }
-            do {
+            do throws(HuskError) {
+                // kubelet mounts the volumes before it asks for the sandbox; the record beside
+                // the data tells `husk gc` whose it is when the state is lost.
+                try writeDataRecord()
+                try volumes.prepare()
                 try sandbox.start(onPauseExit: { [self] status in pauseExited(status, attempt: attempt) }, loop: loop)
+                do {
+                    try SandboxConfigBuilder(pod: pod, paths: paths).writeHostsFile(podIP: sandbox.podIP)
+                } catch {
+                    sandbox.teardown()
+                    throw error
+                }
                 m.locked {
                     if let pause = sandbox.pause {
                         state.pausePid = pause.pid
@@ -87,6 +97,17 @@ extension PodSupervisor {
                     while !state.terminating && Clock.monotonicSeconds() < until { m.wait(until: until) }
                 }
             }
+        }
+    }
+
+    /// A copy of the pod record in the pod's data directory.
+    func writeDataRecord() throws(HuskError) {
+        do {
+            try Files.makeDirectories(paths.data, mode: 0o750)
+            let record = PodRecord(pod: pod, settings: settings)
+            try Files.writeAtomically(paths.data + "/pod.json", Array(record.json.serialized().utf8), mode: 0o600)
+        } catch {
+            throw HuskError(.system, "cannot create the pod's directories", cause: error)
         }
     }
 

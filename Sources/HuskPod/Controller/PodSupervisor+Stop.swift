@@ -156,9 +156,10 @@ extension PodSupervisor {
     }
 
     /// StopPodSandbox and RemoveContainer for all: container cgroups, pause, the address,
-    /// the pod's mounts and cgroup.
+    /// the pod's mounts and cgroup; then the volumes.
     func teardown() {
         runtime.removeGroups(of: state.containers.map(\.name))
         sandbox.teardown()
+        volumes.teardown()
     }
 }

@@ -55,7 +55,7 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         settings = record.settings
         paths = PodPaths(settings: record.settings, pod: record.pod)
         self.loop = loop
-        sandbox = Sandbox(pod: record.pod, paths: paths)
+        sandbox = Sandbox(config: SandboxConfigBuilder(pod: record.pod, paths: paths).config(), paths: paths)
         runtime = ContainerRuntime(sandbox: sandbox, loop: loop, keeper: keeper)
         self.keeper = keeper
         events = EventRecorder(pod: record.pod, path: paths.events)
@@ -72,6 +72,9 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         let n = pod.spec.initContainers.count
         return i < n ? pod.spec.initContainers[i] : pod.spec.containers[i - n]
     }
+
+    /// The pod's volumes (kubelet's volume manager).
+    var volumes: PodVolumes { PodVolumes(pod: pod, paths: paths) }
 
     /// `name_namespace(uid)`, kubelet's format.Pod.
     var podDescription: String { "\(pod.metadata.name)_\(pod.metadata.namespace)(\(pod.metadata.uid))" }

@@ -47,10 +47,10 @@ public struct CNI: Sendable {
     public var networkName: String { config["name"]?.stringValue ?? "cni" }
 
     /// ADD: returns the pod's IPv4 address (without the prefix length), if the result has one.
-    public func add(containerID: String, netns: String, pod: Pod) throws(HuskError) -> String? {
+    public func add(containerID: String, netns: String, sandbox: PodSandboxConfig) throws(HuskError) -> String? {
         var prev: JSONValue? = nil
         for plugin in plugins {
-            prev = try invoke(plugin, command: "ADD", containerID: containerID, netns: netns, pod: pod, prevResult: prev)
+            prev = try invoke(plugin, command: "ADD", containerID: containerID, netns: netns, sandbox: sandbox, prevResult: prev)
         }
         guard case .array(let ips)? = prev?["ips"] else { return nil }
         for ip in ips {
@@ -62,11 +62,11 @@ public struct CNI: Sendable {
     }
 
     /// DEL, in reverse order; `netns` may be gone already (plugins must cope).
-    public func del(containerID: String, netns: String, pod: Pod) throws(HuskError) {
+    public func del(containerID: String, netns: String, sandbox: PodSandboxConfig) throws(HuskError) {
         var firstError: HuskError? = nil
         for plugin in plugins.reversed() {
             do {
-                _ = try invoke(plugin, command: "DEL", containerID: containerID, netns: netns, pod: pod, prevResult: nil)
+                _ = try invoke(plugin, command: "DEL", containerID: containerID, netns: netns, sandbox: sandbox, prevResult: nil)
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -80,7 +80,7 @@ public struct CNI: Sendable {
     }
 
     func invoke(
-        _ plugin: JSONValue, command: String, containerID: String, netns: String, pod: Pod, prevResult: JSONValue?
+        _ plugin: JSONValue, command: String, containerID: String, netns: String, sandbox: PodSandboxConfig, prevResult: JSONValue?
     ) throws(HuskError) -> JSONValue? {
         guard let type = plugin["type"]?.stringValue, !type.contains("/") else {
             throw HuskError(.invalidArgument, "CNI config \(file): a plugin without a valid type")
@@ -92,16 +92,29 @@ public struct CNI: Sendable {
         conf["cniVersion"] = config["cniVersion"] ?? .string("0.4.0")
         conf["name"] = config["name"] ?? .string("cni")
         if let prevResult { conf["prevResult"] = prevResult }
+        // Capabilities the plugin declares get their runtime config (containerd's
+        // WithCapabilityPortMap: only mappings with a host port, the protocol lower-case).
+        let mappings = sandbox.portMappings.filter { $0.hostPort > 0 }
+        if plugin["capabilities"]?["portMappings"] == .bool(true), !mappings.isEmpty {
+            var rc: [String: JSONValue] = [:]
+            if case .object(let o)? = conf["runtimeConfig"] { rc = o }
+            rc["portMappings"] = .array(mappings.map {
+                .object(["hostPort": .number(Double($0.hostPort)), "containerPort": .number(Double($0.containerPort)),
+                         "protocol": .string($0.proto.lowercased()), "hostIP": .string($0.hostIP)])
+            })
+            conf["runtimeConfig"] = .object(rc)
+        }
+        let m = sandbox.metadata
         let env = [
             "CNI_COMMAND=\(command)", "CNI_CONTAINERID=\(containerID)", "CNI_NETNS=\(netns)", "CNI_IFNAME=eth0",
             "CNI_PATH=\(binDirs.joined(separator: ":"))",
-            "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=\(pod.metadata.namespace);K8S_POD_NAME=\(pod.metadata.name);K8S_POD_INFRA_CONTAINER_ID=\(containerID);K8S_POD_UID=\(pod.metadata.uid)",
+            "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=\(m.namespace);K8S_POD_NAME=\(m.name);K8S_POD_INFRA_CONTAINER_ID=\(containerID);K8S_POD_UID=\(m.uid)",
             "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
         ]
         let r = HostCommand.run([binary], env: env, stdin: Array(JSONValue.object(conf).text.utf8))
         if r.status != 0 {
             let msg = (try? JSONParser.parse(r.stdout))?["msg"]?.stringValue ?? String(decoding: r.stdout + r.stderr, as: UTF8.self)
-            throw HuskError(.system, "CNI \(type) \(command) for pod \(pod.metadata.namespace)/\(pod.metadata.name): \(msg.trimmed())")
+            throw HuskError(.system, "CNI \(type) \(command) for pod \(m.namespace)/\(m.name): \(msg.trimmed())")
         }
         if command == "DEL" || r.stdout.isEmpty { return nil }
         do {

@@ -95,7 +95,6 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     func create(
         _ config: ContainerConfig, id: String, onExit: @escaping @Sendable (ContainerHandle, ExitStatus) -> Void
     ) throws(StartFailure) -> ContainerHandle {
-        let pod = sandbox.pod
         let builder = ContainerSpecBuilder(config: config, sandbox: sandbox)
         let dir = paths.instance(config.name, attempt: config.attempt)
         func failure(_ kind: StartFailure.Kind, _ message: String, startError: Bool = false) -> StartFailure {
@@ -134,10 +133,10 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         // The rootfs: the image's layers under a private upper dir, mounted in the child.
         request.overlay = (config.layers, dir + "/upper", dir + "/work")
         var joinFlags: Namespaces = []
-        if !pod.spec.hostNetwork { joinFlags.formUnion([.network, .uts]) }
-        if !pod.spec.hostIPC { joinFlags.insert(.ipc) }
+        if sandbox.config.ownNetwork { joinFlags.formUnion([.network, .uts]) }
+        if sandbox.config.ownIPC { joinFlags.insert(.ipc) }
         if !joinFlags.isEmpty { request.joins.append(.init(fd: pause.fd, type: joinFlags)) }
-        if pod.spec.shareProcessNamespace { request.pidNamespace = pause.fd }
+        if sandbox.config.sharedPID { request.pidNamespace = pause.fd }
         request.sessionKeyring = "_ses." + String(id.prefix(12))
         request.gate = .pipe
         // Output into pipes read by the supervisor (CRI logs), or a terminal of the

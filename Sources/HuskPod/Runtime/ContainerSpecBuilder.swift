@@ -117,8 +117,9 @@ public struct ContainerSpecBuilder {
         // container's own mounts replace a default one at the same place.
         let userTargets = Set(config.mounts.map { Files.clean($0.containerPath) })
         mounts.append(Spec.Mount(destination: "/etc/hostname", type: "bind", source: sandbox.paths.etcHostname, options: ["rbind", "rprivate", "rw"]))
+        mounts.append(Spec.Mount(destination: "/etc/hosts", type: "bind", source: sandbox.paths.sandboxHosts, options: ["rbind", "rprivate", "rw"]))
         mounts.append(Spec.Mount(destination: "/etc/resolv.conf", type: "bind", source: sandbox.paths.resolvConf, options: ["rbind", "rprivate", "rw"]))
-        let shmSource = sandbox.pod.spec.hostIPC ? "/dev/shm" : sandbox.paths.shm
+        let shmSource = sandbox.config.ownIPC ? sandbox.paths.shm : "/dev/shm"
         mounts.append(Spec.Mount(destination: "/dev/shm", type: "bind", source: shmSource, options: ["rbind", "rprivate", "rw"]))
         mounts.removeAll { userTargets.contains(Files.clean($0.destination)) }
         // Parents before children (containerd's sortMounts).
@@ -136,10 +137,7 @@ public struct ContainerSpecBuilder {
         var resources = config.resources ?? Spec.Resources()
         resources.devices = privileged ? [Spec.DeviceRule(allow: true, access: "rwm")] : [Spec.DeviceRule(allow: false, access: "rwm")]
         linux.resources = resources
-        let sysctls = sandbox.pod.spec.securityContext.sysctls
-        if !sysctls.isEmpty {
-            linux.sysctl = Dictionary(sysctls.map { ($0.name, $0.value) }, uniquingKeysWith: { _, b in b })
-        }
+        if !sandbox.config.sysctls.isEmpty { linux.sysctl = sandbox.config.sysctls }
         linux.seccomp = try seccomp(capabilities: Set(caps))
         s.linux = linux
         return s

@@ -93,7 +93,11 @@ public struct PodPaths: Sendable {
 
     /// `<root>/pods/<uid>`: emptyDirs, /etc files, containers' upper dirs.
     public var data: String { settings.root + "/pods/" + uid }
+    /// kubelet's managed hosts file, which the controller writes and mounts.
     public var etcHosts: String { data + "/etc-hosts" }
+    /// The sandbox's copy of the node's hosts file (containerd's), mounted when the
+    /// container config mounts nothing at /etc/hosts.
+    public var sandboxHosts: String { data + "/hosts" }
     public var etcHostname: String { data + "/hostname" }
     public var resolvConf: String { data + "/resolv.conf" }
     public var shm: String { data + "/shm" }

@@ -7,10 +7,10 @@ import Glibc
 #endif
 
 /// A pod's sandbox: the pause process holding the pod's namespaces, its address, the
-/// /etc files every container gets, the pod's /dev/shm and its volumes (pod-semantics §10,
+/// /etc files every container gets and the pod's /dev/shm (pod-semantics §10,
 /// §11; CRI RunPodSandbox). No policy here: the controller decides when.
 public final class Sandbox: @unchecked Sendable {  // built once by one thread, then read-only
-    public let pod: Pod
+    public let config: PodSandboxConfig
     public let paths: PodPaths
     public private(set) var pause: PidFD? = nil
     public private(set) var podIP: String? = nil
@@ -18,42 +18,24 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     public let hostname: String
     var cni: CNI? = nil
     var shmMounted = false
-    var memoryVolumes: [String] = []
     var cgroup: Cgroup2Group? = nil
     var cgroupCreated = false
 
-    public init(pod: Pod, paths: PodPaths) {
-        self.pod = pod
+    public init(config: PodSandboxConfig, paths: PodPaths) {
+        self.config = config
         self.paths = paths
         hostIP = Sandbox.nodeIP()
-        hostname = Sandbox.hostname(for: pod)
+        hostname = config.hostname.isEmpty ? Sandbox.nodeName() : config.hostname
     }
 
-    var spec: PodSpec { pod.spec }
     /// Whether the pod has its own network (and UTS) namespace.
-    var ownNetwork: Bool { !spec.hostNetwork }
+    var ownNetwork: Bool { config.ownNetwork }
 
-    /// kubelet's GeneratePodHostNameAndDomain: spec.hostname, else the pod name cut to 63
-    /// characters with trailing '-' and '.' removed; the FQDN with setHostnameAsFQDN.
-    public static func hostname(for pod: Pod) -> String {
-        if pod.spec.hostNetwork {
-            var u = utsname()
-            uname(&u)
-            return withUnsafeBytes(of: u.nodename) { String.fromCBytes($0) }
-        }
-        var h = pod.spec.hostname ?? pod.metadata.name
-        if h.count > 63 {
-            h = String(h.prefix(63))
-            while h.hasSuffix("-") || h.hasSuffix(".") { h.removeLast() }
-        }
-        if pod.spec.setHostnameAsFQDN, let d = domain(for: pod) { return h + "." + d }
-        return h
-    }
-
-    /// `<subdomain>.<namespace>.svc.cluster.local` when the pod has a subdomain.
-    static func domain(for pod: Pod) -> String? {
-        guard let s = pod.spec.subdomain, !s.isEmpty else { return nil }
-        return "\(s).\(pod.metadata.namespace).svc.cluster.local"
+    /// The node's hostname (uname's nodename).
+    public static func nodeName() -> String {
+        var u = utsname()
+        uname(&u)
+        return withUnsafeBytes(of: u.nodename) { String.fromCBytes($0) }
     }
 
     /// This node's first non-loopback IPv4 address (status.hostIP).
@@ -87,7 +69,6 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             try network()
             try writeEtcFiles()
             try prepareShm()
-            try prepareVolumes()
         } catch {
             teardown()
             throw error
@@ -99,10 +80,6 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             try Files.makeDirectories(paths.pauseRoot, mode: 0o755)
             try Files.makeDirectories(paths.data + "/containers", mode: 0o750)
             chmod(paths.data, 0o750)
-            // A copy of the record beside the data: `husk gc` knows whose it is when the state
-            // is lost.
-            let record = PodRecord(pod: pod, settings: paths.settings)
-            try Files.writeAtomically(paths.data + "/pod.json", Array(record.json.serialized().utf8), mode: 0o600)
         } catch {
             throw HuskError(.system, "cannot create the pod's directories", cause: error)
         }
@@ -122,21 +99,19 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         cgroup = podGroup
         cgroupCreated = true
         // The pod's limits, and the controllers handed down to its containers' groups.
-        CgroupResources.delegate(mount.group("/husk"))
+        Sandbox.delegate(mount.group("/husk"))
         // The engine's one cgroup writer; `husk run` checked the controllers beforehand.
         do {
-            _ = try Engine.setResources(
-                CgroupResources.spec(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod))), on: podGroup,
-                ignoreMissing: true)
+            if let resources = config.resources { _ = try Engine.setResources(resources, on: podGroup, ignoreMissing: true) }
         } catch {
             throw HuskError(.system, "cannot set the limits of cgroup \(podGroup.directory)", cause: error)
         }
-        CgroupResources.delegate(podGroup)
+        Sandbox.delegate(podGroup)
         var plan = SpawnPlan()
         plan.newNamespaces = .mount
         if ownNetwork { plan.newNamespaces.formUnion([.network, .uts]) }
-        if !spec.hostIPC { plan.newNamespaces.insert(.ipc) }
-        if spec.shareProcessNamespace { plan.newNamespaces.insert(.pid) }
+        if config.ownIPC { plan.newNamespaces.insert(.ipc) }
+        if config.sharedPID { plan.newNamespaces.insert(.pid) }
         plan.loopbackUp = ownNetwork
         if ownNetwork { plan.hostname = hostname }
         // pause sees nothing: an empty read-only root, uid/gid 65535, no capabilities (§11).
@@ -168,114 +143,45 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     }
 
     func network() throws(HuskError) {
-        if spec.hostNetwork {
+        if !ownNetwork {
             podIP = hostIP
             return
         }
         cni = try CNI.load(settings: paths.settings)
         guard let cni, let pause else { return }
-        podIP = try cni.add(containerID: pod.metadata.uid, netns: "/proc/\(pause.pid)/ns/net", pod: pod)
+        podIP = try cni.add(containerID: config.metadata.uid, netns: "/proc/\(pause.pid)/ns/net", sandbox: config)
     }
 
-    /// /etc/hostname, /etc/hosts (kubelet's managedHostsFileContent) and /etc/resolv.conf.
+    /// /etc/hostname, /etc/hosts and /etc/resolv.conf, as containerd writes them: the
+    /// hostname and a newline; a copy of the node's hosts file (kubelet mounts a managed one
+    /// over it); the DNS config, or a copy of the node's resolv.conf without one.
     func writeEtcFiles() throws(HuskError) {
         do {
             try Files.writeAtomically(paths.etcHostname, Array((hostname + "\n").utf8), mode: 0o644)
-            try Files.writeAtomically(paths.etcHosts, Array(hostsFile().utf8), mode: 0o644)
-            try Files.writeAtomically(paths.resolvConf, Array(resolvConf().utf8), mode: 0o644)
+            let hosts = (try? Files.read("/etc/hosts")) ?? []
+            try Files.writeAtomically(paths.sandboxHosts, hosts, mode: 0o644)
+            let resolv = config.dns.map(Sandbox.resolvConf) ?? ""
+            let host = resolv.isEmpty ? ((try? Files.read("/etc/resolv.conf")) ?? []) : Array(resolv.utf8)
+            try Files.writeAtomically(paths.resolvConf, host, mode: 0o644)
         } catch {
             throw HuskError(.system, "cannot write the pod's /etc files", cause: error)
         }
     }
 
-    /// Whether containers get the managed /etc/hosts. kubelet mounts it once the pod has an
-    /// address (makeMounts), and a kubelet pod always has one. A Husk pod without a CNI
-    /// config has only loopback: it gets the file too, without a pod-IP line, so that
-    /// `localhost` resolves.
-    var mountsHostsFile: Bool { true }
-
-    public func hostsFile() -> String {
-        var b: String
-        if spec.hostNetwork {
-            b = "# Kubernetes-managed hosts file (host network).\n"
-            b += (try? Files.readString("/etc/hosts")).flatMap { $0 } ?? ""
-        } else {
-            b = "# Kubernetes-managed hosts file.\n"
-            b += "127.0.0.1\tlocalhost\n"
-            b += "::1\tlocalhost ip6-localhost ip6-loopback\n"
-            b += "fe00::0\tip6-localnet\n"
-            b += "fe00::0\tip6-mcastprefix\n"
-            b += "fe00::1\tip6-allnodes\n"
-            b += "fe00::2\tip6-allrouters\n"
-            // The whole hostname, dots included (kubelet's managedHostsFileContent).
-            let name = hostname
-            for ip in [podIP].compactMap({ $0 }) {
-                if let d = Sandbox.domain(for: pod) {
-                    b += "\(ip)\t\(name).\(d)\t\(name)\n"
-                } else {
-                    b += "\(ip)\t\(name)\n"
-                }
-            }
-        }
-        if !spec.hostAliases.isEmpty {
-            b += "\n# Entries added by HostAliases.\n"
-            for a in spec.hostAliases { b += "\(a.ip)\t\(a.hostnames.joined(separator: "\t"))\n" }
-        }
-        return b
-    }
-
-    /// The resolver config of dnsPolicy (pod-semantics §10): Default copies the node's;
-    /// ClusterFirst falls back to Default (Husk has no cluster DNS); None uses only dnsConfig;
-    /// dnsConfig is merged into the others. Written as containerd does: search, nameservers,
-    /// options.
-    public func resolvConf() -> String {
-        var servers: [String] = []
-        var searches: [String] = []
-        var options: [(String, String?)] = []
-        if spec.dnsPolicy != .none {
-            let host = (try? Files.readString("/etc/resolv.conf")).flatMap { $0 } ?? ""
-            for line in host.split(separator: "\n") {
-                let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-                guard let key = f.first, !key.hasPrefix("#"), !key.hasPrefix(";") else { continue }
-                switch key {
-                case "nameserver": if f.count > 1 { servers.append(String(f[1])) }
-                case "search", "domain": searches = f.dropFirst().map(String.init)
-                case "options":
-                    for o in f.dropFirst() {
-                        let kv = o.split(separator: ":", maxSplits: 1)
-                        options.append((String(kv[0]), kv.count > 1 ? String(kv[1]) : nil))
-                    }
-                default: break
-                }
-            }
-        }
-        if let c = spec.dnsConfig {
-            for s in c.nameservers where !servers.contains(s) { servers.append(s) }
-            for s in c.searches where !searches.contains(s) { searches.append(s) }
-            for o in c.options {
-                options.removeAll { $0.0 == o.name }
-                options.append((o.name, o.value))
-            }
-        }
-        servers = Array(servers.prefix(3))
-        searches = Array(searches.prefix(32))
+    /// containerd's parseDNSOptions: `search`, one `nameserver` line each, `options`; each
+    /// only when it has something. Empty when the config says nothing.
+    public static func resolvConf(_ dns: PodSandboxConfig.DNS) -> String {
         var out = ""
-        if !searches.isEmpty { out += "search " + searches.joined(separator: " ") + "\n" }
-        for s in servers { out += "nameserver \(s)\n" }
-        if !options.isEmpty {
-            let rendered: [String] = options.map { (name: String, value: String?) -> String in
-                guard let value else { return name }
-                return name + ":" + value
-            }
-            out += "options " + rendered.joined(separator: " ") + "\n"
-        }
+        if !dns.searches.isEmpty { out += "search " + dns.searches.joined(separator: " ") + "\n" }
+        for s in dns.servers { out += "nameserver \(s)\n" }
+        if !dns.options.isEmpty { out += "options " + dns.options.joined(separator: " ") + "\n" }
         return out
     }
 
     /// The pod's /dev/shm: a 64 MiB tmpfs shared by its containers (as containerd's), unless
     /// the pod uses the host's IPC namespace.
     func prepareShm() throws(HuskError) {
-        guard !spec.hostIPC else { return }
+        guard config.ownIPC else { return }
         do {
             try Files.makeDirectories(paths.shm, mode: 0o755)
             try Mount.mount("shm", on: paths.shm, type: "tmpfs", flags: [.noSetID, .noDevices, .noExec], data: "mode=1777,size=65536k")
@@ -285,66 +191,12 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         }
     }
 
-    /// emptyDirs are created (mode 0777; medium Memory is a tmpfs of sizeLimit); hostPaths are
-    /// checked or created as their type says.
-    func prepareVolumes() throws(HuskError) {
-        for v in spec.volumes {
-            switch v.source {
-            case .emptyDir(let medium, let limit):
-                let dir = paths.emptyDir(v.name)
-                do {
-                    try Files.makeDirectories(dir, mode: 0o777)
-                    chmod(dir, 0o777)
-                    if medium == "Memory" {
-                        var data = "mode=1777"
-                        if let limit { data += ",size=\(limit)" }
-                        try Mount.mount("tmpfs", on: dir, type: "tmpfs", flags: [.noSetID, .noDevices], data: data)
-                        memoryVolumes.append(dir)
-                    }
-                } catch {
-                    throw HuskError(.system, "volume \(v.name): cannot create the emptyDir \(dir)", cause: error)
-                }
-            case .hostPath(let path, let type):
-                try checkHostPath(volume: v.name, path: path, type: type)
-            }
-        }
-    }
-
-    func checkHostPath(volume: String, path: String, type: String) throws(HuskError) {
-        var st = stat()
-        let exists = stat(path, &st) == 0
-        let kind = st.st_mode & S_IFMT
-        func fail(_ what: String) -> HuskError {
-            // kubelet's GenerateError ("%v for volume %q %v" with ": <err>") and hostpath's checkTypeInternal.
-            HuskError(.invalidArgument, "MountVolume.SetUp failed for volume \"\(volume)\" : hostPath type check failed: \(path) is not \(what)")
-        }
-        switch type {
-        case "DirectoryOrCreate":
-            if !exists {
-                do {
-                    try Files.makeDirectories(path, mode: 0o755)
-                } catch {
-                    throw HuskError(.system, "volume \(volume): cannot create \(path)", cause: error)
-                }
-            } else if kind != S_IFDIR {
-                throw fail("a directory")
-            }
-        case "Directory": if !exists || kind != S_IFDIR { throw fail("a directory") }
-        case "FileOrCreate":
-            if !exists {
-                let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644)
-                if fd < 0 { throw HuskError(.system, "volume \(volume): cannot create \(path): \(currentErrno.text)") }
-                close(fd)
-            } else if kind != S_IFREG {
-                throw fail("a file")
-            }
-        case "File": if !exists || kind != S_IFREG { throw fail("a file") }
-        case "Socket": if !exists || kind != S_IFSOCK { throw fail("a socket file") }
-        case "CharDevice": if !exists || kind != S_IFCHR { throw fail("a character device") }
-        case "BlockDevice": if !exists || kind != S_IFBLK { throw fail("a block device") }
-        default:  // "": no check; a missing path is made a directory when a container mounts it (containerd)
-            break
-        }
+    /// Hands the available controllers Husk uses down to `group`'s children (its
+    /// cgroup.subtree_control), so that limits can be set on them.
+    static func delegate(_ group: Cgroup2Group) {
+        let wanted = group.controllers().intersection(["cpu", "memory", "pids", "hugetlb"])
+        guard !wanted.isEmpty else { return }
+        try? group.write("cgroup.subtree_control", wanted.sorted().map { "+" + $0 }.joined(separator: " "))
     }
 
     // MARK: - Adoption (a new supervisor after the last one died)
@@ -358,7 +210,6 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         if ownNetwork { cni = try? CNI.load(settings: paths.settings) }
         let mounted = Set(((try? MountInfo.read()) ?? []).map(\.mountPoint))
         shmMounted = mounted.contains(paths.shm)
-        memoryVolumes = spec.volumes.map { paths.emptyDir($0.name) }.filter { mounted.contains($0) }
         if let mount = try? Cgroup2Mount.discover() {
             let g = mount.group(paths.cgroup)
             cgroup = g
@@ -381,7 +232,7 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             _ = pause.waitForExit(timeout: 5)
         }
         if let cni, ownNetwork {
-            try? cni.del(containerID: pod.metadata.uid, netns: "", pod: pod)
+            try? cni.del(containerID: config.metadata.uid, netns: "", sandbox: config)
             self.cni = nil
         }
     }
@@ -396,8 +247,6 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     /// Takes everything down: pause, address, mounts, cgroups. Safe to call twice.
     public func teardown() {
         stopPause()
-        for dir in memoryVolumes { try? Mount.unmount(dir, detach: true) }
-        memoryVolumes.removeAll()
         if shmMounted {
             try? Mount.unmount(paths.shm, detach: true)
             shmMounted = false

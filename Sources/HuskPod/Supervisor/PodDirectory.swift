@@ -286,7 +286,7 @@ public enum PodDirectory {
         let paths = v.paths
         if let mount = try? Cgroup2Mount.discover() { _ = removeCgroupTree(mount, paths.cgroup) }
         if !v.pod.spec.hostNetwork, let cni = try? CNI.load(settings: v.settings) {
-            try? cni.del(containerID: v.uid, netns: "", pod: v.pod)
+            try? cni.del(containerID: v.uid, netns: "", sandbox: SandboxConfigBuilder(pod: v.pod, paths: paths).config())
         }
     }
 
@@ -377,7 +377,7 @@ public enum PodDirectory {
                 out.append("unmounted \(m.mountPoint)")
             }
             if let record {
-                if !record.pod.spec.hostNetwork, let cni, (try? cni.del(containerID: uid, netns: "", pod: record.pod)) != nil {
+                if !record.pod.spec.hostNetwork, let cni, (try? cni.del(containerID: uid, netns: "", sandbox: SandboxConfigBuilder(pod: record.pod, paths: PodPaths(settings: settings, pod: record.pod)).config())) != nil {
                     out.append("released the address of pod \(uid) (CNI DEL)")
                 }
                 for c in record.pod.spec.initContainers + record.pod.spec.containers {

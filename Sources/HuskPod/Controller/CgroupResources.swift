@@ -158,14 +158,6 @@ public enum CgroupResources {
         let root = mount.group("/")
         return Set((root.read("cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
     }
-
-    /// Hands the available controllers Husk uses down to `group`'s children (its
-    /// cgroup.subtree_control), so that limits can be set on them.
-    public static func delegate(_ group: Cgroup2Group) {
-        let wanted = group.controllers().intersection(["cpu", "memory", "pids", "hugetlb"])
-        guard !wanted.isEmpty else { return }
-        try? group.write("cgroup.subtree_control", wanted.sorted().map { "+" + $0 }.joined(separator: " "))
-    }
 }
 
 extension CgroupResources {
