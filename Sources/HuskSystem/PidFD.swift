@@ -79,6 +79,12 @@ public final class PidFD: Sendable {
 
     /// Waits until the process has exited (for any process, child or not), up to `timeout`
     /// seconds (nil: forever). Returns whether it exited.
+    /// Whether the process has ended (its pidfd is readable), without waiting.
+    public var hasExited: Bool {
+        var pfd = pollfd(fd: fd.raw, events: Int16(POLLIN), revents: 0)
+        return poll(&pfd, 1, 0) > 0
+    }
+
     public func waitForExit(timeout: Double?) -> Bool {
         var pfd = pollfd(fd: fd.raw, events: Int16(POLLIN), revents: 0)
         let deadline = timeout.map { Clock.monotonicSeconds() + $0 }

@@ -10,7 +10,7 @@ enum Hooks {
     /// Runs a hook; returns nil on success, or what went wrong. `deadline` (monotonic) bounds a
     /// preStop; postStart has none.
     static func run(
-        _ handler: Handler, in h: ContainerHandle, runtime: ContainerRuntime, container: ContainerSpec,
+        _ handler: Handler, in h: ContainerHandle, runtime: PodRuntimeService, container: ContainerSpec,
         deadline: Double?, cancelled: @escaping () -> Bool
     ) -> String? {
         switch handler {

@@ -63,11 +63,11 @@ extension PodSupervisor {
                 // the data tells `husk gc` whose it is when the state is lost.
                 try writeDataRecord()
                 try volumes.prepare()
-                try sandbox.start(onPauseExit: { [self] status in pauseExited(status, attempt: attempt) }, loop: loop)
+                try runtime.runPodSandbox(onPauseExit: { [self] status in pauseExited(status, attempt: attempt) })
                 do {
                     try SandboxConfigBuilder(pod: pod, paths: paths).writeHostsFile(podIP: sandbox.podIP)
                 } catch {
-                    sandbox.teardown()
+                    runtime.removePodSandbox(containerNames: [])
                     throw error
                 }
                 m.locked {

@@ -29,15 +29,15 @@ extension PodSupervisor {
             recovered = true
             sandboxAttempt = 1
         }
-        let pauseAlive = previous.sandboxReady && sandbox.adopt(
+        let pauseAlive = previous.sandboxReady && runtime.adoptSandbox(
             pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: previous.podIP,
-            stateDirectory: paths.state, onPauseExit: { [self] status in pauseExited(status ?? .exited(255), attempt: 1) }, loop: loop)
+            createdAt: previous.sandboxCreatedAt, onPauseExit: { [self] status in pauseExited(status ?? .exited(255), attempt: 1) })
         if !previous.sandboxReady {
             // Lost while the sandbox was being made: what exists of it is taken down and it is
             // made again.
-            _ = sandbox.adopt(pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: nil,
-                              stateDirectory: paths.state, onPauseExit: { _ in }, loop: loop)
-            sandbox.discardPartial()
+            _ = runtime.adoptSandbox(pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: nil,
+                                     createdAt: nil, onPauseExit: { _ in })
+            runtime.discardPartialSandbox()
         }
         m.locked { sandboxAdopted = pauseAlive }
         let store = try? ImageStore(root: settings.root)
@@ -50,7 +50,7 @@ extension PodSupervisor {
                     guard let config = try? ContainerConfigBuilder(pod: pod, container: c, sandbox: sandbox)
                         .config(attempt: l.attempt, image: image, layers: layers, logPath: l.logPath, prepareVolumes: false)
                     else { throw HuskError(.invalidArgument, "cannot work out container \(c.name)'s settings again") }
-                    let h = try runtime.adopt(
+                    let h = try runtime.adoptContainer(
                         config, id: l.id, pid: l.pid, start: l.pidStart, outputs: held[l.id] ?? []
                     ) { [self] h, status in containerExited(h, status) }
                     claimed.insert(l.id)

@@ -27,7 +27,7 @@ extension PodSupervisor {
 
         // CreateContainer.
         let attempt = (st.latest?.attempt).map { $0 + 1 } ?? 0
-        let id = ContainerRuntime.newID()
+        let id = PodRuntimeService.newID()
         let logPath = paths.log(c.name, attempt: attempt)
         let handle: ContainerHandle
         do throws(StartFailure) {
@@ -39,7 +39,7 @@ extension PodSupervisor {
             } catch {
                 throw StartFailure(error.reason == .createContainerConfigError ? .config : .create, error.message)
             }
-            handle = try runtime.create(config, id: id) { [self] h, status in containerExited(h, status) }
+            handle = try runtime.createContainer(config, id: id) { [self] h, status in containerExited(h, status) }
         } catch {
             if error.startError {
                 // containerd: the task could not be created; the container ends as StartError.
@@ -81,7 +81,7 @@ extension PodSupervisor {
 
         // StartContainer.
         do {
-            try runtime.start(handle)
+            try runtime.startContainer(handle)
         } catch {
             m.locked {
                 if let j = instanceIndex(i, id) {

@@ -85,7 +85,7 @@ extension PodSupervisor {
             guard let c else { continue }
             Threads.spawn("kill") { [self] in
                 if grace == 0 {
-                    runtime.kill(h)
+                    runtime.killContainer(h)
                     _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
                 } else {
                     killContainer(h, c, grace: grace, message: nil, ordered: true)
@@ -109,7 +109,7 @@ extension PodSupervisor {
         events.normal("Killing", message ?? "Stopping container \(c.name)", st)
         if !h.started {
             // Created but never started: nothing to stop gracefully.
-            runtime.kill(h)
+            runtime.killContainer(h)
             _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
             return
         }
@@ -152,14 +152,13 @@ extension PodSupervisor {
         }
         if grace < 2 { grace = 2 }
         // StopContainer(timeout: grace).
-        runtime.stop(h, timeout: Double(grace)) { deadline in m.wait(for: { h.exit != nil }, until: deadline) }
+        runtime.stopContainer(h, timeout: Double(grace)) { deadline in m.wait(for: { h.exit != nil }, until: deadline) }
     }
 
     /// StopPodSandbox and RemoveContainer for all: container cgroups, pause, the address,
     /// the pod's mounts and cgroup; then the volumes.
     func teardown() {
-        runtime.removeGroups(of: state.containers.map(\.name))
-        sandbox.teardown()
+        runtime.removePodSandbox(containerNames: state.containers.map(\.name))
         volumes.teardown()
     }
 }

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// One pod's supervisor: kubelet's pod worker for a single pod (pod-semantics §1-§8) over
-/// the runtime service (`Sandbox`, `ContainerRuntime`). The controller thread makes one
+/// the pod runtime service (`PodRuntimeService`). The controller thread makes one
 /// decision at a time, as kubelet's SyncPod does; container exits arrive on the event loop;
 /// a stop runs on its own thread. All shared state is under `m`, and every change is written
 /// to status.json at once.
@@ -17,8 +17,10 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     let settings: HuskSettings
     let paths: PodPaths
     let loop: EventLoop
-    let sandbox: Sandbox
-    let runtime: ContainerRuntime
+    /// The pod runtime service (CRI's verbs): the controller's only way to the sandbox and
+    /// the containers.
+    let runtime: PodRuntimeService
+    var sandbox: Sandbox { runtime.sandbox }
     let events: EventRecorder
     let m = Monitor()
     let scale: Double
@@ -55,8 +57,8 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         settings = record.settings
         paths = PodPaths(settings: record.settings, pod: record.pod)
         self.loop = loop
-        sandbox = Sandbox(config: SandboxConfigBuilder(pod: record.pod, paths: paths).config(), paths: paths)
-        runtime = ContainerRuntime(sandbox: sandbox, loop: loop, keeper: keeper)
+        runtime = PodRuntimeService(
+            config: SandboxConfigBuilder(pod: record.pod, paths: paths).config(), paths: paths, loop: loop, keeper: keeper)
         self.keeper = keeper
         events = EventRecorder(pod: record.pod, path: paths.events)
         scale = record.settings.backoffScale

@@ -136,3 +136,18 @@ struct SandboxConfigBuilder {
         }
     }
 }
+
+extension PodPaths {
+    /// The directories of a manifest pod.
+    public init(settings: HuskSettings, pod: Pod) {
+        self.init(settings: settings, uid: pod.metadata.uid, namespace: pod.metadata.namespace, name: pod.metadata.name)
+    }
+}
+
+extension HuskSettings {
+    /// The pid limit of `pod`: its annotation husk.io/pod-pids-limit, else the default.
+    public func pidsLimit(for pod: Pod) -> Int64? {
+        if let a = pod.metadata.annotations["husk.io/pod-pids-limit"], let v = Int64(a), v > 0 { return v }
+        return podPidsLimit
+    }
+}

@@ -46,6 +46,12 @@ public final class CRILogWriter: @unchecked Sendable {  // used from the event l
         if !records.isEmpty { try? fd.writeAll(records) }
     }
 
+    /// Takes over the part-lines `other` holds (ReopenContainerLog: they go to the new file).
+    public func takePending(from other: CRILogWriter) {
+        for (stream, bytes) in other.pending where !bytes.isEmpty { pending[stream, default: []].append(contentsOf: bytes) }
+        other.pending = ["stdout": [], "stderr": []]
+    }
+
     /// Writes what is left of a stream as a partial record (the stream closed without a
     /// newline).
     public func flush(_ stream: String) {

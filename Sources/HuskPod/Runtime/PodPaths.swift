@@ -26,11 +26,6 @@ public struct HuskSettings: Sendable, Equatable {
 
     public init() {}
 
-    /// The pid limit of `pod`: its annotation husk.io/pod-pids-limit, else the default.
-    public func pidsLimit(for pod: Pod) -> Int64? {
-        if let a = pod.metadata.annotations["husk.io/pod-pids-limit"], let v = Int64(a), v > 0 { return v }
-        return podPidsLimit
-    }
 
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -69,11 +64,11 @@ public struct PodPaths: Sendable {
     public let namespace: String
     public let name: String
 
-    public init(settings: HuskSettings, pod: Pod) {
+    public init(settings: HuskSettings, uid: String, namespace: String, name: String) {
         self.settings = settings
-        uid = pod.metadata.uid
-        namespace = pod.metadata.namespace
-        name = pod.metadata.name
+        self.uid = uid
+        self.namespace = namespace
+        self.name = name
     }
 
     /// `<state>/pods/<uid>`, 0700: pod.json, status.json, events, the control socket.

@@ -16,6 +16,8 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     public private(set) var podIP: String? = nil
     public let hostIP: String?
     public let hostname: String
+    /// When RunPodSandbox finished (RFC 3339, nanoseconds).
+    public internal(set) var createdAt: String? = nil
     var cni: CNI? = nil
     var shmMounted = false
     var cgroup: Cgroup2Group? = nil

@@ -14,7 +14,7 @@ public struct ExecSyncResult: Sendable {
     public var timedOut: Bool { exitCode == nil }
 }
 
-extension ContainerRuntime {
+extension PodRuntimeService {
     /// CRI ExecSync: runs `argv` in the container with /dev/null as stdin, waits at most
     /// `timeout` seconds (nil: no limit) and returns its exit code and up to `outputLimit`
     /// bytes of its output. A command past its timeout is killed.

@@ -19,7 +19,15 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     public let instanceDir: String
     public let terminationLog: String?
     public let stopSignal: Int32
-    let log: CRILogWriter
+    /// The CRI log writer; replaced by ReopenContainerLog (loop thread only).
+    var log: CRILogWriter
+    public let logPath: String
+    /// When CreateContainer made it, StartContainer started it, and its init's exit came
+    /// (RFC 3339, nanoseconds); the exit as the runtime saw it (nil status: not known, the
+    /// process ended while no supervisor ran). Under `attachLock`.
+    public let createdAt = Clock.rfc3339Nano()
+    var startedAt: String? = nil
+    var finished: (status: ExitStatus?, at: String)? = nil
     /// The output pipes not yet at EOF, by stream (loop thread only).
     var outputs: [String: FD] = [:]
     /// The container was started (its gate opened); before that it waits at its gate.
@@ -37,7 +45,7 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     let attachLock = Monitor()
 
     init(name: String, attempt: Int, id: String, engine: EngineContainer, instanceDir: String,
-         terminationLog: String?, stopSignal: Int32, log: CRILogWriter) {
+         terminationLog: String?, stopSignal: Int32, log: CRILogWriter, logPath: String) {
         self.name = name
         self.attempt = attempt
         self.id = id
@@ -46,6 +54,7 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
         self.terminationLog = terminationLog
         self.stopSignal = stopSignal
         self.log = log
+        self.logPath = logPath
     }
 
     public var pid: pid_t { process.pid }
@@ -70,16 +79,24 @@ public struct StartFailure: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// The container half of the runtime service (CRI CreateContainer, StartContainer,
-/// StopContainer, RemoveContainer, Exec): mechanics only, the controller decides.
-public final class ContainerRuntime: @unchecked Sendable {  // immutable after init
-    let sandbox: Sandbox
+/// The pod runtime service: CRI's RuntimeService verbs for one pod sandbox and its
+/// containers (RunPodSandbox ... ReopenContainerLog), taking resolved, typed configs
+/// (`PodSandboxConfig`, `ContainerConfig`). Mechanics only, no policy: no restarts, probes,
+/// hooks or ordering. The lifecycle controller (kubelet's role, `PodSupervisor`) calls it;
+/// under CRI, kubelet does, through `husk serve`. Sandbox verbs are in +Sandbox, status and
+/// resources in +Status, ExecSync in +Exec.
+public final class PodRuntimeService: @unchecked Sendable {  // immutable after init
+    public let sandbox: Sandbox
     let loop: EventLoop
     /// Holds a copy of every container's output pipes while the container lives.
     let keeper: KeeperLink?
 
-    init(sandbox: Sandbox, loop: EventLoop, keeper: KeeperLink?) {
-        self.sandbox = sandbox
+    public convenience init(config: PodSandboxConfig, paths: PodPaths, loop: EventLoop) {
+        self.init(config: config, paths: paths, loop: loop, keeper: nil)
+    }
+
+    init(config: PodSandboxConfig, paths: PodPaths, loop: EventLoop, keeper: KeeperLink?) {
+        sandbox = Sandbox(config: config, paths: paths)
         self.loop = loop
         self.keeper = keeper
     }
@@ -92,7 +109,8 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     }
 
     /// CRI CreateContainer: everything is set up and the process waits at its start gate.
-    func create(
+    /// `onExit` comes on the event loop when the container's init ends.
+    public func createContainer(
         _ config: ContainerConfig, id: String, onExit: @escaping @Sendable (ContainerHandle, ExitStatus) -> Void
     ) throws(StartFailure) -> ContainerHandle {
         let builder = ContainerSpecBuilder(config: config, sandbox: sandbox)
@@ -183,7 +201,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         }
         let handle = ContainerHandle(
             name: config.name, attempt: config.attempt, id: id, engine: created, instanceDir: dir,
-            terminationLog: config.terminationLog, stopSignal: process.stopSignal, log: log)
+            terminationLog: config.terminationLog, stopSignal: process.stopSignal, log: log, logPath: config.logPath)
         if let master {
             handle.tty = true
             if config.stdin { handle.input = try? master.duplicate() }
@@ -196,7 +214,10 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             watchOutput(handle, out.read, "stdout")
             watchOutput(handle, err.read, "stderr")
         }
-        loop.watch(created.process.pidfd) { status in onExit(handle, status) }
+        loop.watch(created.process.pidfd) { status in
+            handle.attachLock.locked { handle.finished = (status, Clock.rfc3339Nano()) }
+            onExit(handle, status)
+        }
         return handle
     }
 
@@ -211,7 +232,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     /// spec and the image as at create, its output goes on into the same log, and its exit is
     /// watched (as the keeper records it: nil when not known). Throws when the process is not
     /// the instance any more.
-    func adopt(
+    public func adoptContainer(
         _ config: ContainerConfig, id: String, pid: Int32, start: UInt64, outputs: [FD],
         onExit: @escaping @Sendable (ContainerHandle, ExitStatus?) -> Void
     ) throws(HuskError) -> ContainerHandle {
@@ -243,7 +264,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
                                      execTemplate: template, gate: nil)
         let handle = ContainerHandle(
             name: c.name, attempt: c.attempt, id: id, engine: engine, instanceDir: dir,
-            terminationLog: c.terminationLog, stopSignal: process.stopSignal, log: log)
+            terminationLog: c.terminationLog, stopSignal: process.stopSignal, log: log, logPath: c.logPath)
         handle.started = true
         // What the keeper held: the pty master (tty), or the output pipes and stdin's.
         if c.tty, outputs.count == 1 {
@@ -256,7 +277,10 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
             if outputs.count >= 3 { handle.input = outputs[2] }
             handle.keptOutputs = Array(outputs.prefix(2))
         }
-        loop.watchAdopted(pidfd, start: start, stateDirectory: paths.state) { status in onExit(handle, status) }
+        loop.watchAdopted(pidfd, start: start, stateDirectory: paths.state) { status in
+            handle.attachLock.locked { handle.finished = (status, Clock.rfc3339Nano()) }
+            onExit(handle, status)
+        }
         return handle
     }
 
@@ -309,9 +333,12 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
 
     /// CRI StartContainer: opens the gate, the container's program runs. Throws when exec
     /// failed.
-    func start(_ h: ContainerHandle) throws(StartFailure) {
+    public func startContainer(_ h: ContainerHandle) throws(StartFailure) {
         do {
-            try Engine.start(h.engine) { h.started = true }
+            try Engine.start(h.engine) {
+                h.started = true
+                h.attachLock.locked { h.startedAt = Clock.rfc3339Nano() }
+            }
         } catch {
             throw StartFailure(.run, "failed to start containerd task: OCI runtime start failed: \(error)", startError: true)
         }
@@ -321,12 +348,12 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     /// `timeout` seconds have passed (0: SIGKILL now). `exited(deadline)` waits for the
     /// exit the caller observes. Returns whether it ended on the stop signal.
     @discardableResult
-    func stop(_ h: ContainerHandle, timeout: Double, exited: (Double) -> Bool) -> Bool {
+    public func stopContainer(_ h: ContainerHandle, timeout: Double, exited: (Double) -> Bool) -> Bool {
         Engine.stop(h.process.pidfd, cgroup: h.cgroup, signal: h.stopSignal, timeout: timeout, waitExit: exited)
     }
 
     /// SIGKILL to every process of the instance (cgroup.kill), then its init.
-    func kill(_ h: ContainerHandle) {
+    public func killContainer(_ h: ContainerHandle) {
         Engine.kill(h.process.pidfd, cgroup: h.cgroup)
     }
 
@@ -334,7 +361,7 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
     /// cgroup, its user, capabilities, seccomp, environment and working directory.
     /// With `tty`, the process gets a terminal of the container's own (a pty from its
     /// /dev/pts) and the master comes back with it.
-    func exec(_ h: ContainerHandle, argv: [String], stdio: [FD?], env extra: [String] = [], tty: Bool = false) throws(HuskError) -> (SpawnedProcess, master: FD?) {
+    public func exec(_ h: ContainerHandle, argv: [String], stdio: [FD?], env extra: [String] = [], tty: Bool = false) throws(HuskError) -> (SpawnedProcess, master: FD?) {
         var p = h.engine.execTemplate
         p.argv = argv
         p.env = h.engine.execTemplate.env + extra
@@ -347,8 +374,9 @@ public final class ContainerRuntime: @unchecked Sendable {  // immutable after i
         }
     }
 
-    /// Removes what the instance held on the host: its cgroup and its upper dir.
-    func remove(_ h: ContainerHandle) {
+    /// CRI RemoveContainer: removes what the instance held on the host, its cgroup and its
+    /// upper dir. The caller stopped it.
+    public func removeContainer(_ h: ContainerHandle) {
         try? Engine.delete(h.cgroup, timeout: 10)
         try? Files.removeTree(h.instanceDir)
     }
