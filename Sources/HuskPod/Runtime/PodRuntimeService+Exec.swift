@@ -9,16 +9,21 @@ import Glibc
 public struct ExecSyncResult: Sendable {
     /// nil: the command did not finish within the timeout (it was killed).
     public var exitCode: Int32?
-    /// stdout and stderr as they came, in one stream, up to the limit asked for.
+    /// stdout (and stderr as it came, unless asked apart), up to the limit asked for.
     public var output: [UInt8]
+    /// stderr, when asked apart (CRI ExecSync); else empty.
+    public var stderr: [UInt8] = []
     public var timedOut: Bool { exitCode == nil }
 }
 
 extension PodRuntimeService {
     /// CRI ExecSync: runs `argv` in the container with /dev/null as stdin, waits at most
     /// `timeout` seconds (nil: no limit) and returns its exit code and up to `outputLimit`
-    /// bytes of its output. A command past its timeout is killed.
-    func execSync(_ h: ContainerHandle, argv: [String], timeout: Double?, outputLimit: Int = 0) throws(HuskError) -> ExecSyncResult {
+    /// bytes of each stream: stdout and stderr in one (kubelet's probes and hooks) or apart
+    /// (`separateStderr`, CRI's reply). A command past its timeout is killed.
+    public func execSync(
+        _ h: ContainerHandle, argv: [String], timeout: Double?, outputLimit: Int = 0, separateStderr: Bool = false
+    ) throws(HuskError) -> ExecSyncResult {
         let null: FD
         do { null = try FD.open("/dev/null", O_RDWR) } catch { throw HuskError(.system, "cannot open /dev/null", cause: error) }
         guard outputLimit > 0 else {
@@ -26,32 +31,51 @@ extension PodRuntimeService {
             return ExecSyncResult(exitCode: wait(p, timeout: timeout), output: [])
         }
         let p: SpawnedProcess
-        let r: FD
+        var readers: [FD] = []
         do {
-            // The write end lives only in this scope: once the child has it, EOF on `r` means
-            // the command (and whatever it started) is done writing.
+            // The write ends live only in this scope: once the child has them, EOF on the
+            // read ends means the command (and whatever it started) is done writing.
             let (pr, pw) = try makePipe()
-            p = try exec(h, argv: argv, stdio: [null, pw, pw]).0
-            r = pr
+            readers.append(pr)
+            if separateStderr {
+                let (er, ew) = try makePipe()
+                readers.append(er)
+                p = try exec(h, argv: argv, stdio: [null, pw, ew]).0
+            } else {
+                p = try exec(h, argv: argv, stdio: [null, pw, pw]).0
+            }
         } catch let e as HuskError {
             throw e
         } catch {
             throw HuskError(.system, "cannot make the output pipe", cause: error as? SystemCallError)
         }
         final class Box: @unchecked Sendable {  // guarded by `done`
-            var bytes: [UInt8] = []
+            var bytes: [[UInt8]] = []
             var finished = false
         }
         let box = Box()
         let done = Monitor()
+        let fds = readers
         Threads.spawn("exec-out") {
-            var out: [UInt8] = []
+            var out = [[UInt8]](repeating: [], count: fds.count)
+            var open = fds.map { pollfd(fd: $0.raw, events: Int16(POLLIN), revents: 0) }
             var buf = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buf.withUnsafeMutableBytes { Glibc.read(r.raw, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                if out.count < outputLimit { out += buf[0..<min(n, outputLimit - out.count)] }
+            while open.contains(where: { $0.fd >= 0 }) {
+                if poll(&open, nfds_t(open.count), -1) < 0 {
+                    if errno == EINTR { continue }
+                    break
+                }
+                for i in open.indices where open[i].fd >= 0 && open[i].revents != 0 {
+                    let n = buf.withUnsafeMutableBytes { Glibc.read(open[i].fd, $0.baseAddress, $0.count) }
+                    if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                    if n <= 0 {
+                        open[i].fd = -1
+                        continue
+                    }
+                    if out[i].count < outputLimit { out[i] += buf[0..<min(n, outputLimit - out[i].count)] }
+                }
             }
+            withExtendedLifetime(fds) {}
             done.locked {
                 box.bytes = out
                 box.finished = true
@@ -60,7 +84,8 @@ extension PodRuntimeService {
         }
         guard let code = wait(p, timeout: timeout) else { return ExecSyncResult(exitCode: nil, output: []) }
         _ = done.wait(for: { box.finished }, until: Clock.monotonicSeconds() + 1)
-        return ExecSyncResult(exitCode: code, output: done.locked { box.bytes })
+        let got = done.locked { box.bytes }
+        return ExecSyncResult(exitCode: code, output: got.first ?? [], stderr: got.count > 1 ? got[1] : [])
     }
 
     /// Waits for an exec'd process; past `timeout` it is killed and nil returned.
@@ -74,12 +99,12 @@ extension PodRuntimeService {
     }
 
     /// Whether the OOM killer struck in the container (containerd's OOMKilled).
-    func oomKilled(_ h: ContainerHandle) -> Bool {
+    public func oomKilled(_ h: ContainerHandle) -> Bool {
         Engine.oomKills(h.cgroup) > 0
     }
 
     /// After the container's init ended: what is left of it goes (cgroup.kill).
-    func killRemaining(_ h: ContainerHandle) {
+    public func killRemaining(_ h: ContainerHandle) {
         try? h.cgroup.kill()
     }
 

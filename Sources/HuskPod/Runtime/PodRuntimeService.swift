@@ -104,7 +104,7 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
     var paths: PodPaths { sandbox.paths }
 
     /// A random container id (64 hex digits, as containerd's).
-    static func newID() -> String {
+    public static func newID() -> String {
         (0..<32).map { _ in let b = UInt8.random(in: 0...255); return (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
     }
 
