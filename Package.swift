@@ -102,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HuskPodTests",
-            dependencies: ["HuskPod", "HuskImage", "HuskJSON", "HuskSystem"],
+            dependencies: ["HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
