@@ -21,6 +21,12 @@ public struct HuskError: Error, CustomStringConvertible, Sendable {
         public static let system = Code(.system)
 
         public var description: String { value.rawValue }
+
+        /// The code named by `description` (nil: not a code).
+        public init?(named name: String) {
+            guard let v = Value(rawValue: name) else { return nil }
+            value = v
+        }
     }
 
     public var code: Code

@@ -16,13 +16,24 @@ public enum UnixSocket {
     /// A stream socket (CLOEXEC) connected to the socket at `path` (never abstract). An
     /// interrupted connect is retried. The underlying calls are `socket(2)` and `connect(2)`.
     public static func connect(_ path: String) throws(SystemCallError) -> FD {
-        FD(adopting: try syscall("connect", path) { cshim_unix_connect(path) })
+        try reachable(path) { (p) throws(SystemCallError) in FD(adopting: try syscall("connect", path) { cshim_unix_connect(p) }) }
     }
 
     /// A stream socket (CLOEXEC) bound at `path` and listening; the path must not exist. The
     /// underlying calls are `socket(2)`, `bind(2)` and `listen(2)`.
     public static func listen(_ path: String, backlog: Int32 = 16) throws(SystemCallError) -> FD {
-        FD(adopting: try syscall("listen", path) { cshim_unix_listen(path, backlog) })
+        try reachable(path) { (p) throws(SystemCallError) in FD(adopting: try syscall("listen", path) { cshim_unix_listen(p, backlog) }) }
+    }
+
+    /// `body` with a path for `path` that fits in sun_path (107 bytes): the path itself, or
+    /// for a longer one its name under `/proc/self/fd/N`, N its directory opened O_PATH.
+    static func reachable<T>(_ path: String, _ body: (String) throws(SystemCallError) -> T) throws(SystemCallError) -> T {
+        guard path.utf8.count > 107, let slash = path.lastIndex(of: "/") else { return try body(path) }
+        let dir = path[..<slash].isEmpty ? "/" : String(path[..<slash])
+        let fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return try body(path) }
+        defer { close(fd) }
+        return try body("/proc/self/fd/\(fd)/" + path[path.index(after: slash)...])
     }
 
     /// The next connection (CLOEXEC) on a listening socket; blocks. The underlying call is

@@ -15,12 +15,7 @@ extension PodSupervisor {
     /// `status` nil: the process was adopted from a dead supervisor and how it ended is not
     /// known (kubelet's ContainerStatusUnknown, pod-semantics §2).
     func containerExited(_ h: ContainerHandle, _ status: ExitStatus?) {
-        // The OOM killer struck in the container's group (memory.events, DESIGN §7):
-        // containerd's OOMKilled.
-        let oomKilled = runtime.oomKilled(h)
-        runtime.killRemaining(h)
-        runtime.drainOutput(h)
-        h.attachLock.locked { h.input = nil }
+        let oomKilled = runtime.finishExit(h)
         let message = m.locked { () -> String? in
             guard let i = state.index(h.name), let j = instanceIndex(i, h.id) else { return nil }
             let inst = state.containers[i].instances[j]

@@ -108,6 +108,20 @@ extension PodRuntimeService {
         try? h.cgroup.kill()
     }
 
+    /// What the runtime does when a container's init has ended (on the loop thread, from
+    /// the `onExit` of create or adopt): the rest of its processes are killed, its output
+    /// is drained into the log and its stdin closed. Returns whether the OOM killer struck.
+    @discardableResult
+    public func finishExit(_ h: ContainerHandle) -> Bool {
+        // The OOM killer struck in the container's group (memory.events, DESIGN §7):
+        // containerd's OOMKilled.
+        let oomKilled = oomKilled(h)
+        killRemaining(h)
+        drainOutput(h)
+        h.attachLock.locked { h.input = nil }
+        return oomKilled
+    }
+
     /// RemoveContainer for containers no handle is known for (a stop after a lost
     /// supervisor): their cgroups go, with whatever is left in them.
     func removeGroups(of names: [String]) {

@@ -151,7 +151,7 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         }
         cni = try CNI.load(settings: paths.settings)
         guard let cni, let pause else { return }
-        podIP = try cni.add(containerID: config.metadata.uid, netns: "/proc/\(pause.pid)/ns/net", sandbox: config)
+        podIP = try cni.add(containerID: paths.uid, netns: "/proc/\(pause.pid)/ns/net", sandbox: config)
     }
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf, as containerd writes them: the
@@ -234,7 +234,7 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
             _ = pause.waitForExit(timeout: 5)
         }
         if let cni, ownNetwork {
-            try? cni.del(containerID: config.metadata.uid, netns: "", sandbox: config)
+            try? cni.del(containerID: paths.uid, netns: "", sandbox: config)
             self.cni = nil
         }
     }

@@ -25,6 +25,10 @@ public enum ControlRequest: Equatable, Sendable {
     /// in frames (`AttachFrame`) until it ends; with stdin, what the client sends after its
     /// request goes to the container's stdin.
     case attach(container: String?, stdin: Bool)
+    /// `{"call":"createContainer","op":"runtime","body":{...}}`: a verb of the pod runtime
+    /// service, for the sandbox of a `husk serve` pod (`SandboxHost`) → `.value` or
+    /// `.failed`.
+    case runtime(call: String, body: JSONValue)
 
     public var json: JSONValue {
         var o: [String: JSONValue]
@@ -38,6 +42,8 @@ public enum ControlRequest: Equatable, Sendable {
         case .attach(let container, let stdin):
             o = ["op": .string("attach"), "stdin": .bool(stdin)]
             if let container { o["container"] = .string(container) }
+        case .runtime(let call, let body):
+            o = ["op": .string("runtime"), "call": .string(call), "body": body]
         }
         return .object(o)
     }
@@ -80,8 +86,11 @@ public enum ControlRequest: Equatable, Sendable {
             self = .exec(container: try string("container"), argv: argv, tty: try bool("tty"))
         case .string("attach")?:
             self = .attach(container: try string("container"), stdin: try bool("stdin"))
+        case .string("runtime")?:
+            guard let call = try string("call") else { throw Self.bad("a runtime request needs a \"call\"") }
+            self = .runtime(call: call, body: o["body"] ?? .object([:]))
         case .string(let op)?:
-            throw HuskError(.invalidArgument, "unknown request \"\(op)\": the ops are stop, exec and attach")
+            throw HuskError(.invalidArgument, "unknown request \"\(op)\": the ops are stop, exec, attach and runtime")
         case nil:
             throw Self.bad("no \"op\"")
         case let v?:
@@ -104,9 +113,15 @@ public enum ControlReply: Equatable, Sendable {
     case attached(tty: Bool)
     /// `{"error":"..."}`: the request was refused or failed.
     case error(String)
+    /// `{"value":...}`: what a runtime call returned.
+    case value(JSONValue)
+    /// `{"code":"notFound","error":"..."}`: a runtime call failed; the code is HuskError's.
+    case failed(code: String, message: String)
 
     public var json: JSONValue {
         switch self {
+        case .value(let v): return .object(["value": v])
+        case .failed(let code, let m): return .object(["error": .string(m), "code": .string(code)])
         case .ok: return .object(["ok": .bool(true)])
         case .exitCode(let c): return .object(["exitCode": .number(Double(c))])
         case .terminal: return .object(["tty": .bool(true)])
@@ -119,8 +134,12 @@ public enum ControlReply: Equatable, Sendable {
     public var line: [UInt8] { Array((json.serialized() + "\n").utf8) }
 
     public init(json: JSONValue) throws(HuskError) {
-        if let e = json["error"]?.stringValue {
+        if let e = json["error"]?.stringValue, let code = json["code"]?.stringValue {
+            self = .failed(code: code, message: e)
+        } else if let e = json["error"]?.stringValue {
             self = .error(e)
+        } else if let v = json["value"] {
+            self = .value(v)
         } else if case .number(let c)? = json["exitCode"], let code = Int32(exactly: c) {
             self = .exitCode(code)
         } else if json["attached"]?.boolValue == true {

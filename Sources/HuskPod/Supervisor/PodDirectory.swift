@@ -198,19 +198,10 @@ public enum PodDirectory {
         }
         let process: SpawnedProcess
         do {
-            var plan = SpawnPlan.host(
-                argv: ["husk-keeper", paths.state] + supervisor + [paths.state],
-                env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
-            plan.executable = try KeeperExecutable.open()
-            let null = try FD.open("/dev/null", O_RDWR)
-            let log = try FD.open(paths.supervisorLog, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
-            plan.stdio = [null, log, log]
-            plan.setsid = true
-            process = try Spawner.spawn(plan)
-            try? Files.writeAtomically(paths.keeperPid, Array("\(process.pid)\n".utf8), mode: 0o600)
+            process = try startKeeper(paths, supervisor: supervisor)
         } catch {
             undo()
-            throw HuskError(.system, "cannot start the pod's supervisor: \(error)")
+            throw error
         }
         var state = PodState()
         for c in pod.spec.initContainers {
@@ -219,6 +210,26 @@ public enum PodDirectory {
         for c in pod.spec.containers { state.containers.append(ContainerState(name: c.name, kind: .app, image: c.image)) }
         let view = PodView(pod: pod, settings: settings, state: state, supervisorPid: 0, supervisorAlive: true, keeperPid: process.pid)
         return (view, process)
+    }
+
+    /// Starts the pod's keeper, detached, which starts its supervisor (`supervisor` +
+    /// the state directory) and starts it again when it dies.
+    static func startKeeper(_ paths: PodPaths, supervisor: [String]) throws(HuskError) -> SpawnedProcess {
+        do {
+            var plan = SpawnPlan.host(
+                argv: ["husk-keeper", paths.state] + supervisor + [paths.state],
+                env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            plan.executable = try KeeperExecutable.open()
+            let null = try FD.open("/dev/null", O_RDWR)
+            let log = try FD.open(paths.supervisorLog, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
+            plan.stdio = [null, log, log]
+            plan.setsid = true
+            let process = try Spawner.spawn(plan)
+            try? Files.writeAtomically(paths.keeperPid, Array("\(process.pid)\n".utf8), mode: 0o600)
+            return process
+        } catch {
+            throw HuskError(.system, "cannot start the pod's supervisor: \(error)")
+        }
     }
 
     /// Claims `<state>/names/<ns>_<name>` for the pod, as the API server keeps names unique.
@@ -327,7 +338,8 @@ public enum PodDirectory {
         var known: Set<String> = []
         for uid in stateDirs {
             let dir = podsDir(settings) + "/" + uid
-            if Files.exists(dir + "/pod.json") {
+            // A `husk run` pod (pod.json) or a `husk serve` sandbox (sandbox.json).
+            if Files.exists(dir + "/pod.json") || Files.exists(SandboxRecord.file(dir)) {
                 known.insert(uid)
                 continue
             }

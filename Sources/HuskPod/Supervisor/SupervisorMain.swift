@@ -23,6 +23,9 @@ public enum SupervisorMain {
         umask(0o022)
         _ = chdir("/")
         let keeper = KeeperLink.fromEnvironment()
+        if Files.exists(SandboxRecord.file(stateDirectory)) {
+            runSandbox(stateDirectory: stateDirectory, keeper: keeper, signals: sfd)
+        }
         let record: PodRecord
         let loop: EventLoop
         do {
@@ -53,7 +56,7 @@ public enum SupervisorMain {
         }
         let server: ControlServer
         do {
-            server = try ControlServer(path: supervisor.paths.socket, supervisor: supervisor)
+            server = try ControlServer(path: supervisor.paths.socket, handler: supervisor)
         } catch {
             fail("husk supervise: \(error)")
         }
@@ -66,6 +69,54 @@ public enum SupervisorMain {
             supervisor.runController()
             server.close()
             exit(0)
+        }
+        loop.run()
+    }
+
+    /// A `husk serve` sandbox: the runtime service alone, driven over the control socket.
+    /// It lives until RemovePodSandbox; signals other than SIGCHLD are ignored (a sandbox
+    /// outlives the daemon and whoever started it).
+    static func runSandbox(stateDirectory: String, keeper: KeeperLink?, signals sfd: SignalFD?) -> Never {
+        let record: SandboxRecord
+        let loop: EventLoop
+        do {
+            record = try SandboxRecord.read(stateDirectory)
+            loop = try EventLoop()
+        } catch {
+            fail("husk supervise: \(error)")
+        }
+        let host = SandboxHost(record: record, loop: loop, keeper: keeper)
+        try? Files.writeAtomically(host.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600)
+        if let sfd {
+            loop.add(sfd.fd.raw) { _ in
+                while let sig = sfd.next() {
+                    if sig == SIGCHLD { reap(loop) }
+                }
+            }
+        }
+        let previous = try? SandboxState.read(stateDirectory)
+        if let previous, previous.phase == .failed { exit(1) }
+        let server: ControlServer
+        do {
+            server = try ControlServer(path: host.paths.socket, handler: host)
+        } catch {
+            fail("husk supervise: \(error)")
+        }
+        loop.whenIdle(after: 1) { ResidentMemory.trimExecutableCode() }
+        if let previous, previous.phase != .creating {
+            host.recover(previous)
+            Threads.spawn("control") { server.serve() }
+        } else {
+            // The first supervisor (or one lost while making it: made again from nothing).
+            if let previous {
+                _ = host.service.adoptSandbox(pausePid: previous.pausePid, pauseStart: previous.pauseStart, podIP: nil,
+                                              createdAt: nil, onPauseExit: { _ in })
+                host.service.discardPartialSandbox()
+            }
+            Threads.spawn("sandbox") {
+                host.runSandbox()
+                server.serve()
+            }
         }
         loop.run()
     }
@@ -91,11 +142,11 @@ public enum SupervisorMain {
 final class ControlServer: @unchecked Sendable {  // the listening fd is read-only after init
     let path: String
     let fd: FD
-    let supervisor: PodSupervisor
+    let handler: any ControlHandler
 
-    init(path: String, supervisor: PodSupervisor) throws(HuskError) {
+    init(path: String, handler: any ControlHandler) throws(HuskError) {
         self.path = path
-        self.supervisor = supervisor
+        self.handler = handler
         unlink(path)
         do {
             fd = try UnixSocket.listen(path, backlog: 16)
@@ -139,7 +190,7 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
             let request = try ControlRequest(json: try JSONParser.parse(bytes.prefix { $0 != 10 }))
             // What came after the request's line: the start of an attached stdin.
             let pending = Array(bytes.drop { $0 != 10 }.dropFirst())
-            reply = perform(request, on: conn, fds: received, pending: pending)
+            reply = handler.perform(request, on: conn, fds: received, pending: pending)
         } catch let e as HuskError {
             reply = .error(e.message)
         } catch {
@@ -147,18 +198,26 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
         }
         if let reply { try? conn.writeAll(reply.line) }
     }
+}
 
+/// What serves a supervisor's control socket: the lifecycle controller of a `husk run` pod
+/// (`PodSupervisor`) or the runtime service host of a `husk serve` sandbox (`SandboxHost`).
+protocol ControlHandler: AnyObject, Sendable {
     /// Carries out `request`: returns the reply to send, or nil when the request kept the
     /// connection and has used it (attach: its replies and frames went on `conn`).
+    func perform(_ request: ControlRequest, on conn: FD, fds: [FD], pending: [UInt8]) -> ControlReply?
+}
+
+extension PodSupervisor: ControlHandler {
     func perform(_ request: ControlRequest, on conn: FD, fds: [FD], pending: [UInt8]) -> ControlReply? {
         switch request {
         case .stop(let grace):
-            supervisor.requestStop(grace: grace)
+            requestStop(grace: grace)
             return .ok
         case .exec(let container, let argv, let tty):
             let stdio: [FD?] = tty ? [nil, nil, nil] : (0..<3).map { $0 < fds.count ? fds[$0] : nil }
             do {
-                let code = try supervisor.exec(container: container, argv: argv, stdio: stdio, tty: tty) { master in
+                let code = try exec(container: container, argv: argv, stdio: stdio, tty: tty) { master in
                     // A first message before the reply: the terminal's master.
                     if let master { try? UnixSocket.send(conn, ControlReply.terminal.line, fds: [master.raw]) }
                 }
@@ -169,13 +228,15 @@ final class ControlServer: @unchecked Sendable {  // the listening fd is read-on
         case .attach(let container, let stdin):
             // The connection stays: output frames out, stdin in.
             do {
-                try supervisor.attach(container: container, conn: conn, stdin: stdin, pending: pending) { tty in
+                try attach(container: container, conn: conn, stdin: stdin, pending: pending) { tty in
                     try? conn.writeAll(ControlReply.attached(tty: tty).line)
                 }
                 return nil
             } catch {
                 return .error(error.message)
             }
+        case .runtime(let call, _):
+            return .error("\(call): this pod is run by husk run's controller, not by husk serve")
         }
     }
 }

@@ -1,0 +1,123 @@
+import HuskJSON
+import HuskRuntime
+import HuskSystem
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `husk serve`'s side of its sandboxes: RunPodSandbox starts a sandbox's keeper and
+/// supervisor (`SandboxHost`) and waits for the outcome; every later call goes over the
+/// sandbox's control socket; lists and statuses come from the records on disk.
+public struct SandboxClient: Sendable {
+    public let settings: HuskSettings
+    public let id: String
+
+    public init(settings: HuskSettings, id: String) {
+        self.settings = settings
+        self.id = id
+    }
+
+    public var stateDirectory: String { settings.state + "/pods/" + id }
+    public var socket: String { stateDirectory + "/control.sock" }
+    public var dataDirectory: String { settings.root + "/pods/" + id }
+
+    /// The sandboxes under `settings` (their ids), made by `husk serve`.
+    public static func ids(_ settings: HuskSettings) -> [String] {
+        (Files.list(settings.state + "/pods") ?? []).filter { Files.exists(SandboxRecord.file(settings.state + "/pods/" + $0)) }.sorted()
+    }
+
+    public func record() throws(HuskError) -> SandboxRecord { try SandboxRecord.read(stateDirectory) }
+    public func state() throws(HuskError) -> SandboxState { try SandboxState.read(stateDirectory) }
+    public func containers() -> [SandboxContainer] { SandboxContainer.all(stateDirectory) }
+
+    /// CRI RunPodSandbox: records the sandbox and starts its keeper and supervisor
+    /// (`supervisor + [STATE_DIR]`), then waits until the sandbox is ready. A failure leaves
+    /// nothing behind and is thrown with the supervisor's reason.
+    public static func run(
+        _ config: PodSandboxConfig, id: String, settings: HuskSettings, runtimeHandler: String = "", supervisor: [String],
+        timeout: Double = 120
+    ) throws(HuskError) -> SandboxClient {
+        let client = SandboxClient(settings: settings, id: id)
+        let record = SandboxRecord(id: id, config: config, settings: settings, runtimeHandler: runtimeHandler)
+        let paths = record.paths
+        do {
+            for dir in [settings.state, settings.state + "/pods"] { try Files.makeDirectories(dir, mode: 0o700) }
+        } catch {
+            throw HuskError(.system, "cannot create \(settings.state)", cause: error)
+        }
+        guard mkdir(paths.state, 0o700) == 0 else {
+            throw HuskError(currentErrno == .fileExists ? .alreadyExists : .system, "cannot create \(paths.state): \(currentErrno.text)")
+        }
+        let keeper: SpawnedProcess
+        do {
+            try Files.writeAtomically(SandboxRecord.file(paths.state), Array(record.json.serialized().utf8), mode: 0o600)
+            keeper = try PodDirectory.startKeeper(paths, supervisor: supervisor)
+        } catch {
+            try? Files.removeTree(paths.state)
+            throw HuskError(.system, "cannot start the sandbox's supervisor", cause: error)
+        }
+        // The outcome: sandbox-state.json says ready or failed, or the keeper ends.
+        let deadline = Clock.monotonicSeconds() + timeout
+        var delay = 0.001
+        while true {
+            if let s = try? client.state(), s.phase != .creating {
+                if s.phase == .failed {
+                    _ = keeper.pidfd.waitForExit(timeout: 10)
+                    client.discard()
+                    throw HuskError(.system, s.error ?? "the sandbox could not be made")
+                }
+                return client
+            }
+            if keeper.pidfd.hasExited || Clock.monotonicSeconds() > deadline {
+                let log = ((try? Files.readString(paths.supervisorLog)) ?? nil)?.trimmed() ?? ""
+                try? keeper.pidfd.signal(SIGKILL)
+                client.discard()
+                throw HuskError(.system, "the sandbox's supervisor ended before the sandbox was ready" + (log.isEmpty ? "" : ": " + log))
+            }
+            usleep(UInt32(delay * 1e6))
+            delay = min(delay * 2, 0.02)
+        }
+    }
+
+    /// A call of the runtime service in the sandbox (`SandboxHost.dispatch`).
+    @discardableResult
+    public func call(_ name: String, _ body: JSONValue = .object([:]), patience: Double = 5) throws(HuskError) -> JSONValue {
+        switch try PodClient(socket: socket, patience: patience).request(.runtime(call: name, body: body)) {
+        case .value(let v): return v
+        case .failed(let code, let message): throw HuskError(HuskError.Code(named: code) ?? .system, message)
+        case .error(let message): throw HuskError(.system, message)
+        case let other: throw HuskError(.system, "a bad reply from the sandbox's supervisor: \(other.json.serialized())")
+        }
+    }
+
+    /// CRI RemovePodSandbox: the supervisor removes everything and ends; then its state
+    /// directory goes. A sandbox whose supervisor cannot be reached is cleaned up from here
+    /// (its cgroups killed and removed, its address released, its mounts and files removed).
+    public func remove() throws(HuskError) {
+        let keeperPid = ((try? Files.readString(stateDirectory + "/keeper.pid")) ?? nil).flatMap { Int32($0.trimmed()) }
+        let keeper = keeperPid.flatMap { try? PidFD.open($0) }
+        do {
+            try call("removePodSandbox", patience: 2)
+        } catch {
+            // The supervisor is gone (or does not answer): take it all down from here.
+            if let keeper { try? keeper.signal(SIGKILL) }
+        }
+        if let keeper { _ = keeper.waitForExit(timeout: 10) }
+        discard()
+    }
+
+    /// Removes whatever is left of the sandbox: cgroups (processes killed), address, mounts,
+    /// data and state.
+    func discard() {
+        if let mount = try? Cgroup2Mount.discover() { _ = PodDirectory.removeCgroupTree(mount, "/husk/" + id) }
+        if let record = try? record(), record.config.ownNetwork, let cni = try? CNI.load(settings: settings) {
+            try? cni.del(containerID: id, netns: "", sandbox: record.config)
+        }
+        let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(dataDirectory + "/") }
+        for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) { try? Mount.unmount(m.mountPoint, detach: true) }
+        try? Files.removeTree(dataDirectory)
+        try? Files.removeTree(stateDirectory)
+    }
+}
