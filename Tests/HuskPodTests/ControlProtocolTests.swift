@@ -17,6 +17,8 @@ struct ControlProtocolTests {
         .attach(container: "app", stdin: true),
         .attach(container: "app", stdin: false),
         .attach(container: nil, stdin: false),
+        .runtime(call: "startContainer", body: .object(["id": .string("abc")])),
+        .runtime(call: "podSandboxStatus", body: .object([:])),
     ]
 
     @Test("every request survives its JSON, as text too", arguments: requests)
@@ -35,6 +37,20 @@ struct ControlProtocolTests {
         #expect(text(.exec(container: "c", argv: ["ls", "/"], tty: false)) == #"{"argv":["ls","/"],"container":"c","op":"exec"}"# + "\n")
         #expect(text(.exec(container: "c", argv: ["sh"], tty: true)) == #"{"argv":["sh"],"container":"c","op":"exec","tty":true}"# + "\n")
         #expect(text(.attach(container: "c", stdin: false)) == #"{"container":"c","op":"attach","stdin":false}"# + "\n")
+        #expect(text(.runtime(call: "startContainer", body: .object(["id": .string("c1")])))
+                == #"{"body":{"id":"c1"},"call":"startContainer","op":"runtime"}"# + "\n")
+    }
+
+    @Test("a runtime call's failure keeps HuskError's code; base64 of output survives any bytes")
+    func runtimeReplies() throws {
+        let r = try ControlReply(json: JSONParser.parse(Array(#"{"code":"invalidState","error":"not running"}"#.utf8)))
+        #expect(r == .failed(code: "invalidState", message: "not running"))
+        #expect(HuskError.Code(named: "invalidState") == .invalidState && HuskError.Code(named: "bogus") == nil)
+        let bytes: [UInt8] = Array(0...255) + [0, 1]
+        for n in 0..<6 { #expect(Base64.decode(Base64.encode(bytes.prefix(n))) == Array(bytes.prefix(n))) }
+        #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        #expect(Base64.encode(Array("hi\n".utf8)) == "aGkK" && Base64.decode("aGk=") == Array("hi".utf8))
+        #expect(Base64.decode("a*==") == nil && Base64.decode("aG=k") == nil)
     }
 
     @Test("defaults: no container is the first app container, no tty or stdin is false, no grace the pod's")
@@ -48,7 +64,7 @@ struct ControlProtocolTests {
         (#"[1]"#, "bad request: a request is a JSON object, not an array"),
         (#"{}"#, #"bad request: no "op""#),
         (#"{"op":7}"#, #"bad request: "op" must be a string, not a number"#),
-        (#"{"op":"dance"}"#, #"unknown request "dance": the ops are stop, exec and attach"#),
+        (#"{"op":"dance"}"#, #"unknown request "dance": the ops are stop, exec, attach and runtime"#),
         (#"{"op":"exec"}"#, "exec needs a command"),
         (#"{"op":"exec","argv":[]}"#, "exec needs a command"),
         (#"{"op":"exec","argv":["ls",1]}"#, #"bad request: "argv" must be an array of strings"#),
@@ -72,7 +88,10 @@ struct ControlProtocolTests {
         }
     }
 
-    static let replies: [ControlReply] = [.ok, .exitCode(0), .exitCode(137), .exitCode(-1), .terminal, .attached(tty: true), .attached(tty: false), .error("container c is not running")]
+    static let replies: [ControlReply] = [.ok, .exitCode(0), .exitCode(137), .exitCode(-1), .terminal, .attached(tty: true), .attached(tty: false), .error("container c is not running"),
+        .value(.object(["exitCode": .number(2), "stdout": .string("aGkK")])), .value(.object([:])),
+        .failed(code: "notFound", message: "container \"x\" not found in sandbox s"),
+    ]
 
     @Test("every reply survives its JSON", arguments: replies)
     func replyRoundTrip(_ r: ControlReply) throws {

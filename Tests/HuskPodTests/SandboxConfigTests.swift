@@ -1,4 +1,5 @@
 @testable import HuskPod
+import HuskJSON
 import HuskRuntime
 import HuskSystem
 import Testing
@@ -114,6 +115,26 @@ struct SandboxConfigTests {
         #expect(c.sysctls == ["net.ipv4.ip_unprivileged_port_start": "80"])
         #expect(c.resources?.unified?["memory.max"] == String(64 << 20))
         #expect(c.resources?.unified?["cpu.max"] == "50000 100000")
+    }
+
+    @Test("a sandbox config survives its JSON (sandbox.json, the control socket)")
+    func json() throws {
+        var c = try builder(pod("""
+              hostNetwork: true
+              dnsConfig: {nameservers: [9.9.9.9]}
+              securityContext: {sysctls: [{name: net.ipv4.ping_group_range, value: "0 1"}]}
+              containers:
+              - {name: c, image: busybox, ports: [{containerPort: 80, hostPort: 8080}], resources: {limits: {memory: 64Mi}}}
+            """)).config()
+        c.metadata.attempt = 3
+        #expect(try PodSandboxConfig(json: JSONReader(c.json)) == c)
+        #expect(try PodSandboxConfig(json: JSONReader(JSONParser.parse(Array(c.json.serialized().utf8)))) == c)
+        let bare = PodSandboxConfig(metadata: .init(name: "a", namespace: "b", uid: "c"), hostname: "", logDirectory: "")
+        #expect(try PodSandboxConfig(json: JSONReader(bare.json)) == bare)
+        #expect(throws: FieldError.self) { try PodSandboxConfig(json: JSONReader(.object([:]))) }
+        #expect(throws: FieldError.self) {
+            try PodSandboxConfig(json: JSONReader(.object(["metadata": bare.json["metadata"]!, "namespaces": .object(["pid": .number(7)])])))
+        }
     }
 
     @Test("kubelet's managed hosts file: localhost lines, the pod's address with its FQDN, host aliases")

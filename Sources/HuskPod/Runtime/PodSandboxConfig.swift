@@ -4,7 +4,7 @@ import HuskRuntime
 /// the caller: the hostname already chosen, the DNS settings already derived from the pod's
 /// dnsPolicy, the pod cgroup's limits already summed. The lifecycle controller (kubelet's
 /// role) builds it from a pod manifest; under CRI, kubelet sends it. No manifest type here.
-public struct PodSandboxConfig: Sendable {
+public struct PodSandboxConfig: Sendable, Equatable {
     /// CRI `PodSandboxMetadata`.
     public struct Metadata: Sendable, Equatable {
         public var name: String
