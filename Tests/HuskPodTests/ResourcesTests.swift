@@ -161,3 +161,50 @@ struct ResourcesTests {
         #expect(Quantity.milli("250m") == 250 && Quantity.milli("0.5") == 500 && Quantity.milli("2") == 2000)
     }
 }
+
+/// CRI's LinuxContainerResources into cgroup v2 files (runc's conversion, which containerd uses).
+@Suite("CRI resources to cgroup v2")
+struct LinuxResourcesTests {
+    @Test("cpu shares to weight, quota and period to cpu.max, memory, cpusets, hugepages, unified wins")
+    func conversion() throws {
+        var r = LinuxResources()
+        #expect(try r.cgroupV2().isEmpty)
+        r.cpuShares = 1024
+        r.cpuQuota = 50_000
+        r.cpuPeriod = 100_000
+        r.memoryLimitInBytes = 64 << 20
+        r.cpusetCPUs = "0-1"
+        r.hugepageLimits = ["2MB": 4 << 20]
+        r.unified = ["memory.high": "50000000", "cpu.weight": "77"]
+        #expect(try r.cgroupV2() == [
+            "cpu.weight": "77", "cpu.max": "50000 100000", "memory.max": String(64 << 20), "cpuset.cpus": "0-1",
+            "hugetlb.2MB.max": String(4 << 20), "memory.high": "50000000",
+        ])
+        r.unified = [:]
+        #expect(try r.cgroupV2()["cpu.weight"] == "39", "runc: 1 + (1022 * 9999) / 262142")
+        r.cpuShares = 2
+        #expect(try r.cgroupV2()["cpu.weight"] == "1")
+        r.cpuShares = 262_144
+        #expect(try r.cgroupV2()["cpu.weight"] == "10000")
+        var p = LinuxResources()
+        p.cpuPeriod = 50_000
+        #expect(try p.cgroupV2() == ["cpu.max": "max 50000"])
+    }
+
+    @Test("swap: v1's memory+swap becomes v2's swap alone; -1 is max; less than memory is refused")
+    func swap() throws {
+        var r = LinuxResources()
+        r.memoryLimitInBytes = 100
+        r.memorySwapLimitInBytes = 100
+        #expect(try r.cgroupV2()["memory.swap.max"] == "0")
+        r.memorySwapLimitInBytes = 300
+        #expect(try r.cgroupV2()["memory.swap.max"] == "200")
+        r.memorySwapLimitInBytes = -1
+        #expect(try r.cgroupV2()["memory.swap.max"] == "max")
+        r.memorySwapLimitInBytes = 50
+        #expect(throws: HuskError.self) { try r.cgroupV2() }
+        var s = LinuxResources()
+        s.memorySwapLimitInBytes = 10
+        #expect(throws: HuskError.self) { try s.cgroupV2() }
+    }
+}
