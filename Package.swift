@@ -67,10 +67,19 @@ let package = Package(
             plugins: ["PauseBuilder"]
         ),
         .plugin(name: "PauseBuilder", capability: .buildTool()),
+        // The flags every command line of Husk shares (--root, --state, --image-source, ...).
+        .target(
+            name: "HuskOptions",
+            dependencies: [
+                "HuskPod", "HuskImage", "HuskJSON", "HuskSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "husk",
             dependencies: [
-                "HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem",
+                "HuskOptions", "HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
