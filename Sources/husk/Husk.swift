@@ -18,7 +18,7 @@ struct Husk: ParsableCommand {
         version: "husk \(HuskVersion.current)",
         subcommands: [
             Run.self, Pods.self, PS.self, Stats.self, Inspect.self, Events.self, Logs.self, Exec.self, Attach.self, Stop.self, Remove.self,
-            Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self,
+            Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self, Serve.self,
         ])
 
     // Also here so that global flags may come before the command (`husk --root R pull ...`).
