@@ -16,12 +16,19 @@ let package = Package(
     products: [
         .executable(name: "husk", targets: ["husk"]),
         .executable(name: "husk-runc", targets: ["husk-runc"]),
+        .executable(name: "husk-serve", targets: ["husk-serve"]),
         .library(name: "HuskRuntime", targets: ["HuskRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // CRI v1 over gRPC: only HuskCRI and husk-serve use these (DESIGN §3, CRI mode).
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        // Without its default traits: they pull Foundation in for stream helpers we do not use.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
     ],
     targets: [
         // The C core: syscall wrappers and the child-side executor (DESIGN §3).
@@ -67,10 +74,44 @@ let package = Package(
             plugins: ["PauseBuilder"]
         ),
         .plugin(name: "PauseBuilder", capability: .buildTool()),
+        // The flags every command line of Husk shares (--root, --state, --image-source, ...).
+        .target(
+            name: "HuskOptions",
+            dependencies: [
+                "HuskPod", "HuskImage", "HuskJSON", "HuskSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The CRI v1 gRPC server (`husk serve`): generated code from Proto/api.proto
+        // (Scripts/gen-cri.sh, committed) and the translation CRI <-> Husk. Only husk-serve links
+        // it: husk, husk-runc and the pod supervisor stay free of gRPC and SwiftNIO.
+        .target(
+            name: "HuskCRI",
+            dependencies: [
+                "HuskImage", "HuskJSON", "HuskPod", "HuskSystem",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            exclude: ["Proto"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "husk",
             dependencies: [
-                "HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem",
+                "HuskOptions", "HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The CRI daemon, started as `husk serve` (husk execs it) or directly.
+        .executableTarget(
+            name: "husk-serve",
+            dependencies: [
+                "HuskCRI", "HuskOptions", "HuskPod", "HuskSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when anything of Husk's tests is left on the machine: mounts under husk-test dirs,
-# cgroups named husk*, processes of husk binaries, husk-test temp dirs.
+# cgroups named husk*, processes of husk binaries (husk-serve too), husk-test temp dirs.
 # --before: only reports, and remembers what it saw: a leftover from an earlier run (a killed
 # benchmark, say) is named again afterwards but not blamed on this run.
 set -uo pipefail
@@ -16,7 +16,7 @@ cg=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }} t =
 if [ -n "$cg" ]; then
   while read -r d; do leaks+=("cgroup: $d"); done < <( { find "$cg" -maxdepth 3 -type d -name 'husk*'; find "$cg/husk" -mindepth 1 -type d; } 2>/dev/null | sort -u)
 fi
-while read -r p; do leaks+=("process: $p"); done < <(ps -eo pid=,ppid=,stat=,args= | grep -E 'husk-runc|husk-test|husk-pause|husk supervise|husk-keeper' | grep -v -E 'grep|check-leaks' || true)
+while read -r p; do leaks+=("process: $p"); done < <(ps -eo pid=,ppid=,stat=,args= | grep -E 'husk-runc|husk-test|husk-pause|husk supervise|husk-keeper|husk-serve' | grep -v -E 'grep|check-leaks' || true)
 while read -r d; do leaks+=("temp dir: $d"); done < <(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'husk-test-*' 2>/dev/null)
 }
 

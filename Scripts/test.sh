@@ -10,6 +10,10 @@ Scripts/check-leaks.sh --before
 swift build --build-tests -Xswiftc -warnings-as-errors
 status=0
 swift test --skip-build "$@" || status=$?
+# The CRI daemon through a client that is not Husk's own code (grpcio, Tests/cri).
+if [ $# -eq 0 ] || [ -n "${HUSK_CRI_TESTS:-}" ]; then
+  python3 -m pytest -q Tests/cri || status=1
+fi
 Scripts/check-leaks.sh || status=1
 # The cgroup v2 tier (issue 6): the resource tests in a VM with a pure cgroup v2 hierarchy.
 # Only for the whole suite (not when the caller filters), and skippable with HUSK_NO_VM=1.

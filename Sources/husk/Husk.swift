@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import HuskImage
 import HuskJSON
+import HuskOptions
 import HuskPod
 import HuskSystem
 
@@ -14,109 +15,14 @@ struct Husk: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "husk",
         abstract: "Run Kubernetes pods on this node the way kubelet + containerd + runc would.",
-        version: "husk 0.1.0",
+        version: "husk \(HuskVersion.current)",
         subcommands: [
             Run.self, Pods.self, PS.self, Stats.self, Inspect.self, Events.self, Logs.self, Exec.self, Attach.self, Stop.self, Remove.self,
-            Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self,
+            Pull.self, Images.self, ImageCommand.self, Rmi.self, GC.self, Serve.self,
         ])
 
     // Also here so that global flags may come before the command (`husk --root R pull ...`).
     @OptionGroup var globals: GlobalOptions
-}
-
-/// Flags every command takes (DESIGN §4-§5).
-struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Husk's data directory (images, pods).")
-    var root: String = "/var/lib/husk"
-
-    @Option(name: .customLong("image-source"), help: "An OCI image layout (directory or .tar) to pull from, as [REPO=]PATH. Repeatable; searched in order, before the config file's.")
-    var imageSources: [String] = []
-
-    @Option(name: .long, help: "Runtime state: pod records, status, events, control sockets.")
-    var state: String = "/run/husk"
-
-    @Option(name: .customLong("log-dir"), help: "Container logs: <log-dir>/<namespace>_<pod>_<uid>/<container>/<restart>.log.")
-    var logDir: String = "/var/log/pods"
-
-    @Option(name: .customLong("cni-conf-dir"), help: "CNI network configurations; none there: pods get loopback only.")
-    var cniConfDir: String = "/etc/cni/net.d"
-
-    @Option(name: .customLong("cni-bin-dir"), help: "Where CNI plugins are (repeatable).")
-    var cniBinDirs: [String] = []
-
-    @Option(name: .customLong("backoff-scale"), help: ArgumentHelp("Multiplies kubelet's back-off times (tests).", visibility: .hidden))
-    var backoffScale: Double = 1
-
-    @Option(name: .long, help: "Configuration file (JSON). Default: /etc/husk/config.json when it exists.")
-    var config: String?
-
-    @Option(name: .customLong("pod-pids-limit"), help: "pids.max of every pod's cgroup (kubelet's podPidsLimit); a pod's annotation husk.io/pod-pids-limit overrides it. Default: none.")
-    var podPidsLimit: Int64?
-
-    @Flag(name: .customLong("memory-qos"), help: "Set memory.high of containers with a memory limit above their request (kubelet's MemoryQoS: request + 0.9 × (limit - request)).")
-    var memoryQoS = false
-
-    @Flag(name: .customLong("ignore-missing-controllers"), help: "Run pods whose limits need a cgroup v2 controller this host lacks, with a warning per limit, instead of refusing them.")
-    var ignoreMissingControllers = false
-
-    @Option(name: .customLong("max-layer-size"), help: "Refuse a layer that unpacks to more bytes than this (decompression bombs). Default 64 GiB.")
-    var maxLayerSize: UInt64?
-
-    /// The config file: `imageSources` ([REPO=]PATH strings) and `maxLayerSize` (bytes).
-    struct ConfigFile: Decodable {
-        var imageSources: [String]?
-        var maxLayerSize: UInt64?
-    }
-
-    func loadConfig() throws -> ConfigFile {
-        let path = config ?? "/etc/husk/config.json"
-        guard let bytes = try Files.read(path) else {
-            if config != nil { throw HuskError(.notFound, "\(path): no such file") }
-            return ConfigFile()
-        }
-        do {
-            return try JSONDecoder().decode(ConfigFile.self, from: Data(bytes))
-        } catch {
-            throw HuskError(.invalidArgument, "\(path): \(JSONPath.describe(error))")
-        }
-    }
-
-    func sources() throws -> [LayoutSource] {
-        let specs = imageSources + (try loadConfig().imageSources ?? [])
-        return try specs.map { try LayoutSource.parse($0) }
-    }
-
-    /// The settings a pod is run with (recorded with it).
-    func settings() throws -> HuskSettings {
-        var s = HuskSettings()
-        s.root = Files.absolute(root)
-        s.state = Files.absolute(state)
-        s.logDir = Files.absolute(logDir)
-        s.cniConfDir = Files.absolute(cniConfDir)
-        if !cniBinDirs.isEmpty { s.cniBinDirs = cniBinDirs.map { Files.absolute($0) } }
-        let config = try loadConfig()
-        s.imageSources = (imageSources + (config.imageSources ?? [])).map { spec in
-            // Sources as absolute paths: the supervisor runs from /.
-            guard let eq = spec.firstIndex(of: "="), !spec.hasPrefix("/") || !spec[..<eq].contains("/") else { return Files.absolute(spec) }
-            return String(spec[...eq]) + Files.absolute(String(spec[spec.index(after: eq)...]))
-        }
-        s.maxLayerSize = maxLayerSize ?? config.maxLayerSize
-        guard backoffScale > 0, backoffScale <= 1 else {
-            throw HuskError(.invalidArgument, "--backoff-scale must be greater than 0 and at most 1")
-        }
-        s.backoffScale = backoffScale
-        if let p = podPidsLimit, p <= 0 { throw HuskError(.invalidArgument, "--pod-pids-limit must be a positive number") }
-        s.podPidsLimit = podPidsLimit
-        s.memoryQoS = memoryQoS
-        s.ignoreMissingControllers = ignoreMissingControllers
-        return s
-    }
-
-    func store() throws -> ImageStore {
-        var options = ImageStoreOptions()
-        if let cap = try maxLayerSize ?? loadConfig().maxLayerSize { options.maxLayerBytes = cap }
-        return try ImageStore(root: root, options: options)
-    }
 }
 
 /// Which pod a command is about: a name in a namespace, or a UID.

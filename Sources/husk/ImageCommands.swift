@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HuskImage
+import HuskOptions
 import HuskPod
 import HuskSystem
 import Synchronization

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HuskOptions
 import HuskPod
 
 struct Logs: PodCommand {

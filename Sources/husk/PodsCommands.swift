@@ -1,5 +1,6 @@
 import ArgumentParser
 import HuskJSON
+import HuskOptions
 import HuskPod
 import HuskSystem
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HuskImage
+import HuskOptions
 import HuskPod
 import HuskRuntime
 import HuskSystem

@@ -1,4 +1,5 @@
 import ArgumentParser
+import HuskOptions
 import HuskPod
 import HuskSystem
 
