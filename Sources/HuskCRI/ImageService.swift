@@ -60,11 +60,7 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
     /// is no reference names no image (as containerd: status nil, not an error).
     func lookup(_ text: String) async throws -> ImageRecord? {
         let store = self.store
-        do {
-            return try await Blocking.run { try store.image(matching: text) }
-        } catch {
-            throw CRIError.from(error)
-        }
+        return try await Blocking.run { try store.image(matching: text) }
     }
 
     // MARK: - Pull
@@ -95,16 +91,12 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
                     code: .failedPrecondition,
                     message: "cannot pull \(ref): no image source is configured (--image-source or the config file); husk does not pull from registries yet")
             }
-            do {
-                guard try Resolver.source(of: ref, in: sources) != nil else {
-                    let tried = sources.map(\.description).joined(separator: ", ")
-                    throw CRIError.notFound(
-                        "image \"\(text)\" (\(ref)) is in no image source; tried the OCI layouts \(tried) (husk does not pull from registries yet)")
-                }
-                return try store.pull(ref, written: text, sources: sources)
-            } catch {
-                throw CRIError.from(error)
+            guard try Resolver.source(of: ref, in: sources) != nil else {
+                let tried = sources.map(\.description).joined(separator: ", ")
+                throw CRIError.notFound(
+                    "image \"\(text)\" (\(ref)) is in no image source; tried the OCI layouts \(tried) (husk does not pull from registries yet)")
             }
+            return try store.pull(ref, written: text, sources: sources)
         }
         CRILog.info("PullImage: \(ref) is image \(record.id)")
         var r = Runtime_V1_PullImageResponse()
@@ -125,8 +117,6 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
                 try store.remove(img.id.description)
             } catch let e as ImageError where e.reason == .notFound {
                 // Removed meanwhile by someone else: the same outcome.
-            } catch {
-                throw CRIError.from(error)
             }
         }
         CRILog.info("RemoveImage: \(text): removed image \(img.id)")
@@ -137,11 +127,12 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
 
     func imageFsInfo(request: Runtime_V1_ImageFsInfoRequest, context: ServerContext) async throws -> Runtime_V1_ImageFsInfoResponse {
         let dir = store.root
-        let usage: DiskUsage
-        do {
-            usage = try await Blocking.run { try DiskUsage.of(dir) }
-        } catch {
-            throw RPCError(code: .internalError, message: "cannot measure the image store \(dir): \(error)")
+        let usage = try await Blocking.run {
+            do {
+                return try DiskUsage.of(dir)
+            } catch {
+                throw RPCError(code: .internalError, message: "cannot measure the image store \(dir): \(error)")
+            }
         }
         let now = Clock.now()
         var fs = Runtime_V1_FilesystemUsage()

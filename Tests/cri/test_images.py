@@ -144,3 +144,22 @@ def test_status_of_absent_image(daemon, pb):
     for text in ("busybox:1.36", "sha256:" + "0" * 64, "not a reference!"):
         r = daemon.images.ImageStatus(pb.ImageStatusRequest(image=spec(pb, text)))
         assert not r.HasField("image")
+
+
+def test_pull_from_a_corrupt_layout(start, pb, layout, tmpdirs):
+    # A layer whose bytes no longer match its digest: the pull fails, nothing is kept.
+    import shutil
+
+    bad = os.path.join(tmpdirs, "bad-layout")
+    shutil.copytree(layout.path, bad)
+    _, manifest, _ = layout.manifest_of("1.36")
+    layer = os.path.join(bad, "blobs", "sha256", manifest["layers"][0]["digest"].split(":", 1)[1])
+    size = os.path.getsize(layer)
+    with open(layer, "r+b") as f:
+        f.write(b"\0" * size)
+    d = start("--image-source", f"{REPO}={bad}")
+    with pytest.raises(grpc.RpcError) as e:
+        d.images.PullImage(pb.PullImageRequest(image=spec(pb, "busybox:1.36")))
+    assert e.value.code() == grpc.StatusCode.UNKNOWN
+    assert manifest["layers"][0]["digest"] in e.value.details() and "nothing was kept" in e.value.details()
+    assert list(d.images.ListImages(pb.ListImagesRequest()).images) == []
