@@ -211,7 +211,7 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
         cshim_child_fail(c, CSHIM_STAGE_HOSTNAME, errno, p->hostname);
     if (p->domainname && setdomainname(p->domainname, cshim_child_len(p->domainname)) < 0)
         cshim_child_fail(c, CSHIM_STAGE_HOSTNAME, errno, p->domainname);
-    cshim_child_write_sysctls(c);
+    if (!c->sysctls_done) cshim_child_write_sysctls(c);
 
     for (size_t i = 0; i < p->nrlimits; i++) {
         struct rlimit rl = {(rlim_t)p->rlimits[i].soft, (rlim_t)p->rlimits[i].hard};

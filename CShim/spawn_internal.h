@@ -72,6 +72,7 @@ struct child {
     int rootfd;       // O_PATH fd of the (self-bound) rootfs, before pivot_root
     int devnull_fd;   // O_PATH fd of the host's /dev/null, verified char 1:3
     int open_gate_fd; // the gate after it opened (a FIFO: failures write 'E' there), or -1
+    int sysctls_done; // written already, in the rootfs before its read-only paths
     char exe[PATH_MAX];
 };
 

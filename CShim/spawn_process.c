@@ -33,11 +33,14 @@
 void cshim_child_write_sysctls(struct child *c) {
     const struct cshim_spawn_plan *p = c->plan;
     for (size_t i = 0; i < p->nsysctls; i++) {
-        char path[PATH_MAX] = "/proc/sys/";
+        // Inside the prepared rootfs (its own /proc) before pivot_root, else the root's.
+        int inside = c->rootfd >= 0 && !c->sysctls_done && p->rootfs != NULL;
+        char path[PATH_MAX];
+        cshim_child_copy(path, sizeof(path), inside ? "proc/sys/" : "/proc/sys/");
         if (cshim_child_append(path, sizeof(path), p->sysctls[i].path) < 0)
             cshim_child_fail(c, CSHIM_STAGE_SYSCTL, ENAMETOOLONG, p->sysctls[i].path);
-        int fd =
-            (int)cshim_child_openat2(AT_FDCWD, path, O_WRONLY | O_CLOEXEC, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+        int fd = (int)cshim_child_openat2(inside ? c->rootfd : AT_FDCWD, path, O_WRONLY | O_CLOEXEC,
+                                          RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | (inside ? RESOLVE_BENEATH : 0));
         if (fd < 0) cshim_child_fail(c, CSHIM_STAGE_SYSCTL, errno, p->sysctls[i].path);
         size_t len = cshim_child_len(p->sysctls[i].value);
         if (write(fd, p->sysctls[i].value, len) != (ssize_t)len)

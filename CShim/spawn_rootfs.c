@@ -396,6 +396,9 @@ void cshim_child_setup_rootfs(struct child *c) {
 
     for (size_t i = 0; i < p->nmounts; i++) do_mount(c, &p->mounts[i]);
     if (p->setup_dev) make_devices(c);
+    // Sysctls before /proc/sys becomes read-only (runc writes them before its readonly paths).
+    cshim_child_write_sysctls(c);
+    c->sysctls_done = 1;
     mask_paths(c);
     readonly_paths(c);
 }

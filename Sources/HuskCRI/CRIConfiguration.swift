@@ -1,5 +1,9 @@
 import HuskPod
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What `husk serve` runs with: Husk's settings (the global flags and config file, the same
 /// as every husk command's), where to listen, and what to report as the runtime's version.
 public struct CRIConfiguration: Sendable {
@@ -8,6 +12,9 @@ public struct CRIConfiguration: Sendable {
     public var socketPath: String
     /// Husk's version (`husk --version`): VersionResponse.runtime_version.
     public var runtimeVersion: String
+    /// How a sandbox's supervisor is started: `husk supervise` (the husk binary beside
+    /// husk-serve), with the sandbox's state directory added.
+    public var supervisorCommand: [String]
 
     public static let defaultSocketPath = "/run/husk/cri.sock"
 
@@ -15,5 +22,15 @@ public struct CRIConfiguration: Sendable {
         self.settings = settings
         self.socketPath = socketPath
         self.runtimeVersion = runtimeVersion
+        supervisorCommand = [CRIConfiguration.siblingExecutable("husk"), "supervise"]
+    }
+
+    /// `name` in the directory of the running executable.
+    public static func siblingExecutable(_ name: String) -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return name }
+        let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(exe[..<(exe.lastIndex(of: "/") ?? exe.startIndex)]) + "/" + name
     }
 }

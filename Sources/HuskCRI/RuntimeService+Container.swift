@@ -1,27 +1,193 @@
 import GRPCCore
+import HuskImage
+import HuskJSON
+import HuskPod
+import HuskRuntime
+import HuskSystem
 
 // Containers: create, start, stop, remove, status, list, resources, log reopening
-// (cri-semantics.md §3). To be translated to HuskPod's runtime service; until then each
-// answers UNIMPLEMENTED.
+// (cri-semantics.md §3, §8). Translation only: each call goes to the container's sandbox
+// supervisor (`SandboxClient.call`); lists and statuses come from the records on disk.
 extension RuntimeService {
     func createContainer(request: Runtime_V1_CreateContainerRequest, context: ServerContext) async throws -> Runtime_V1_CreateContainerResponse {
-        throw CRIError.notImplemented("CreateContainer")
+        guard !request.podSandboxID.isEmpty else { throw CRIError.invalidArgument("pod_sandbox_id", "is empty") }
+        let c = request.config
+        guard c.hasMetadata, !c.metadata.name.isEmpty else { throw CRIError.invalidArgument("config.metadata.name", "is empty") }
+        guard !c.image.image.isEmpty else { throw CRIError.invalidArgument("config.image.image", "is empty") }
+        let client = try sandbox(request.podSandboxID)
+        guard let record = try? client.record() else { throw CRIError.notFound("sandbox \(request.podSandboxID) not found") }
+        let settings = config.settings
+        let id = PodRuntimeService.newID()
+        let body = try await Blocking.run { () throws -> JSONValue in
+            let store: ImageStore
+            let image: ImageRecord
+            do {
+                store = try ImageStore(root: settings.root)
+                guard let found = try store.image(matching: c.image.image) else {
+                    throw RPCError(code: .notFound, message: "failed to get image \"\(c.image.image)\": not found (pull it first)")
+                }
+                image = found
+            } catch let e as RPCError {
+                throw e
+            } catch {
+                throw CRIError.from(error)
+            }
+            var config = ContainerConfig(
+                name: c.metadata.name, attempt: Int(c.metadata.attempt), image: image, layers: [],
+                logPath: c.logPath.isEmpty ? "/dev/null" : Files.absolute(c.logPath, relativeTo: record.config.logDirectory))
+            try Self.fill(&config, from: c, sandbox: record.config)
+            var json = config.json
+            // What the status reports of the image: as kubelet gave it, and the digest it is.
+            if case .object(var o) = json {
+                o["criImage"] = .string(c.image.image)
+                o["criImageRef"] = .string(image.repoDigests.first ?? image.id.description)
+                o["criLogPath"] = .string(c.logPath)
+                json = .object(o)
+            }
+            do {
+                try client.call("createContainer", .object(["id": .string(id), "config": json]))
+            } catch {
+                throw CRIError.from(error)
+            }
+            return json
+        }
+        _ = body
+        var r = Runtime_V1_CreateContainerResponse()
+        r.containerID = id
+        return r
     }
 
+    /// containerd's half of CreateContainer that is not the image's: the container's own
+    /// settings from CRI's config into HuskPod's typed one.
+    static func fill(_ config: inout ContainerConfig, from c: Runtime_V1_ContainerConfig, sandbox: PodSandboxConfig) throws {
+        config.command = c.command.isEmpty ? nil : c.command
+        config.args = c.args.isEmpty ? nil : c.args
+        config.workingDir = c.workingDir.isEmpty ? nil : c.workingDir
+        config.envs = c.envs.map { EnvVar($0.key, String(decoding: $0.value, as: UTF8.self)) }
+        config.mounts = try c.mounts.enumerated().map { i, m in
+            guard m.containerPath.hasPrefix("/") else {
+                throw CRIError.invalidArgument("config.mounts[\(i)].container_path", "must be absolute: \"\(m.containerPath)\"")
+            }
+            var x = ContainerConfig.Mount(containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly)
+            switch m.propagation {
+            case .propagationHostToContainer: x.propagation = .hostToContainer
+            case .propagationBidirectional: x.propagation = .bidirectional
+            default: x.propagation = .private
+            }
+            // containerd makes a missing host path a directory.
+            x.createIfMissing = true
+            return x
+        }
+        config.stdin = c.stdin
+        config.stdinOnce = c.stdinOnce
+        config.tty = c.tty
+        config.labels = c.labels
+        config.annotations = c.annotations
+        if c.linux.hasResources { config.resources = try LinuxResources(c.linux.resources).spec() }
+        let sc = c.linux.securityContext
+        var sec = ContainerConfig.Security()
+        sec.privileged = sc.privileged
+        sec.capabilitiesAdd = sc.capabilities.addCapabilities
+        sec.capabilitiesDrop = sc.capabilities.dropCapabilities
+        if sc.hasRunAsUser { sec.runAsUser = sc.runAsUser.value }
+        if sc.hasRunAsGroup { sec.runAsGroup = sc.runAsGroup.value }
+        if !sc.runAsUsername.isEmpty {
+            guard let uid = Int64(sc.runAsUsername) else {
+                throw RPCError(code: .unimplemented, message: "run_as_username \"\(sc.runAsUsername)\": user names are not resolved yet; give run_as_user")
+            }
+            sec.runAsUser = uid
+        }
+        sec.supplementalGroups = sc.supplementalGroups
+        sec.readonlyRootfs = sc.readonlyRootfs
+        sec.noNewPrivileges = sc.noNewPrivs
+        // Empty lists keep containerd's defaults (kubelet sends them explicitly).
+        if !sec.privileged {
+            sec.maskedPaths = sc.maskedPaths.isEmpty ? Self.defaultMaskedPaths : sc.maskedPaths
+            sec.readonlyPaths = sc.readonlyPaths.isEmpty ? Self.defaultReadonlyPaths : sc.readonlyPaths
+        }
+        if sc.hasSeccomp {
+            switch sc.seccomp.profileType {
+            case .runtimeDefault: sec.seccomp = .runtimeDefault
+            case .localhost: sec.seccomp = .localhost(path: sc.seccomp.localhostRef)
+            default: sec.seccomp = .unconfined
+            }
+        } else {
+            switch sc.seccompProfilePath {
+            case "runtime/default", "docker/default": sec.seccomp = .runtimeDefault
+            case let p where p.hasPrefix("localhost/"): sec.seccomp = .localhost(path: String(p.dropFirst("localhost/".count)))
+            default: sec.seccomp = .unconfined
+            }
+        }
+        switch sc.namespaceOptions.pid {
+        case .pod:
+            guard sandbox.sharedPID else {
+                throw CRIError.invalidArgument("config.linux.security_context.namespace_options.pid", "POD, but the sandbox's pid namespace is not shared")
+            }
+            sec.ownPIDNamespace = false
+        case .node: sec.ownPIDNamespace = false
+        case .container: sec.ownPIDNamespace = true
+        default:
+            throw RPCError(code: .unimplemented, message: "namespace_options.pid TARGET (another container's pid namespace) is not supported yet")
+        }
+        config.security = sec
+        if !c.devices.isEmpty {
+            throw RPCError(code: .unimplemented, message: "config.devices: devices are not supported yet")
+        }
+    }
+
+    static let defaultMaskedPaths = [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/sys/devices/virtual/powercap", "/proc/scsi",
+    ]
+    static let defaultReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
     func startContainer(request: Runtime_V1_StartContainerRequest, context: ServerContext) async throws -> Runtime_V1_StartContainerResponse {
-        throw CRIError.notImplemented("StartContainer")
+        let (client, c) = try container(request.containerID)
+        try await call(client, "startContainer", ["id": .string(c.id)])
+        return Runtime_V1_StartContainerResponse()
     }
 
     func stopContainer(request: Runtime_V1_StopContainerRequest, context: ServerContext) async throws -> Runtime_V1_StopContainerResponse {
-        throw CRIError.notImplemented("StopContainer")
+        let (client, c) = try container(request.containerID)
+        guard c.state == .running || c.state == .created else { return Runtime_V1_StopContainerResponse() }
+        try await call(client, "stopContainer", ["id": .string(c.id), "timeout": .number(Double(max(0, request.timeout)))])
+        return Runtime_V1_StopContainerResponse()
     }
 
     func removeContainer(request: Runtime_V1_RemoveContainerRequest, context: ServerContext) async throws -> Runtime_V1_RemoveContainerResponse {
-        throw CRIError.notImplemented("RemoveContainer")
+        guard !request.containerID.isEmpty else { throw CRIError.invalidArgument("container_id", "is empty") }
+        // Absent: already removed (containerd answers OK).
+        guard let (client, c) = try? container(request.containerID) else { return Runtime_V1_RemoveContainerResponse() }
+        try await call(client, "removeContainer", ["id": .string(c.id)])
+        return Runtime_V1_RemoveContainerResponse()
     }
 
     func listContainers(request: Runtime_V1_ListContainersRequest, context: ServerContext) async throws -> Runtime_V1_ListContainersResponse {
-        throw CRIError.notImplemented("ListContainers")
+        let f = request.filter
+        var r = Runtime_V1_ListContainersResponse()
+        for sid in SandboxClient.ids(config.settings) {
+            if request.hasFilter, !f.podSandboxID.isEmpty, !sid.hasPrefix(f.podSandboxID) { continue }
+            for c in SandboxClient(settings: config.settings, id: sid).containers() {
+                var x = Runtime_V1_Container()
+                x.id = c.id
+                x.podSandboxID = sid
+                x.metadata = Self.metadata(c)
+                x.image.image = c.config["criImage"]?.stringValue ?? ""
+                x.imageRef = c.config["criImageRef"]?.stringValue ?? ""
+                x.imageID = c.config["image"]?.stringValue ?? ""
+                x.state = Self.state(c.state)
+                x.createdAt = CRITime.nanoseconds(c.createdAt)
+                x.labels = Self.strings(c.config["labels"])
+                x.annotations = Self.strings(c.config["annotations"])
+                if request.hasFilter {
+                    if !f.id.isEmpty, !c.id.hasPrefix(f.id) { continue }
+                    if f.hasState, f.state.state != x.state { continue }
+                    if !f.labelSelector.allSatisfy({ x.labels[$0.key] == $0.value }) { continue }
+                }
+                r.containers.append(x)
+            }
+        }
+        return r
     }
 
     func streamContainers(
@@ -31,18 +197,118 @@ extension RuntimeService {
     }
 
     func containerStatus(request: Runtime_V1_ContainerStatusRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatusResponse {
-        throw CRIError.notImplemented("ContainerStatus")
+        guard !request.containerID.isEmpty else { throw CRIError.invalidArgument("container_id", "is empty") }
+        let (client, c) = try container(request.containerID)
+        var s = Runtime_V1_ContainerStatus()
+        s.id = c.id
+        s.metadata = Self.metadata(c)
+        s.state = Self.state(c.state)
+        s.createdAt = CRITime.nanoseconds(c.createdAt)
+        s.startedAt = CRITime.nanoseconds(c.startedAt)
+        s.finishedAt = CRITime.nanoseconds(c.finishedAt)
+        s.exitCode = c.exitCode ?? 0
+        s.image.image = c.config["criImage"]?.stringValue ?? ""
+        s.imageRef = c.config["criImageRef"]?.stringValue ?? ""
+        s.imageID = c.config["image"]?.stringValue ?? ""
+        s.reason = c.reason ?? ""
+        s.message = c.message ?? ""
+        s.labels = Self.strings(c.config["labels"])
+        s.annotations = Self.strings(c.config["annotations"])
+        s.logPath = c.config["logPath"]?.stringValue.flatMap { $0 == "/dev/null" ? nil : $0 } ?? ""
+        if case .array(let mounts)? = c.config["mounts"] {
+            s.mounts = mounts.map { m in
+                var x = Runtime_V1_Mount()
+                x.containerPath = m["containerPath"]?.stringValue ?? ""
+                x.hostPath = m["hostPath"]?.stringValue ?? ""
+                x.readonly = m["readonly"]?.boolValue ?? false
+                switch m["propagation"]?.stringValue {
+                case "hostToContainer"?: x.propagation = .propagationHostToContainer
+                case "bidirectional"?: x.propagation = .propagationBidirectional
+                default: x.propagation = .propagationPrivate
+                }
+                return x
+            }
+        }
+        var r = Runtime_V1_ContainerStatusResponse()
+        r.status = s
+        if request.verbose {
+            let info: JSONValue = .object([
+                "sandboxID": .string(client.id), "pid": .number(Double(c.pid)), "config": c.config,
+            ])
+            r.info = ["info": info.serialized()]
+        }
+        return r
     }
 
     func updateContainerResources(
         request: Runtime_V1_UpdateContainerResourcesRequest, context: ServerContext
     ) async throws -> Runtime_V1_UpdateContainerResourcesResponse {
-        throw CRIError.notImplemented("UpdateContainerResources")
+        let (client, c) = try container(request.containerID)
+        let files = try LinuxResources(request.linux).cgroupV2()
+        try await call(client, "updateContainerResources", [
+            "id": .string(c.id), "resources": .object(["unified": .object(files.mapValues { .string($0) })]),
+        ])
+        return Runtime_V1_UpdateContainerResourcesResponse()
     }
 
     func reopenContainerLog(
         request: Runtime_V1_ReopenContainerLogRequest, context: ServerContext
     ) async throws -> Runtime_V1_ReopenContainerLogResponse {
-        throw CRIError.notImplemented("ReopenContainerLog")
+        let (client, c) = try container(request.containerID)
+        try await call(client, "reopenContainerLog", ["id": .string(c.id)])
+        return Runtime_V1_ReopenContainerLogResponse()
+    }
+
+    // MARK: - Helpers
+
+    /// The container of `id` (or of the one container id it is a prefix of) and its sandbox.
+    func container(_ id: String) throws -> (SandboxClient, SandboxContainer) {
+        guard !id.isEmpty else { throw CRIError.invalidArgument("container_id", "is empty") }
+        var found: [(SandboxClient, SandboxContainer)] = []
+        for sid in SandboxClient.ids(config.settings) {
+            let client = SandboxClient(settings: config.settings, id: sid)
+            for c in client.containers() where c.id.hasPrefix(id) {
+                if c.id == id { return (client, c) }
+                found.append((client, c))
+            }
+        }
+        guard found.count == 1 else {
+            if found.count > 1 { throw CRIError.invalidArgument("container_id", "\(id) is ambiguous: it is a prefix of \(found.count) containers") }
+            throw CRIError.notFound("an error occurred when try to find container \"\(id)\": not found")
+        }
+        return found[0]
+    }
+
+    /// A call on a sandbox's supervisor, off the cooperative pool, its errors as gRPC's.
+    @discardableResult
+    func call(_ client: SandboxClient, _ name: String, _ body: [String: JSONValue]) async throws -> JSONValue {
+        try await Blocking.run {
+            do {
+                return try client.call(name, .object(body))
+            } catch {
+                throw CRIError.from(error)
+            }
+        }
+    }
+
+    static func metadata(_ c: SandboxContainer) -> Runtime_V1_ContainerMetadata {
+        var m = Runtime_V1_ContainerMetadata()
+        m.name = c.name
+        m.attempt = UInt32(clamping: c.config["attempt"].flatMap { v -> Int? in if case .number(let n) = v { return Int(n) } else { return nil } } ?? 0)
+        return m
+    }
+
+    static func state(_ s: ContainerRuntimeStatus.State) -> Runtime_V1_ContainerState {
+        switch s {
+        case .created: return .containerCreated
+        case .running: return .containerRunning
+        case .exited: return .containerExited
+        case .unknown: return .containerUnknown
+        }
+    }
+
+    static func strings(_ v: JSONValue?) -> [String: String] {
+        guard case .object(let o)? = v else { return [:] }
+        return o.compactMapValues(\.stringValue)
     }
 }

@@ -9,6 +9,8 @@ import HuskSystem
 /// `+Streaming.swift`, `+Stats.swift`, `+Checkpoint.swift`).
 final class RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let config: CRIConfiguration
+    /// Sandbox names being reserved by RunPodSandbox calls under way.
+    let names = NameReservations()
 
     init(config: CRIConfiguration) {
         self.config = config

@@ -97,11 +97,9 @@ def test_update_runtime_config(daemon, pb):
 
 
 @pytest.mark.parametrize("rpc,request_type", [
-    ("RunPodSandbox", "RunPodSandboxRequest"),
-    ("ListPodSandbox", "ListPodSandboxRequest"),
-    ("CreateContainer", "CreateContainerRequest"),
-    ("ListContainers", "ListContainersRequest"),
-    ("ExecSync", "ExecSyncRequest"),
+    ("Exec", "ExecRequest"),
+    ("Attach", "AttachRequest"),
+    ("PortForward", "PortForwardRequest"),
     ("ContainerStats", "ContainerStatsRequest"),
     ("CheckpointContainer", "CheckpointContainerRequest"),
 ])
@@ -121,8 +119,17 @@ def test_not_yet_implemented_streaming(daemon, pb):
 
 def test_not_yet_implemented_v1alpha2(daemon, pb):
     with pytest.raises(grpc.RpcError) as e:
-        daemon.unary("/runtime.v1alpha2.RuntimeService/RunPodSandbox", pb.RunPodSandboxRequest(), pb.RunPodSandboxResponse)
+        daemon.unary("/runtime.v1alpha2.RuntimeService/Exec", pb.ExecRequest(), pb.ExecResponse)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_pod_rpcs_v1alpha2(daemon, pb):
+    r = daemon.unary("/runtime.v1alpha2.RuntimeService/ListPodSandbox", pb.ListPodSandboxRequest(), pb.ListPodSandboxResponse)
+    assert list(r.items) == []
+    with pytest.raises(grpc.RpcError) as e:
+        daemon.unary("/runtime.v1alpha2.RuntimeService/PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id="ab" * 32),
+                     pb.PodSandboxStatusResponse)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_unknown_service(daemon, pb):

@@ -28,6 +28,12 @@ public struct SandboxClient: Sendable {
         (Files.list(settings.state + "/pods") ?? []).filter { Files.exists(SandboxRecord.file(settings.state + "/pods/" + $0)) }.sorted()
     }
 
+    /// Whether the sandbox's keeper (and so a supervisor, or the next one) still runs.
+    public var supervisorAlive: Bool {
+        guard let text = (try? Files.readString(stateDirectory + "/keeper.pid")) ?? nil, let pid = Int32(text.trimmed()) else { return false }
+        return kill(pid, 0) == 0
+    }
+
     public func record() throws(HuskError) -> SandboxRecord { try SandboxRecord.read(stateDirectory) }
     public func state() throws(HuskError) -> SandboxState { try SandboxState.read(stateDirectory) }
     public func containers() -> [SandboxContainer] { SandboxContainer.all(stateDirectory) }

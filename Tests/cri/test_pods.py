@@ -1,0 +1,252 @@
+"""Pod sandboxes and containers over CRI (cri-semantics.md §2-§4, §8): husk-serve driven by
+Python grpcio as kubelet drives containerd, and kill -9 of the daemon in the middle."""
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+import grpc
+import pytest
+
+REPO = "docker.io/library/busybox"
+
+
+@pytest.fixture
+def serve(start, layout):
+    d = start("--image-source", f"{REPO}={layout.path}")
+    yield d
+    # Whatever a test left: removed, and nothing of it stays.
+    remove_all(d)
+
+
+def remove_all(d):
+    for s in d.runtime.ListPodSandbox(d.pb.ListPodSandboxRequest()).items:
+        d.runtime.StopPodSandbox(d.pb.StopPodSandboxRequest(pod_sandbox_id=s.id))
+        d.runtime.RemovePodSandbox(d.pb.RemovePodSandboxRequest(pod_sandbox_id=s.id))
+    assert not d.runtime.ListPodSandbox(d.pb.ListPodSandboxRequest()).items
+    pods = os.path.join(d.dirs, "state", "pods")
+    assert not os.path.isdir(pods) or not os.listdir(pods), os.listdir(pods)
+
+
+def sandbox_config(pb, d, name="web", attempt=0, uid=None, **kw):
+    uid = uid or str(uuid.uuid4())
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace="default", uid=uid, attempt=attempt),
+        hostname=name, log_directory=os.path.join(d.dirs, "log", f"default_{name}_{uid}"),
+        labels={"app": name}, annotations={"note": "kept"}, **kw)
+
+
+def run_sandbox(d, **kw):
+    pb = d.pb
+    d.images.PullImage(pb.PullImageRequest(image=pb.ImageSpec(image="busybox:1.36")))
+    config = sandbox_config(pb, d, **kw)
+    sid = d.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    return sid, config
+
+
+def container_config(pb, name, script, **kw):
+    return pb.ContainerConfig(
+        metadata=pb.ContainerMetadata(name=name, attempt=0), image=pb.ImageSpec(image="busybox:1.36"),
+        command=["/bin/sh", "-c", script], log_path=f"{name}/0.log", labels={"c": name}, **kw)
+
+
+def create(d, sid, sconfig, name, script, **kw):
+    pb = d.pb
+    return d.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=sid, config=container_config(pb, name, script, **kw), sandbox_config=sconfig)).container_id
+
+
+def status(d, cid):
+    return d.runtime.ContainerStatus(d.pb.ContainerStatusRequest(container_id=cid)).status
+
+
+def wait_for(cond, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_sandbox_run_status_list_stop_remove(serve, pb):
+    sid, config = run_sandbox(serve)
+    assert len(sid) == 64
+    s = serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid, verbose=True))
+    st = s.status
+    assert st.id == sid and st.state == pb.SANDBOX_READY
+    assert (st.metadata.name, st.metadata.namespace, st.metadata.uid) == ("web", "default", config.metadata.uid)
+    assert st.labels == {"app": "web"} and st.annotations == {"note": "kept"}
+    assert abs(st.created_at - time.time_ns()) < 60 * 10**9
+    assert st.network.ip == ""  # no CNI config in this daemon: loopback only
+    assert st.linux.namespaces.options.network == pb.POD
+    assert "info" in s.info
+    items = serve.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items
+    assert [i.id for i in items] == [sid]
+    # Filters: id prefix, state, labels (ANDed).
+    f = pb.PodSandboxFilter
+    assert len(serve.runtime.ListPodSandbox(pb.ListPodSandboxRequest(filter=f(id=sid[:12]))).items) == 1
+    assert not serve.runtime.ListPodSandbox(pb.ListPodSandboxRequest(filter=f(label_selector={"app": "other"}))).items
+    notready = f(state=pb.PodSandboxStateValue(state=pb.SANDBOX_NOTREADY))
+    assert not serve.runtime.ListPodSandbox(pb.ListPodSandboxRequest(filter=notready)).items
+    # The same name and attempt again: refused (containerd reserves it).
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=config))
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS and "failed to reserve sandbox name" in e.value.details()
+
+    serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    st = serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
+    assert st.state == pb.SANDBOX_NOTREADY
+    assert len(serve.runtime.ListPodSandbox(pb.ListPodSandboxRequest(filter=notready)).items) == 1
+    serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))  # again: OK
+    serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))  # absent: OK
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_sandbox_dns_hostname_and_sysctls(serve, pb):
+    sid, config = run_sandbox(serve, dns_config=pb.DNSConfig(servers=["10.0.0.10"], searches=["ns.svc"], options=["ndots:5"]),
+                              linux=pb.LinuxPodSandboxConfig(sysctls={"net.ipv4.ip_unprivileged_port_start": "80"}))
+    cid = create(serve, sid, config, "c", "sleep 60")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=[
+        "/bin/sh", "-c", "cat /etc/resolv.conf; hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start"], timeout=10))
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.decode() == "search ns.svc\nnameserver 10.0.0.10\noptions ndots:5\nweb\n80\n"
+
+
+def test_container_lifecycle(serve, pb):
+    sid, config = run_sandbox(serve)
+    cid = create(serve, sid, config, "app", "trap 'exit 3' TERM; echo hello; echo oops >&2; while true; do sleep 0.1; done",
+                 envs=[pb.KeyValue(key="GREETING", value=b"hi there")])
+    st = status(serve, cid)
+    assert st.state == pb.CONTAINER_CREATED and st.metadata.name == "app"
+    assert st.image.image == "busybox:1.36" and st.image_ref
+    assert st.log_path == os.path.join(config.log_directory, "app/0.log")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    st = status(serve, cid)
+    assert st.state == pb.CONTAINER_RUNNING and st.started_at >= st.created_at > 0
+    # Starting it again is refused.
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    listed = serve.runtime.ListContainers(pb.ListContainersRequest()).containers
+    assert [(c.id, c.pod_sandbox_id, c.state) for c in listed] == [(cid, sid, pb.CONTAINER_RUNNING)]
+    f = pb.ContainerFilter
+    assert len(serve.runtime.ListContainers(pb.ListContainersRequest(filter=f(pod_sandbox_id=sid, label_selector={"c": "app"}))).containers) == 1
+    assert not serve.runtime.ListContainers(pb.ListContainersRequest(filter=f(state=pb.ContainerStateValue(state=pb.CONTAINER_EXITED)))).containers
+
+    # ExecSync: both streams apart, the exit code, the env; a timeout is DEADLINE_EXCEEDED.
+    r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["/bin/sh", "-c", "echo $GREETING; echo e >&2; exit 4"], timeout=10))
+    assert (r.stdout, r.stderr, r.exit_code) == (b"hi there\n", b"e\n", 4)
+    t0 = time.monotonic()
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["sleep", "30"], timeout=1))
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - t0 < 10
+
+    # The CRI log: both streams, in kubelet's format.
+    log = os.path.join(config.log_directory, "app/0.log")
+    assert wait_for(lambda: os.path.exists(log) and " stderr F oops\n" in open(log).read())
+    assert " stdout F hello\n" in open(log).read()
+    # ReopenContainerLog: after kubelet's rename, a new file.
+    os.rename(log, log + ".1")
+    serve.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid))
+    assert os.path.exists(log)
+
+    # UpdateContainerResources: accepted for a running container.
+    serve.runtime.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+        container_id=cid, linux=pb.LinuxContainerResources(unified={"pids.max": "100"})))
+
+    # StopContainer: the stop signal (the trap exits 3), EXITED with its code and reason.
+    serve.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=10))
+    st = status(serve, cid)
+    assert (st.state, st.exit_code, st.reason) == (pb.CONTAINER_EXITED, 3, "Error")
+    assert st.finished_at >= st.started_at
+    serve.runtime.StopContainer(pb.StopContainerRequest(container_id=cid, timeout=10))  # again: OK
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["true"]))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    serve.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    serve.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))  # absent: OK
+    with pytest.raises(grpc.RpcError) as e:
+        status(serve, cid)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_exit_codes_and_timeout_zero(serve, pb):
+    sid, config = run_sandbox(serve)
+    done = create(serve, sid, config, "done", "exit 0")
+    fails = create(serve, sid, config, "fails", "exit 9")
+    stubborn = create(serve, sid, config, "stubborn", "trap '' TERM; while true; do sleep 0.1; done")
+    for cid in (done, fails, stubborn):
+        serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert wait_for(lambda: status(serve, done).state == pb.CONTAINER_EXITED and status(serve, fails).state == pb.CONTAINER_EXITED)
+    assert (status(serve, done).exit_code, status(serve, done).reason) == (0, "Completed")
+    assert (status(serve, fails).exit_code, status(serve, fails).reason) == (9, "Error")
+    # timeout 0: SIGKILL at once (no 2 s floor: that is kubelet's policy, not the runtime's).
+    t0 = time.monotonic()
+    serve.runtime.StopContainer(pb.StopContainerRequest(container_id=stubborn, timeout=0))
+    assert time.monotonic() - t0 < 1.5
+    assert status(serve, stubborn).exit_code == 137
+
+
+def test_bad_requests(serve, pb):
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.RunPodSandbox(pb.RunPodSandboxRequest(config=pb.PodSandboxConfig()))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "metadata" in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id="0" * 64, config=container_config(pb, "c", "true")))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    for rpc, req in [("StartContainer", pb.StartContainerRequest(container_id="f" * 64)),
+                     ("ContainerStatus", pb.ContainerStatusRequest(container_id="f" * 64)),
+                     ("StopContainer", pb.StopContainerRequest(container_id="f" * 64))]:
+        with pytest.raises(grpc.RpcError) as e:
+            getattr(serve.runtime, rpc)(req)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND, rpc
+    sid, config = run_sandbox(serve)
+    # An image not in the store: NOT_FOUND, nothing created.
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=sid, config=pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="c"), image=pb.ImageSpec(image="busybox:nope"))))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.CreateContainer(pb.CreateContainerRequest(pod_sandbox_id=sid, config=pb.ContainerConfig(
+            metadata=pb.ContainerMetadata(name="c"))))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert not serve.runtime.ListContainers(pb.ListContainersRequest()).containers
+    # The same container name and attempt twice in a sandbox: ALREADY_EXISTS.
+    create(serve, sid, config, "c", "true")
+    with pytest.raises(grpc.RpcError) as e:
+        create(serve, sid, config, "c", "true")
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert len(serve.runtime.ListContainers(pb.ListContainersRequest()).containers) == 1
+
+
+def test_kill_9_daemon_then_restart(start, pb, layout, tmpdirs):
+    """The daemon holds no state that is not on disk: pods run on without it, a new daemon
+    lists them, exec works, and an exit that happened meanwhile is reported with its code."""
+    d = start("--image-source", f"{REPO}={layout.path}")
+    sid, config = run_sandbox(d)
+    long = create(d, sid, config, "long", "sleep 600")
+    short = create(d, sid, config, "short", "sleep 1; exit 7")
+    for cid in (long, short):
+        d.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    d.channel.close()
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    time.sleep(1.5)  # "short" exits while no daemon runs
+    d2 = start("--image-source", f"{REPO}={layout.path}", dirs=tmpdirs)
+    assert [s.id for s in d2.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items] == [sid]
+    assert d2.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.state == pb.SANDBOX_READY
+    assert wait_for(lambda: status(d2, short).state == pb.CONTAINER_EXITED)
+    assert status(d2, short).exit_code == 7
+    assert status(d2, long).state == pb.CONTAINER_RUNNING
+    r = d2.runtime.ExecSync(pb.ExecSyncRequest(container_id=long, cmd=["echo", "still"], timeout=10))
+    assert r.stdout == b"still\n"
+    remove_all(d2)
