@@ -294,8 +294,13 @@ extension RuntimeService {
     static func metadata(_ c: SandboxContainer) -> Runtime_V1_ContainerMetadata {
         var m = Runtime_V1_ContainerMetadata()
         m.name = c.name
-        m.attempt = UInt32(clamping: c.config["attempt"].flatMap { v -> Int? in if case .number(let n) = v { return Int(n) } else { return nil } } ?? 0)
+        m.attempt = UInt32(clamping: attempt(c))
         return m
+    }
+
+    static func attempt(_ c: SandboxContainer) -> Int {
+        guard case .number(let n)? = c.config["attempt"], let i = Int(exactly: n) else { return 0 }
+        return i
     }
 
     static func state(_ s: ContainerRuntimeStatus.State) -> Runtime_V1_ContainerState {

@@ -270,6 +270,11 @@ final class NameReservations: @unchecked Sendable {  // `reserved` only under `m
 
 /// CRI's times: nanoseconds since the epoch.
 enum CRITime {
+    static func now() -> Int64 {
+        let t = Clock.now()
+        return Int64(t.sec) * 1_000_000_000 + Int64(t.nsec)
+    }
+
     /// `2026-12-06T16:21:44.123456789Z` (Husk's records) as nanoseconds; 0 for nil or bad text.
     static func nanoseconds(_ text: String?) -> Int64 {
         guard let text, text.count >= 20 else { return 0 }

@@ -11,6 +11,8 @@ final class RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let config: CRIConfiguration
     /// Sandbox names being reserved by RunPodSandbox calls under way.
     let names = NameReservations()
+    /// The last cpu sample of each cgroup (ContainerStats' usage_nano_cores).
+    let cpuSamples = CPUSamples()
 
     init(config: CRIConfiguration) {
         self.config = config

@@ -250,3 +250,34 @@ def test_kill_9_daemon_then_restart(start, pb, layout, tmpdirs):
     r = d2.runtime.ExecSync(pb.ExecSyncRequest(container_id=long, cmd=["echo", "still"], timeout=10))
     assert r.stdout == b"still\n"
     remove_all(d2)
+
+
+def test_stats(serve, pb):
+    sid, config = run_sandbox(serve)
+    cid = create(serve, sid, config, "busy", "dd if=/dev/zero of=/tmp/f bs=1k count=300 2>/dev/null; while true; do :; done")
+    idle = create(serve, sid, config, "idle", "sleep 600")
+    for c in (cid, idle):
+        serve.runtime.StartContainer(pb.StartContainerRequest(container_id=c))
+    time.sleep(0.5)
+    s = serve.runtime.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats
+    assert s.attributes.id == cid and s.attributes.metadata.name == "busy" and s.attributes.labels == {"c": "busy"}
+    assert s.cpu.usage_core_nano_seconds.value > 0 and abs(s.cpu.timestamp - time.time_ns()) < 10 * 10**9
+    # The writable layer holds the 300 KiB file.
+    assert wait_for(lambda: serve.runtime.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats.writable_layer.used_bytes.value >= 300 * 1024)
+    time.sleep(0.3)
+    again = serve.runtime.ContainerStats(pb.ContainerStatsRequest(container_id=cid)).stats
+    assert again.cpu.usage_core_nano_seconds.value > s.cpu.usage_core_nano_seconds.value
+    assert again.cpu.usage_nano_cores.value > 100_000_000  # a busy loop: more than 0.1 of a core
+    listed = serve.runtime.ListContainerStats(pb.ListContainerStatsRequest()).stats
+    assert sorted(x.attributes.id for x in listed) == sorted([cid, idle])
+    only = serve.runtime.ListContainerStats(pb.ListContainerStatsRequest(filter=pb.ContainerStatsFilter(label_selector={"c": "idle"}))).stats
+    assert [x.attributes.id for x in only] == [idle]
+    ps = serve.runtime.PodSandboxStats(pb.PodSandboxStatsRequest(pod_sandbox_id=sid)).stats
+    assert ps.attributes.id == sid and ps.attributes.labels == {"app": "web"}
+    assert ps.linux.cpu.usage_core_nano_seconds.value >= again.cpu.usage_core_nano_seconds.value
+    assert ps.linux.process.process_count.value >= 3  # pause, the loop, sleep
+    assert sorted(c.attributes.id for c in ps.linux.containers) == sorted([cid, idle])
+    assert [x.attributes.id for x in serve.runtime.ListPodSandboxStats(pb.ListPodSandboxStatsRequest()).stats] == [sid]
+    with pytest.raises(grpc.RpcError) as e:
+        serve.runtime.ContainerStats(pb.ContainerStatsRequest(container_id="nope"))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND

@@ -100,7 +100,6 @@ def test_update_runtime_config(daemon, pb):
     ("Exec", "ExecRequest"),
     ("Attach", "AttachRequest"),
     ("PortForward", "PortForwardRequest"),
-    ("ContainerStats", "ContainerStatsRequest"),
     ("CheckpointContainer", "CheckpointContainerRequest"),
 ])
 def test_not_yet_implemented(daemon, pb, rpc, request_type):
