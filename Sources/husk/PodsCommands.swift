@@ -17,9 +17,18 @@ struct Pods: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let pods = PodDirectory.all(try globals.settings())
+            let settings = try globals.settings()
+            let pods = PodDirectory.all(settings)
+            // Sandboxes of `husk serve` (kubelet's pods over CRI), marked as such.
+            let sandboxes = SandboxClient.ids(settings).map { SandboxClient(settings: settings, id: $0) }.compactMap { c -> CRISandboxView? in
+                guard let record = try? c.record(), let state = try? c.state(), state.phase != .failed else { return nil }
+                return CRISandboxView(record: record, state: state, containers: c.containers())
+            }
             if output == .json || output == .yaml {
-                let list: JSONValue = .object(["apiVersion": .string("v1"), "kind": .string("List"), "items": .array(pods.map(\.object))])
+                let list: JSONValue = .object([
+                    "apiVersion": .string("v1"), "kind": .string("List"),
+                    "items": .array(pods.map(\.object) + sandboxes.map(\.object)),
+                ])
                 Out.document(list, as: output)
                 return
             }
@@ -33,8 +42,62 @@ struct Pods: ParsableCommand {
                     PodPrinter.age(p.pod.metadata.creationTimestamp), p.state.podIP ?? "<none>", p.uid,
                 ])
             }
+            for v in sandboxes {
+                let running = v.containers.filter { $0.state == .running }.count
+                rows.append([
+                    v.record.config.metadata.namespace, v.record.config.metadata.name, "\(running)/\(v.containers.count)",
+                    v.status + " (CRI)", "-", PodPrinter.age(v.state.createdAt), v.state.ip.flatMap { $0.isEmpty ? nil : $0 } ?? "<none>",
+                    v.record.id,
+                ])
+            }
             Out.out(Out.table(rows))
         }
+    }
+}
+
+/// A `husk serve` sandbox as `husk pods` shows it: its CRI metadata and containers.
+struct CRISandboxView {
+    let record: SandboxRecord
+    let state: SandboxState
+    let containers: [SandboxContainer]
+
+    var ready: Bool {
+        state.phase == .ready && state.pausePid > 0 && ProcessInfo.isAlive(state.pausePid, startTime: state.pauseStart)
+    }
+
+    /// Ready or NotReady, as crictl pods says it.
+    var status: String { ready ? "Ready" : "NotReady" }
+
+    /// A Pod object with what CRI told: metadata, the sandbox id as an annotation, the
+    /// address, and each container's CRI state.
+    var object: JSONValue {
+        let m = record.config.metadata
+        var annotations = record.config.annotations.mapValues { JSONValue.string($0) }
+        annotations["husk.io/cri-sandbox-id"] = .string(record.id)
+        let statuses: [JSONValue] = containers.map { c in
+            var st: [String: JSONValue] = ["name": .string(c.name), "containerID": .string("husk://" + c.id)]
+            switch c.state {
+            case .running: st["state"] = .object(["running": .object(["startedAt": .string(Clock.seconds(of: c.startedAt ?? c.createdAt))])])
+            case .created: st["state"] = .object(["waiting": .object([:])])
+            case .exited, .unknown:
+                var t: [String: JSONValue] = ["exitCode": .number(Double(c.exitCode ?? 0))]
+                if let r = c.reason { t["reason"] = .string(r) }
+                st["state"] = .object(["terminated": .object(t)])
+            }
+            return .object(st)
+        }
+        return .object([
+            "apiVersion": .string("v1"), "kind": .string("Pod"),
+            "metadata": .object([
+                "name": .string(m.name), "namespace": .string(m.namespace), "uid": .string(m.uid),
+                "labels": .object(record.config.labels.mapValues { .string($0) }), "annotations": .object(annotations),
+                "creationTimestamp": .string(Clock.seconds(of: state.createdAt)),
+            ]),
+            "status": .object([
+                "phase": .string(ready ? "Running" : "Unknown"), "podIP": state.ip.map { .string($0) } ?? .null,
+                "containerStatuses": .array(statuses),
+            ]),
+        ])
     }
 }
 

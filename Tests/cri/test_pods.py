@@ -281,3 +281,27 @@ def test_stats(serve, pb):
     with pytest.raises(grpc.RpcError) as e:
         serve.runtime.ContainerStats(pb.ContainerStatsRequest(container_id="nope"))
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_husk_pods_shows_cri_sandboxes(serve, pb):
+    from conftest import HUSK
+    import json as jsonlib
+    sid, config = run_sandbox(serve, name="seen")
+    cid = create(serve, sid, config, "c", "sleep 60")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    roots = ["--root", os.path.join(serve.dirs, "root"), "--state", os.path.join(serve.dirs, "state"),
+             "--log-dir", os.path.join(serve.dirs, "log")]
+    out = subprocess.run([HUSK] + roots + ["pods"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    row = [line for line in out.stdout.splitlines() if " seen " in line]
+    assert len(row) == 1 and "1/1" in row[0] and "Ready (CRI)" in row[0] and sid in row[0], out.stdout
+    doc = jsonlib.loads(subprocess.run([HUSK] + roots + ["pods", "-o", "json"], capture_output=True, text=True, timeout=30).stdout)
+    pod = [i for i in doc["items"] if i["metadata"]["name"] == "seen"][0]
+    assert pod["metadata"]["annotations"]["husk.io/cri-sandbox-id"] == sid
+    assert pod["metadata"]["uid"] == config.metadata.uid
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["containerStatuses"][0]["containerID"] == "husk://" + cid
+    # husk gc leaves a live CRI sandbox alone.
+    gc = subprocess.run([HUSK] + roots + ["gc"], capture_output=True, text=True, timeout=60)
+    assert gc.returncode == 0, gc.stderr
+    assert serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.state == pb.SANDBOX_READY
