@@ -15,6 +15,7 @@ packages=(
   containerd          # husk-runc under containerd's runc shim (tests); ctr run --rm in Scripts/bench.sh
   bsdutils            # script(1): a terminal for the `run -t` tests
   containernetworking-plugins  # CNI bridge/host-local: pod addresses (tests make their own config)
+  iptables            # the bridge plugin's ipMasq rules (CRI tests check they go)
   hyperfine time      # Scripts/bench.sh: timings and peak RSS
   iproute2
   qemu-system-x86 cpio kmod file  # Scripts/vm-test.sh: the pure cgroup v2 VM (its initramfs, depmod)

@@ -90,7 +90,13 @@ extension RuntimeService {
         sec.capabilitiesAdd = sc.capabilities.addCapabilities
         sec.capabilitiesDrop = sc.capabilities.dropCapabilities
         if sc.hasRunAsUser { sec.runAsUser = sc.runAsUser.value }
-        if sc.hasRunAsGroup { sec.runAsGroup = sc.runAsGroup.value }
+        if sc.hasRunAsGroup {
+            // containerd's generateUserString: a group needs a user.
+            guard sc.hasRunAsUser || !sc.runAsUsername.isEmpty else {
+                throw CRIError.invalidArgument("config.linux.security_context.run_as_group", "user group \"\(sc.runAsGroup.value)\" is specified without user")
+            }
+            sec.runAsGroup = sc.runAsGroup.value
+        }
         if !sc.runAsUsername.isEmpty {
             guard let uid = Int64(sc.runAsUsername) else {
                 throw RPCError(code: .unimplemented, message: "run_as_username \"\(sc.runAsUsername)\": user names are not resolved yet; give run_as_user")
@@ -105,7 +111,10 @@ extension RuntimeService {
             sec.maskedPaths = sc.maskedPaths.isEmpty ? Self.defaultMaskedPaths : sc.maskedPaths
             sec.readonlyPaths = sc.readonlyPaths.isEmpty ? Self.defaultReadonlyPaths : sc.readonlyPaths
         }
-        if sc.hasSeccomp {
+        // containerd's generateSeccompSpecOpts: a privileged container has no seccomp filter.
+        if sc.privileged {
+            sec.seccomp = .unconfined
+        } else if sc.hasSeccomp {
             switch sc.seccomp.profileType {
             case .runtimeDefault: sec.seccomp = .runtimeDefault
             case .localhost: sec.seccomp = .localhost(path: sc.seccomp.localhostRef)
@@ -113,9 +122,11 @@ extension RuntimeService {
             }
         } else {
             switch sc.seccompProfilePath {
+            case "", "unconfined": sec.seccomp = .unconfined
             case "runtime/default", "docker/default": sec.seccomp = .runtimeDefault
             case let p where p.hasPrefix("localhost/"): sec.seccomp = .localhost(path: String(p.dropFirst("localhost/".count)))
-            default: sec.seccomp = .unconfined
+            case let p:
+                throw CRIError.invalidArgument("config.linux.security_context.seccomp_profile_path", "unsupported seccomp profile \"\(p)\"")
             }
         }
         switch sc.namespaceOptions.pid {

@@ -305,3 +305,63 @@ def test_husk_pods_shows_cri_sandboxes(serve, pb):
     gc = subprocess.run([HUSK] + roots + ["gc"], capture_output=True, text=True, timeout=60)
     assert gc.returncode == 0, gc.stderr
     assert serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.state == pb.SANDBOX_READY
+
+
+def test_security_context_checks(serve, pb, tmpdirs):
+    """critest's security specs that once failed: a group without a user, an unknown profile
+    path, and a privileged container, which ignores its seccomp profile (containerd)."""
+    sid, config = run_sandbox(serve)
+    sc = pb.LinuxContainerSecurityContext
+    bad = [
+        sc(run_as_group=pb.Int64Value(value=1002)),
+        sc(seccomp_profile_path="/some/file.json"),
+    ]
+    for i, ctx in enumerate(bad):
+        with pytest.raises(grpc.RpcError) as e:
+            create(serve, sid, config, f"bad{i}", "true", linux=pb.LinuxContainerConfig(security_context=ctx))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, ctx
+    assert not serve.runtime.ListContainers(pb.ListContainersRequest()).containers
+    profile = os.path.join(tmpdirs, "no-sethostname.json")
+    with open(profile, "w") as f:
+        f.write('{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}')
+    cid = create(serve, sid, config, "priv", "sleep 60", linux=pb.LinuxContainerConfig(
+        security_context=sc(privileged=True, seccomp_profile_path="localhost/" + profile)))
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["hostname", "renamed"], timeout=10))
+    assert r.exit_code == 0, r.stderr
+    ok = create(serve, sid, config, "user", "id -u; id -g", linux=pb.LinuxContainerConfig(
+        security_context=sc(run_as_user=pb.Int64Value(value=1002), run_as_group=pb.Int64Value(value=1003))))
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=ok))
+    assert wait_for(lambda: status(serve, ok).state == pb.CONTAINER_EXITED)
+    log = os.path.join(config.log_directory, "user/0.log")
+    assert wait_for(lambda: " stdout F 1003\n" in open(log).read())
+    assert " stdout F 1002\n" in open(log).read()
+
+
+def test_cni_address_and_cleanup(serve, pb, tmpdirs):
+    """A pod on a CNI bridge (ipMasq): it gets an address, and StopPodSandbox's CNI DEL runs
+    while the pod's network namespace still exists, so the plugin's NAT rules go too."""
+    import random
+    import shutil as sh
+    if not os.path.exists("/usr/lib/cni/bridge") or not sh.which("iptables"):
+        pytest.skip("needs containernetworking-plugins and iptables (Scripts/install-deps.sh)")
+    n = random.randint(10, 250)
+    bridge = f"huskt{n}"
+    os.makedirs(serve.cni, exist_ok=True)
+    with open(os.path.join(serve.cni, "10-test.conflist"), "w") as f:
+        f.write('{"cniVersion":"0.4.0","name":"husk-test-%d","plugins":[{"type":"bridge","bridge":"%s","isGateway":true,'
+                '"ipMasq":true,"ipam":{"type":"host-local","subnet":"10.213.%d.0/24","dataDir":"%s/ipam"}}]}'
+                % (n, bridge, n, tmpdirs))
+    try:
+        sid, config = run_sandbox(serve)
+        ip = serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip
+        assert ip.startswith(f"10.213.{n}."), ip
+        nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+        assert sid in nat, "the bridge plugin's masquerade rule names the sandbox"
+        serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+        assert serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip == ""
+        nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+        assert sid not in nat, "NAT rules of the pod left after StopPodSandbox"
+        serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)

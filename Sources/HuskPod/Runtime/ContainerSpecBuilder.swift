@@ -146,6 +146,8 @@ public struct ContainerSpecBuilder {
     /// The profile `config.security.seccomp` names (containerd's WithSeccompProfile): a
     /// Localhost file that cannot be read fails CreateContainer.
     func seccomp(capabilities: Set<String>) throws(StartFailure) -> Spec.Seccomp? {
+        // A privileged container runs without a filter, whatever it names (containerd).
+        if config.security.privileged { return nil }
         switch config.security.seccomp {
         case .unconfined: return nil
         case .runtimeDefault: return SeccompDefault.profile(capabilities: capabilities)

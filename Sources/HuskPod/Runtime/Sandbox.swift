@@ -229,13 +229,17 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
 
     /// Kills pause (SIGKILL, as containerd does at StopPodSandbox) and releases the address.
     public func stopPause() {
+        // DEL while pause still holds the network namespace: the bridge plugin removes its
+        // ipMasq rules only when it finds the pod's address inside it (with no netns it
+        // releases the address alone).
+        if let cni, ownNetwork {
+            let netns = pause.flatMap { $0.hasExited ? nil : "/proc/\($0.pid)/ns/net" } ?? ""
+            try? cni.del(containerID: paths.uid, netns: netns, sandbox: config)
+            self.cni = nil
+        }
         if let pause {
             try? pause.signal(SIGKILL)
             _ = pause.waitForExit(timeout: 5)
-        }
-        if let cni, ownNetwork {
-            try? cni.del(containerID: paths.uid, netns: "", sandbox: config)
-            self.cni = nil
         }
     }
 
