@@ -363,10 +363,52 @@ static int overlay_context(struct child *c, int plus) {
     return fs;
 }
 
+// The mount point of the mount that holds `path` (a directory): the highest ancestor with the
+// same mount id (statx STATX_MNT_ID). Writes it into `out`; -1 when it cannot be told.
+static int mount_point_of(const char *path, char *out, size_t cap) {
+    struct statx sx;
+    if (statx(AT_FDCWD, path, 0, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID)) return -1;
+    unsigned long long id = sx.stx_mnt_id;
+    cshim_child_copy(out, cap, path);
+    size_t n = cshim_child_len(out);
+    if (n == 0 || n + 1 >= cap) return -1;
+    while (n > 1) {
+        // The parent directory of out[0..<n].
+        size_t cut = n;
+        while (cut > 0 && out[cut - 1] != '/') cut--;
+        if (cut == 0) return -1;
+        char saved = out[cut > 1 ? cut - 1 : cut];
+        out[cut > 1 ? cut - 1 : cut] = 0;
+        if (statx(AT_FDCWD, out, 0, STATX_MNT_ID, &sx) < 0 || sx.stx_mnt_id != id) {
+            out[cut > 1 ? cut - 1 : cut] = saved;  // the parent is another mount: this is the point
+            return 0;
+        }
+        n = cshim_child_len(out);
+    }
+    return 0;  // "/"
+}
+
 void cshim_child_setup_rootfs(struct child *c) {
     const struct cshim_spawn_plan *p = c->plan;
-    unsigned long prop = p->root_propagation ? p->root_propagation : (MS_SLAVE | MS_REC);
+    // The propagation asked for applies now when it is shared or slave (a bidirectional
+    // volume must be bound while it is still a peer of the host's mount), and after
+    // pivot_root otherwise (private, unbindable), as runc and crun do. Default: rslave.
+    unsigned long asked = p->root_propagation;
+    unsigned long prop = (asked & (MS_SHARED | MS_SLAVE)) ? asked : (MS_SLAVE | MS_REC);
     if (mount(NULL, "/", NULL, prop, NULL) < 0) cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
+    if (prop & MS_SHARED) {
+        // pivot_root refuses a shared parent of the new root or of the old root, and the
+        // rootfs's mounts must not reach the host: both parents become private (runc's
+        // rootfsParentMountPrivate), not what is mounted below them.
+        char parent[PATH_MAX], point[PATH_MAX];
+        cshim_child_copy(parent, sizeof parent, p->rootfs);
+        size_t n = cshim_child_len(parent);
+        while (n > 1 && parent[n - 1] != '/') n--;
+        parent[n > 1 ? n - 1 : n] = 0;
+        if (mount_point_of(parent, point, sizeof point) < 0) cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, parent);
+        if (mount(NULL, point, NULL, MS_PRIVATE, NULL) < 0) cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, point);
+        if (mount(NULL, "/", NULL, MS_PRIVATE, NULL) < 0) cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
+    }
 
     if (p->overlay_lower != NULL && p->noverlay_lower > 0) {
         // The container's root: its image's layers plus its own upper dir, mounted here in
@@ -421,6 +463,9 @@ void cshim_child_pivot_root(struct child *c) {
     if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) cshim_child_fail(c, stage, errno, "old root");
     if (umount2(".", MNT_DETACH) < 0) cshim_child_fail(c, stage, errno, "old root");
     if (chdir("/") < 0) cshim_child_fail(c, stage, errno, "/");
+    // The root's propagation as asked, now that it is the root (runc does it here too).
+    if (p->root_propagation && mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
+        cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
     close(oldroot);
     close(newroot);
     close(c->rootfd);

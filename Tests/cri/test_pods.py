@@ -365,3 +365,32 @@ def test_cni_address_and_cleanup(serve, pb, tmpdirs):
         serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     finally:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+
+def test_bidirectional_mount_propagation(serve, pb, tmpdirs):
+    """A Bidirectional volume (critest's rshared spec): a mount made inside the container
+    appears on the host; HostToContainer sees the host's; the container's root stays apart."""
+    shared = os.path.join(tmpdirs, "shared")
+    os.makedirs(os.path.join(shared, "inside"))
+    subprocess.run(["mount", "--bind", shared, shared], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", shared], check=True)
+        sid, config = run_sandbox(serve)
+        cid = create(serve, sid, config, "prop", "sleep 600", mounts=[pb.Mount(
+            container_path="/vol", host_path=shared, propagation=pb.PROPAGATION_BIDIRECTIONAL)],
+            linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(privileged=True)))
+        serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+        r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["mount", "-t", "tmpfs", "tmpfs", "/vol/inside"], timeout=10))
+        assert r.exit_code == 0, r.stderr
+        target = os.path.join(shared, "inside")
+        assert wait_for(lambda: os.path.ismount(target), timeout=5), "the container's mount did not reach the host"
+        subprocess.run(["umount", target], check=True)
+        # The container's own mounts (its overlay root, /proc, /dev...) never reach the host;
+        # the pod's /dev/shm is the sandbox's, mounted on the host by design.
+        root = os.path.join(serve.dirs, "root") + "/"
+        leaked = [line.split()[4] for line in open("/proc/self/mountinfo")
+                  if line.split()[4].startswith(root) and not line.split()[4].endswith("/shm")]
+        assert not leaked, leaked
+        remove_all(serve)
+    finally:
+        subprocess.run(["umount", "-R", shared], capture_output=True)

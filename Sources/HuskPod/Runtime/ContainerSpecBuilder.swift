@@ -132,6 +132,9 @@ public struct ContainerSpecBuilder {
         var ns = [Spec.Namespace(type: "mount"), Spec.Namespace(type: "cgroup")]
         if sec.ownPIDNamespace { ns.append(Spec.Namespace(type: "pid")) }
         linux.namespaces = ns
+        // A bidirectional volume needs the root's mounts shared while it is bound (containerd
+        // sets rootfsPropagation rshared for one); otherwise the root stays rslave.
+        if config.mounts.contains(where: { $0.propagation == .bidirectional }) { linux.rootfsPropagation = "rshared" }
         linux.maskedPaths = sec.maskedPaths
         linux.readonlyPaths = sec.readonlyPaths
         var resources = config.resources ?? Spec.Resources()
