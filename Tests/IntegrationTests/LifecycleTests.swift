@@ -312,3 +312,27 @@ struct LifecycleTests {
 extension Int {
     var int32: Int32 { Int32(truncatingIfNeeded: self) }
 }
+
+/// runtime-tools' linux_rootfs_propagation: every rootfsPropagation value starts the
+/// container, and the root mount carries it (runc applies shared/slave before the rootfs is
+/// set up and the rest after pivot_root; the rootfs's parent is made private for pivot_root).
+@Suite("husk-runc: rootfsPropagation", .serialized)
+struct RootfsPropagationTests {
+    @Test("shared, rshared, private, slave, unbindable: the container runs with that root",
+          .enabled(if: Host.canRunContainers, Host.skipReason),
+          arguments: [("shared", "shared:"), ("rshared", "shared:"), ("private", nil), ("slave", nil), ("unbindable", "unbindable")])
+    func propagation(_ value: String, _ mark: String?) throws {
+        let scratch = Scratch("propagation" + value)
+        defer { scratch.cleanup() }
+        var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo"])
+        bundle.spec.linux?.rootfsPropagation = value
+        bundle.spec.process?.terminal = false
+        try bundle.write()
+        let runc = Runc(scratch)
+        let r = runc("run", "--bundle", bundle.path, uniqueID("prop" + value))
+        #expect(r.status == 0, "\(value): \(r.stderr)")
+        let line = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!line.isEmpty, "\(value): no root mount seen")
+        if let mark { #expect(line.contains(mark), "\(value): \(line)") } else { #expect(!line.contains("shared:"), "\(value): \(line)") }
+    }
+}
