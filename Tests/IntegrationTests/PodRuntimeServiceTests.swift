@@ -57,7 +57,6 @@ struct PodRuntimeServiceTests {
         #expect(sandbox.ip == "", "no CNI config: no address")
         #expect(readText(paths.resolvConf) == "search ns.svc.cluster.local\nnameserver 10.0.0.10\noptions ndots:5\n")
         #expect(readText(paths.etcHostname) == "svc-host\n")
-        #expect(readText(paths.sandboxHosts) == readText("/etc/hosts"), "a copy of the node's hosts file")
 
         // CreateContainer / StartContainer (§3): CREATED, then RUNNING with a pid.
         var cc = ContainerConfig(name: "c", attempt: 0, image: image, layers: layers, logPath: paths.log("c", attempt: 0))
@@ -65,6 +64,8 @@ struct PodRuntimeServiceTests {
         let exit = ExitBox()
         let h = try service.createContainer(cc, id: PodRuntimeService.newID()) { _, s in exit.set(s) }
         #expect(service.containerStatus(h).state == .created)
+        // No /etc/hosts in the config: the sandbox's copy of the node's, made for this container.
+        #expect(readText(paths.sandboxHosts) == readText("/etc/hosts"), "a copy of the node's hosts file")
         #expect(service.containerStatus(h).startedAt == nil)
         try service.startContainer(h)
         var status = service.containerStatus(h)

@@ -117,7 +117,15 @@ public struct ContainerSpecBuilder {
         // container's own mounts replace a default one at the same place.
         let userTargets = Set(config.mounts.map { Files.clean($0.containerPath) })
         mounts.append(Spec.Mount(destination: "/etc/hostname", type: "bind", source: sandbox.paths.etcHostname, options: ["rbind", "rprivate", "rw"]))
-        mounts.append(Spec.Mount(destination: "/etc/hosts", type: "bind", source: sandbox.paths.sandboxHosts, options: ["rbind", "rprivate", "rw"]))
+        if !userTargets.contains("/etc/hosts") {
+            let hosts: String
+            do {
+                hosts = try sandbox.hostsCopy()
+            } catch {
+                throw StartFailure(.create, "\(error)")
+            }
+            mounts.append(Spec.Mount(destination: "/etc/hosts", type: "bind", source: hosts, options: ["rbind", "rprivate", "rw"]))
+        }
         mounts.append(Spec.Mount(destination: "/etc/resolv.conf", type: "bind", source: sandbox.paths.resolvConf, options: ["rbind", "rprivate", "rw"]))
         let shmSource = sandbox.config.ownIPC ? sandbox.paths.shm : "/dev/shm"
         mounts.append(Spec.Mount(destination: "/dev/shm", type: "bind", source: shmSource, options: ["rbind", "rprivate", "rw"]))

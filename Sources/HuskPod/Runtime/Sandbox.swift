@@ -154,20 +154,31 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         podIP = try cni.add(containerID: paths.uid, netns: "/proc/\(pause.pid)/ns/net", sandbox: config)
     }
 
-    /// /etc/hostname, /etc/hosts and /etc/resolv.conf, as containerd writes them: the
-    /// hostname and a newline; a copy of the node's hosts file (kubelet mounts a managed one
-    /// over it); the DNS config, or a copy of the node's resolv.conf without one.
+    /// /etc/hostname and /etc/resolv.conf, as containerd writes them: the hostname and a
+    /// newline; the DNS config, or a copy of the node's resolv.conf without one. The copy of
+    /// the node's hosts file is made when a container first needs it (`hostsCopy`).
     func writeEtcFiles() throws(HuskError) {
         do {
             try Files.writeAtomically(paths.etcHostname, Array((hostname + "\n").utf8), mode: 0o644)
-            let hosts = (try? Files.read("/etc/hosts")) ?? []
-            try Files.writeAtomically(paths.sandboxHosts, hosts, mode: 0o644)
             let resolv = config.dns.map(Sandbox.resolvConf) ?? ""
             let host = resolv.isEmpty ? ((try? Files.read("/etc/resolv.conf")) ?? []) : Array(resolv.utf8)
             try Files.writeAtomically(paths.resolvConf, host, mode: 0o644)
         } catch {
             throw HuskError(.system, "cannot write the pod's /etc files", cause: error)
         }
+    }
+
+    /// The sandbox's copy of the node's hosts file (containerd's), for a container whose
+    /// config mounts nothing at /etc/hosts: made on first use (kubelet mounts its own, so a
+    /// `husk run` pod never needs it). Returns its path.
+    func hostsCopy() throws(HuskError) -> String {
+        guard !Files.exists(paths.sandboxHosts) else { return paths.sandboxHosts }
+        do {
+            try Files.writeAtomically(paths.sandboxHosts, (try? Files.read("/etc/hosts")) ?? [], mode: 0o644)
+        } catch {
+            throw HuskError(.system, "cannot write the sandbox's hosts file", cause: error)
+        }
+        return paths.sandboxHosts
     }
 
     /// containerd's parseDNSOptions: `search`, one `nameserver` line each, `options`; each
