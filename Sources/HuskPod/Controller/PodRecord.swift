@@ -21,17 +21,8 @@ public struct PodRecord: Sendable {
     public var json: JSONValue { .object(["pod": pod.json, "settings": settings.json]) }
 
     public static func read(_ path: String) throws(HuskError) -> PodRecord {
-        let bytes: [UInt8]
+        let doc = try readJSON(path)
         do {
-            guard let b = try Files.read(path) else { throw HuskError(.notFound, "\(path): no such file") }
-            bytes = b
-        } catch let e as HuskError {
-            throw e
-        } catch {
-            throw HuskError(.system, "cannot read \(path)", cause: error)
-        }
-        do {
-            let doc = try JSONParser.parse(bytes)
             guard let p = doc["pod"], let s = doc["settings"] else { throw FieldError(path: "", message: "pod or settings missing") }
             return PodRecord(pod: try PodManifest.stored(p), settings: try HuskSettings(json: JSONReader(s)))
         } catch let e as FieldError {
