@@ -26,6 +26,8 @@ let package = Package(
         // CRI v1 over gRPC: only HuskCRI and husk-serve use these (DESIGN §3, CRI mode).
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        // The streaming server's HTTP (upgrade to SPDY/3.1): SwiftNIO, which gRPC runs on already.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         // Without its default traits: they pull Foundation in for stream helpers we do not use.
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
@@ -47,6 +49,8 @@ let package = Package(
             cSettings: cSettings,
             linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]
         ),
+        // zlib with a preset dictionary, flushed per block: SPDY's header compression.
+        .target(name: "CZlib", cSettings: cSettings),
         // The JSON reader, writer and field-path errors: a leaf every layer may use.
         .target(name: "HuskJSON", swiftSettings: swiftSettings),
         .target(
@@ -89,12 +93,15 @@ let package = Package(
         .target(
             name: "HuskCRI",
             dependencies: [
-                "HuskImage", "HuskJSON", "HuskPod", "HuskSystem",
+                "CZlib", "HuskImage", "HuskJSON", "HuskPod", "HuskSystem",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             exclude: ["Proto"],
             swiftSettings: swiftSettings
@@ -144,6 +151,11 @@ let package = Package(
         .testTarget(
             name: "HuskPodTests",
             dependencies: ["HuskPod", "HuskImage", "HuskJSON", "HuskRuntime", "HuskSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HuskCRITests",
+            dependencies: ["HuskCRI"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -15,8 +15,12 @@ public struct CRIConfiguration: Sendable {
     /// How a sandbox's supervisor is started: `husk supervise` (the husk binary beside
     /// husk-serve), with the sandbox's state directory added.
     public var supervisorCommand: [String]
+    /// Where the streaming server for Exec, Attach and PortForward listens (`--stream-address`,
+    /// host:port; port 0 picks a free one, as containerd's default does).
+    public var streamAddress = CRIConfiguration.defaultStreamAddress
 
     public static let defaultSocketPath = "/run/husk/cri.sock"
+    public static let defaultStreamAddress = "127.0.0.1:0"
 
     public init(settings: HuskSettings, socketPath: String = CRIConfiguration.defaultSocketPath, runtimeVersion: String) {
         self.settings = settings

@@ -21,6 +21,7 @@ public final class CRIServer: Sendable {
     public let config: CRIConfiguration
     private let socket: CRISocket
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let streams: StreamServer
 
     /// Claims the socket path (refusing a live one, replacing a stale one) and prepares the
     /// services; nothing listens before `run`.
@@ -36,7 +37,11 @@ public final class CRIServer: Sendable {
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: config.socketPath), transportSecurity: .plaintext, config: transportConfig)
 
-        let runtime = RuntimeService(config: config)
+        let sessions = StreamSessions(settings: config.settings)
+        streams = try StreamServer(address: config.streamAddress) { request, proto, conn in
+            sessions.run(request, proto: proto, conn: conn)
+        }
+        let runtime = RuntimeService(config: config, streams: streams)
         let images = ImageService(config: config, store: store)
         var router = RPCRouter<HTTP2ServerTransport.Posix>()
         runtime.registerMethods(with: &router)
@@ -70,10 +75,14 @@ public final class CRIServer: Sendable {
 
     /// Stops accepting connections and RPCs; `run` returns when those under way are done.
     public func shutdown() {
+        streams.close()
         server.beginGracefulShutdown()
     }
 
     /// Removes the socket file now (a forced exit, when `run` will not return).
+    /// The streaming server's base URL (`http://127.0.0.1:<port>`).
+    public var streamURL: String { streams.baseURL }
+
     public func removeSocket() {
         socket.remove()
     }

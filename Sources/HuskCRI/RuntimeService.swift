@@ -13,9 +13,12 @@ final class RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let names = NameReservations()
     /// The last cpu sample of each cgroup (ContainerStats' usage_nano_cores).
     let cpuSamples = CPUSamples()
+    /// Exec, Attach and PortForward hand out URLs on it.
+    let streams: StreamServer
 
-    init(config: CRIConfiguration) {
+    init(config: CRIConfiguration, streams: StreamServer) {
         self.config = config
+        self.streams = streams
     }
 
     // MARK: - Version

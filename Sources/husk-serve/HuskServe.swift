@@ -39,10 +39,14 @@ struct HuskServe: AsyncParsableCommand {
     @Option(name: .long, help: "The unix socket to serve on (mode 0660; its directory is created if missing).")
     var listen: String = CRIConfiguration.defaultSocketPath
 
+    @Option(name: .long, help: "Where the streaming server for exec, attach and port-forward listens (host:port; port 0 picks a free one).")
+    var streamAddress: String = CRIConfiguration.defaultStreamAddress
+
     func run() async throws {
         let server: CRIServer
         do {
-            let config = CRIConfiguration(settings: try globals.settings(), socketPath: Files.absolute(listen), runtimeVersion: HuskVersion.current)
+            var config = CRIConfiguration(settings: try globals.settings(), socketPath: Files.absolute(listen), runtimeVersion: HuskVersion.current)
+            config.streamAddress = streamAddress
             server = try CRIServer(config: config)
         } catch {
             Output.write("husk serve: \(error)\n", to: 2)
@@ -51,7 +55,7 @@ struct HuskServe: AsyncParsableCommand {
         Threads.spawn("husk-serve-signals") { waitForSignals(server) }
         do {
             try await server.run {
-                CRILog.info("husk serve \(HuskVersion.current): serving CRI v1 and v1alpha2 on \(server.config.socketPath)")
+                CRILog.info("husk serve \(HuskVersion.current): serving CRI v1 and v1alpha2 on \(server.config.socketPath); streaming on \(server.streamURL)")
             }
         } catch {
             Output.write("husk serve: \(error)\n", to: 2)

@@ -24,36 +24,7 @@ extension PodSupervisor {
         if stdin && !c.stdin {
             throw HuskError(.invalidArgument, "container \(target) has no stdin to attach to: its spec does not set stdin: true")
         }
-        ready(h.tty)
-        let client = AttachClient(conn: conn)
-        h.attachLock.locked { h.attached.append(client) }
-        if stdin, let input = h.attachLock.locked({ h.input }) {
-            var ok = pending.isEmpty || (try? input.writeAll(pending)) != nil
-            var buf = [UInt8](repeating: 0, count: 65536)
-            while ok {
-                let n = buf.withUnsafeMutableBytes { read(conn.raw, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                ok = (try? input.writeAll(Array(buf[0..<n]))) != nil
-            }
-            if h.tty {
-                _ = [UInt8(4)].withUnsafeBytes { write(input.raw, $0.baseAddress, 1) }  // ^D, as a terminal's EOF
-            }
-            if c.stdinOnce {
-                // The first attached client ended its input: so does the container's stdin.
-                runtime.closeInput(h)
-            }
-        } else {
-            // Nothing comes from the client: the end of its side means it has gone.
-            var buf = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buf.withUnsafeMutableBytes { read(conn.raw, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-            }
-            client.abandon()
-        }
-        client.waitDone()
+        try runtime.attach(h, conn: conn, stdin: stdin, stdinOnce: c.stdinOnce, pending: pending, ready: ready)
     }
 
     // MARK: - Exec (for husk exec and the control socket)

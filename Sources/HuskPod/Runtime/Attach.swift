@@ -101,3 +101,45 @@ extension ContainerHandle {
         for c in clients { c.finish(exitCode: exitCode) }
     }
 }
+
+extension PodRuntimeService {
+    /// CRI Attach and `husk attach`: attaches `conn` to the running container `h`'s streams.
+    /// `ready` gets whether it has a terminal, then the output goes to `conn` in frames
+    /// (`AttachClient`); with `stdin`, what comes in on `conn` (after `pending`, read with the
+    /// request) goes to the container's stdin, which ends with it when `stdinOnce`. Returns
+    /// once the client is done.
+    public func attach(_ h: ContainerHandle, conn: FD, stdin: Bool, stdinOnce: Bool, pending: [UInt8],
+                       ready: (Bool) -> Void) throws(HuskError) {
+        guard h.exit == nil, h.started else { throw HuskError(.invalidState, "container \(h.name) is not running") }
+        ready(h.tty)
+        let client = AttachClient(conn: conn)
+        h.attachLock.locked { h.attached.append(client) }
+        if stdin, let input = h.attachLock.locked({ h.input }) {
+            var ok = pending.isEmpty || (try? input.writeAll(pending)) != nil
+            var buf = [UInt8](repeating: 0, count: 65536)
+            while ok {
+                let n = buf.withUnsafeMutableBytes { read(conn.raw, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                ok = (try? input.writeAll(Array(buf[0..<n]))) != nil
+            }
+            if h.tty {
+                _ = [UInt8(4)].withUnsafeBytes { write(input.raw, $0.baseAddress, 1) }  // ^D, as a terminal's EOF
+            }
+            if stdinOnce {
+                // The first attached client ended its input: so does the container's stdin.
+                closeInput(h)
+            }
+        } else {
+            // Nothing comes from the client: the end of its side means it has gone.
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buf.withUnsafeMutableBytes { read(conn.raw, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+            }
+            client.abandon()
+        }
+        client.waitDone()
+    }
+}

@@ -123,8 +123,35 @@ final class SandboxHost: ControlHandler, @unchecked Sendable {  // mutable state
     // MARK: - Calls
 
     func perform(_ request: ControlRequest, on conn: FD, fds: [FD], pending: [UInt8]) -> ControlReply? {
-        guard case .runtime(let call, let body) = request else {
-            return .error("this sandbox is run by husk serve: use its CRI socket")
+        let call: String, body: JSONValue
+        switch request {
+        case .runtime(let c, let b):
+            (call, body) = (c, b)
+        case .exec(let id, let argv, let tty):
+            // CRI Exec through the streaming server: stdio passed in, or a terminal passed back.
+            do {
+                let h = try running(id ?? "")
+                let stdio: [FD?] = tty ? [nil, nil, nil] : (0..<3).map { $0 < fds.count ? fds[$0] : nil }
+                let (p, master) = try service.exec(h, argv: argv, stdio: stdio, tty: tty)
+                if let master { try? UnixSocket.send(conn, ControlReply.terminal.line, fds: [master.raw]) }
+                return .exitCode(((try? p.pidfd.wait()) ?? .exited(255)).code)
+            } catch {
+                return .error(error.message)
+            }
+        case .attach(let id, let stdin):
+            // CRI Attach through the streaming server: output frames out, stdin in.
+            do {
+                let h = try running(id ?? "")
+                let stdinOnce = m.locked { containers[id ?? ""]?.config["stdinOnce"]?.boolValue ?? false }
+                try service.attach(h, conn: conn, stdin: stdin, stdinOnce: stdinOnce, pending: pending) { tty in
+                    try? conn.writeAll(ControlReply.attached(tty: tty).line)
+                }
+                return nil
+            } catch {
+                return .error(error.message)
+            }
+        case .stop:
+            return .error("this sandbox is run by husk serve: stop it with StopPodSandbox on its CRI socket")
         }
         if call == "removePodSandbox" {
             // The supervisor ends once the reply is out (its keeper with it, status 0).

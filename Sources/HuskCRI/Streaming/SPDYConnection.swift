@@ -1,0 +1,233 @@
+import HuskPod
+import HuskSystem
+import NIOCore
+
+// One upgraded streaming connection: the event loop reads and writes frames (`SPDYHandler`);
+// the session (exec, attach, port-forward) runs on plain threads that block on its streams,
+// as the pumps between a process's pipes and the client do anyway (STYLE §6.11).
+
+/// A stream the client opened (SYN_STREAM), answered at once with an empty SYN_REPLY.
+final class SPDYStream: @unchecked Sendable {  // `chunks`, `ended`, `finished` under `m`
+    let id: UInt32
+    let headers: SPDYHeaders
+    private let connection: SPDYConnection
+    private let m = Monitor()
+    private var chunks: [[UInt8]] = []
+    private var ended = false
+    private var finished = false
+
+    init(id: UInt32, headers: SPDYHeaders, connection: SPDYConnection) {
+        self.id = id
+        self.headers = headers
+        self.connection = connection
+    }
+
+    /// `streamType`: error, stdin, stdout, stderr, resize, data.
+    var type: String { headers["streamtype"] ?? "" }
+
+    /// Loop side: data from the client; `fin` (or nil data with fin) ends its side.
+    func deliver(_ data: [UInt8], fin: Bool) {
+        m.locked {
+            if !data.isEmpty && !ended { chunks.append(data) }
+            if fin { ended = true }
+            m.broadcast()
+        }
+    }
+
+    /// Loop side: the client reset the stream or the connection ended.
+    func end() {
+        m.locked {
+            ended = true
+            finished = true
+            m.broadcast()
+        }
+    }
+
+    /// The client's next bytes; nil once it has closed its side (or the stream is gone).
+    func read() -> [UInt8]? {
+        m.locked {
+            while chunks.isEmpty && !ended { m.wait() }
+            return chunks.isEmpty ? nil : chunks.removeFirst()
+        }
+    }
+
+    /// Sends `bytes` (in frames of at most 32 KiB) and waits until they are on the socket;
+    /// false when the stream or the connection is gone.
+    @discardableResult
+    func write(_ bytes: [UInt8]) -> Bool {
+        guard !m.locked({ finished }) else { return false }
+        var at = 0
+        while at < bytes.count {
+            let n = min(32 << 10, bytes.count - at)
+            guard connection.send(.data(stream: id, fin: false, Array(bytes[at..<(at + n)]))) else { return false }
+            at += n
+        }
+        return true
+    }
+
+    /// Ends our side (an empty DATA frame with FIN), once.
+    func close() {
+        let first = m.locked { () -> Bool in
+            defer { finished = true }
+            return !finished
+        }
+        if first { _ = connection.send(.data(stream: id, fin: true, [])) }
+    }
+
+    var isFinished: Bool { m.locked { finished } }
+}
+
+/// The connection's streams and its writer. Frames go out on the event loop, in order: the
+/// header compressor is one zlib stream for the whole connection.
+final class SPDYConnection: @unchecked Sendable {  // `codec` on the loop; the rest under `m`
+    let channel: any Channel
+    let codec = SPDYCodec()
+    private let m = Monitor()
+    private var streams: [UInt32: SPDYStream] = [:]
+    private var fresh: [SPDYStream] = []
+    private var lastID: UInt32 = 0
+    private var closed = false
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    // MARK: The session's side (plain threads; never the loop)
+
+    /// The next stream the client opens, or nil when `deadline` (monotonic seconds) passes or
+    /// the connection ends first.
+    func nextStream(until deadline: Double?) -> SPDYStream? {
+        m.locked {
+            while fresh.isEmpty && !closed {
+                if let d = deadline, Clock.monotonicSeconds() >= d { return nil }
+                m.wait(until: deadline)
+            }
+            return fresh.isEmpty ? nil : fresh.removeFirst()
+        }
+    }
+
+    var isClosed: Bool { m.locked { closed } }
+
+    /// Writes a frame and waits until it is on the socket; false when the connection is gone.
+    func send(_ frame: SPDYFrame) -> Bool {
+        if m.locked({ closed }) { return false }
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.eventLoop.execute { [self] in
+            channel.writeAndFlush(ByteBuffer(bytes: codec.encode(frame)), promise: promise)
+        }
+        do {
+            try promise.futureResult.wait()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Resets the streams we did not close (CANCEL), says GOAWAY and closes the socket, as
+    /// apimachinery's connection Close does.
+    func close() {
+        let open = m.locked { () -> [SPDYStream] in
+            if closed { return [] }
+            return streams.values.filter { !$0.isFinished }.sorted { $0.id < $1.id }
+        }
+        for s in open { _ = send(.rstStream(stream: s.id, status: SPDYFrame.cancel)) }
+        let last = m.locked { lastID }
+        _ = send(.goAway(lastGood: last, status: 0))
+        ended()
+        channel.close(promise: nil)
+    }
+
+    // MARK: The loop's side
+
+    /// A frame from the client.
+    func received(_ frame: SPDYFrame) {
+        switch frame {
+        case .synStream(let id, _, let flags, let headers):
+            let accepted = m.locked { () -> SPDYStream? in
+                // Client streams are odd and increasing (SPDY §2.3.2).
+                guard !closed, id & 1 == 1, id > lastID else { return nil }
+                lastID = id
+                let s = SPDYStream(id: id, headers: headers, connection: self)
+                streams[id] = s
+                return s
+            }
+            guard let s = accepted else {
+                write(.rstStream(stream: id, status: SPDYFrame.protocolError))
+                return
+            }
+            write(.synReply(stream: id, flags: 0, headers: SPDYHeaders()))
+            if flags & SPDYFrame.flagFin != 0 { s.deliver([], fin: true) }
+            m.locked {
+                fresh.append(s)
+                m.broadcast()
+            }
+        case .data(let id, let fin, let data):
+            m.locked { streams[id] }?.deliver(data, fin: fin)
+        case .rstStream(let id, _):
+            m.locked { streams[id] }?.end()
+        case .ping(let id):
+            if id & 1 == 1 { write(.ping(id)) }  // the client's: echo it (SPDY §2.6.5)
+        case .goAway:
+            ended()
+        case .synReply, .headers, .settings, .windowUpdate, .unknown:
+            // Flow control is not enforced: client-go's SPDY never sends WINDOW_UPDATE
+            // (cri-semantics.md §5), so neither side may wait for one.
+            break
+        }
+    }
+
+    /// A frame written from the loop, not waited for.
+    func write(_ frame: SPDYFrame) {
+        channel.writeAndFlush(ByteBuffer(bytes: codec.encode(frame)), promise: nil)
+    }
+
+    /// The connection is over: every stream ends and waiters wake.
+    func ended() {
+        let all = m.locked { () -> [SPDYStream] in
+            closed = true
+            m.broadcast()
+            return Array(streams.values)
+        }
+        for s in all { s.end() }
+    }
+}
+
+/// Reads frames off the upgraded socket and hands them to the connection.
+final class SPDYHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    let connection: SPDYConnection
+    private var buffer: [UInt8] = []
+
+    init(connection: SPDYConnection) {
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        buffer += bytes.readBytes(length: bytes.readableBytes) ?? []
+        var at = 0
+        do {
+            while let frame = try connection.codec.decode(buffer, at: &at) {
+                connection.received(frame)
+            }
+        } catch {
+            // A frame we cannot read: the connection cannot go on (SPDY §2.4.1).
+            connection.write(.goAway(lastGood: 0, status: SPDYFrame.protocolError))
+            connection.ended()
+            context.close(promise: nil)
+            return
+        }
+        if at > 0 { buffer.removeFirst(at) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.ended()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connection.ended()
+        context.close(promise: nil)
+    }
+}
