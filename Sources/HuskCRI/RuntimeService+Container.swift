@@ -97,12 +97,9 @@ extension RuntimeService {
             }
             sec.runAsGroup = sc.runAsGroup.value
         }
-        if !sc.runAsUsername.isEmpty {
-            guard let uid = Int64(sc.runAsUsername) else {
-                throw RPCError(code: .unimplemented, message: "run_as_username \"\(sc.runAsUsername)\": user names are not resolved yet; give run_as_user")
-            }
-            sec.runAsUser = uid
-        }
+        // containerd's generateUserString: a user name wins over the uid; it is resolved in
+        // the image's /etc/passwd.
+        if !sc.runAsUsername.isEmpty { sec.runAsUsername = sc.runAsUsername }
         sec.supplementalGroups = sc.supplementalGroups
         sec.readonlyRootfs = sc.readonlyRootfs
         sec.noNewPrivileges = sc.noNewPrivs

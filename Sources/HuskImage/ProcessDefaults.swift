@@ -35,7 +35,7 @@ extension ProcessDefaults {
     /// /etc/group (as runc computes them).
     public static func resolve(
         image config: ImageConfig.Config?, command: [String]?, args: [String]?, env: [EnvVar], workingDir: String?,
-        runAsUser: Int64?, runAsGroup: Int64?, fs: ImageFS?
+        runAsUser: Int64?, runAsGroup: Int64?, runAsUsername: String? = nil, fs: ImageFS?
     ) throws(ImageError) -> ProcessDefaults {
         let cfg = config ?? ImageConfig.Config()
         let entrypoint = cfg.Entrypoint ?? []
@@ -62,7 +62,14 @@ extension ProcessDefaults {
 
         let cwd = workingDir.flatMap { $0.isEmpty ? nil : $0 } ?? cfg.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
 
-        let user = try resolveUser(cfg.User ?? "", runAsUser: runAsUser, runAsGroup: runAsGroup, fs: fs)
+        let user: User
+        if let name = runAsUsername, !name.isEmpty {
+            // CRI run_as_username (containerd's WithUser): the name, with run_as_group as its
+            // group, in place of the image's user.
+            user = try resolveUser(name + (runAsGroup.map { ":\($0)" } ?? ""), runAsUser: nil, runAsGroup: nil, fs: fs, what: "run_as_username")
+        } else {
+            user = try resolveUser(cfg.User ?? "", runAsUser: runAsUser, runAsGroup: runAsGroup, fs: fs)
+        }
         var signal: Int32? = nil
         if let s = cfg.StopSignal, !s.isEmpty {
             guard let n = Signals.parse(s) else {
@@ -81,7 +88,7 @@ extension ProcessDefaults {
         var groups: [UInt32]
     }
 
-    static func resolveUser(_ spec: String, runAsUser: Int64?, runAsGroup: Int64?, fs: ImageFS?) throws(ImageError) -> User {
+    static func resolveUser(_ spec: String, runAsUser: Int64?, runAsGroup: Int64?, fs: ImageFS?, what: String = "the image's user") throws(ImageError) -> User {
         let passwd = Passwd(fs?.read("/etc/passwd"))
         let groupFile = GroupFile(fs?.read("/etc/group"))
         var userPart = spec
@@ -110,7 +117,7 @@ extension ProcessDefaults {
             }
         } else {
             guard let e = passwd.entries.first(where: { $0.name == userPart }) else {
-                throw ImageError(reason: .imageInspectError, message: "the image's user \"\(userPart)\" is not in its /etc/passwd")
+                throw ImageError(reason: .imageInspectError, message: "\(what) \"\(userPart)\" is not in the image's /etc/passwd")
             }
             uid = e.uid
             gid = e.gid
@@ -123,7 +130,7 @@ extension ProcessDefaults {
                 gid = n
             } else {
                 guard let e = groupFile.entries.first(where: { $0.name == g }) else {
-                    throw ImageError(reason: .imageInspectError, message: "the image's group \"\(g)\" is not in its /etc/group")
+                    throw ImageError(reason: .imageInspectError, message: "\(what) \"\(spec)\": group \"\(g)\" is not in the image's /etc/group")
                 }
                 gid = e.gid
             }

@@ -394,3 +394,27 @@ def test_bidirectional_mount_propagation(serve, pb, tmpdirs):
         remove_all(serve)
     finally:
         subprocess.run(["umount", "-R", shared], capture_output=True)
+
+
+def test_run_as_username(serve, pb):
+    """§3 (critest "RunAsUserName"): run_as_username is looked up in the image's /etc/passwd
+    (containerd's WithUser), over run_as_user; run_as_group goes with it; an unknown name
+    fails and creates nothing."""
+    sid, config = run_sandbox(serve)
+    sc = pb.LinuxContainerSecurityContext
+    cid = create(serve, sid, config, "named", "id -u; id -g", linux=pb.LinuxContainerConfig(
+        security_context=sc(run_as_username="nobody", run_as_user=pb.Int64Value(value=5))))
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert wait_for(lambda: status(serve, cid).state == pb.CONTAINER_EXITED)
+    log = open(os.path.join(config.log_directory, "named/0.log")).read()
+    assert " stdout F 65534\n" in log and log.count(" stdout F 65534\n") == 2, log
+    cid = create(serve, sid, config, "grouped", "id -g", linux=pb.LinuxContainerConfig(
+        security_context=sc(run_as_username="nobody", run_as_group=pb.Int64Value(value=1234))))
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert wait_for(lambda: status(serve, cid).state == pb.CONTAINER_EXITED)
+    assert " stdout F 1234\n" in open(os.path.join(config.log_directory, "grouped/0.log")).read()
+    with pytest.raises(grpc.RpcError) as e:
+        cid = create(serve, sid, config, "ghost", "true", linux=pb.LinuxContainerConfig(
+            security_context=sc(run_as_username="no-such-user")))
+        serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    assert "no-such-user" in e.value.details()

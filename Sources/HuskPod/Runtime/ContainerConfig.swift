@@ -44,6 +44,9 @@ public struct ContainerConfig: Sendable {
         public var capabilitiesDrop: [String] = []
         /// nil: the image's user.
         public var runAsUser: Int64? = nil
+        /// CRI `run_as_username`: a name (or number) looked up in the image's /etc/passwd;
+        /// over `runAsUser` when both are set.
+        public var runAsUsername: String? = nil
         public var runAsGroup: Int64? = nil
         public var supplementalGroups: [Int64] = []
         public var readonlyRootfs = false

@@ -36,7 +36,7 @@ public struct ContainerSpecBuilder {
             defaults = try ProcessDefaults.resolve(
                 image: config.image.config.config, command: config.command, args: config.args, env: config.envs,
                 workingDir: config.workingDir, runAsUser: config.security.runAsUser, runAsGroup: config.security.runAsGroup,
-                fs: ImageFS(layers: config.layers))
+                runAsUsername: config.security.runAsUsername, fs: ImageFS(layers: config.layers))
         } catch {
             throw StartFailure(.config, error.message)
         }

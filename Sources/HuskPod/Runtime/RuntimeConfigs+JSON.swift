@@ -103,6 +103,7 @@ extension ContainerConfig {
         if !s.capabilitiesAdd.isEmpty { sec["capabilitiesAdd"] = .strings(s.capabilitiesAdd) }
         if !s.capabilitiesDrop.isEmpty { sec["capabilitiesDrop"] = .strings(s.capabilitiesDrop) }
         if let u = s.runAsUser { sec["runAsUser"] = .number(Double(u)) }
+        if let n = s.runAsUsername { sec["runAsUsername"] = .string(n) }
         if let g = s.runAsGroup { sec["runAsGroup"] = .number(Double(g)) }
         if !s.supplementalGroups.isEmpty { sec["supplementalGroups"] = .array(s.supplementalGroups.map { .number(Double($0)) }) }
         switch s.seccomp {
@@ -155,6 +156,7 @@ extension ContainerConfig {
                 sec.capabilitiesAdd = try s.optStringArray("capabilitiesAdd") ?? []
                 sec.capabilitiesDrop = try s.optStringArray("capabilitiesDrop") ?? []
                 sec.runAsUser = try s.optInt("runAsUser")
+                sec.runAsUsername = try s.optString("runAsUsername")
                 sec.runAsGroup = try s.optInt("runAsGroup")
                 sec.supplementalGroups = try s.optArray("supplementalGroups") { (g) throws(FieldError) -> Int64 in
                     guard case .number(let n) = g.value, let v = Int64(exactly: n) else { throw g.error(nil, "a group id is a whole number") }
