@@ -1,7 +1,7 @@
 import GRPCCore
 
-// Checkpoint/restore and the container event stream. Until they are written each answers
-// UNIMPLEMENTED (kubelet treats an unimplemented GetContainerEvents as "no evented PLEG").
+// Checkpoint/restore: Husk cannot checkpoint (no CRIU integration), so each answers
+// UNIMPLEMENTED with that said.
 extension RuntimeService {
     func checkpointContainer(
         request: Runtime_V1_CheckpointContainerRequest, context: ServerContext
@@ -15,11 +15,5 @@ extension RuntimeService {
 
     func restorePod(request: Runtime_V1_RestorePodRequest, context: ServerContext) async throws -> Runtime_V1_RestorePodResponse {
         throw CRIError.notImplemented("RestorePod")
-    }
-
-    func getContainerEvents(
-        request: Runtime_V1_GetEventsRequest, response: RPCWriter<Runtime_V1_ContainerEventResponse>, context: ServerContext
-    ) async throws {
-        throw CRIError.notImplemented("GetContainerEvents")
     }
 }

@@ -207,38 +207,8 @@ extension RuntimeService {
     func containerStatus(request: Runtime_V1_ContainerStatusRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatusResponse {
         guard !request.containerID.isEmpty else { throw CRIError.invalidArgument("container_id", "is empty") }
         let (client, c) = try container(request.containerID)
-        var s = Runtime_V1_ContainerStatus()
-        s.id = c.id
-        s.metadata = Self.metadata(c)
-        s.state = Self.state(c.state)
-        s.createdAt = CRITime.nanoseconds(c.createdAt)
-        s.startedAt = CRITime.nanoseconds(c.startedAt)
-        s.finishedAt = CRITime.nanoseconds(c.finishedAt)
-        s.exitCode = c.exitCode ?? 0
-        s.image.image = c.config["criImage"]?.stringValue ?? ""
-        s.imageRef = c.config["criImageRef"]?.stringValue ?? ""
-        s.imageID = c.config["image"]?.stringValue ?? ""
-        s.reason = c.reason ?? ""
-        s.message = c.message ?? ""
-        s.labels = Self.strings(c.config["labels"])
-        s.annotations = Self.strings(c.config["annotations"])
-        s.logPath = c.config["logPath"]?.stringValue.flatMap { $0 == "/dev/null" ? nil : $0 } ?? ""
-        if case .array(let mounts)? = c.config["mounts"] {
-            s.mounts = mounts.map { m in
-                var x = Runtime_V1_Mount()
-                x.containerPath = m["containerPath"]?.stringValue ?? ""
-                x.hostPath = m["hostPath"]?.stringValue ?? ""
-                x.readonly = m["readonly"]?.boolValue ?? false
-                switch m["propagation"]?.stringValue {
-                case "hostToContainer"?: x.propagation = .propagationHostToContainer
-                case "bidirectional"?: x.propagation = .propagationBidirectional
-                default: x.propagation = .propagationPrivate
-                }
-                return x
-            }
-        }
         var r = Runtime_V1_ContainerStatusResponse()
-        r.status = s
+        r.status = Self.containerStatus(c)
         if request.verbose {
             let info: JSONValue = .object([
                 "sandboxID": .string(client.id), "pid": .number(Double(c.pid)), "config": c.config,
@@ -309,6 +279,41 @@ extension RuntimeService {
     static func attempt(_ c: SandboxContainer) -> Int {
         guard case .number(let n)? = c.config["attempt"], let i = Int(exactly: n) else { return 0 }
         return i
+    }
+
+    /// ContainerStatus's status, from the container's record (also for GetContainerEvents).
+    static func containerStatus(_ c: SandboxContainer) -> Runtime_V1_ContainerStatus {
+        var s = Runtime_V1_ContainerStatus()
+        s.id = c.id
+        s.metadata = Self.metadata(c)
+        s.state = Self.state(c.state)
+        s.createdAt = CRITime.nanoseconds(c.createdAt)
+        s.startedAt = CRITime.nanoseconds(c.startedAt)
+        s.finishedAt = CRITime.nanoseconds(c.finishedAt)
+        s.exitCode = c.exitCode ?? 0
+        s.image.image = c.config["criImage"]?.stringValue ?? ""
+        s.imageRef = c.config["criImageRef"]?.stringValue ?? ""
+        s.imageID = c.config["image"]?.stringValue ?? ""
+        s.reason = c.reason ?? ""
+        s.message = c.message ?? ""
+        s.labels = Self.strings(c.config["labels"])
+        s.annotations = Self.strings(c.config["annotations"])
+        s.logPath = c.config["logPath"]?.stringValue.flatMap { $0 == "/dev/null" ? nil : $0 } ?? ""
+        if case .array(let mounts)? = c.config["mounts"] {
+            s.mounts = mounts.map { m in
+                var x = Runtime_V1_Mount()
+                x.containerPath = m["containerPath"]?.stringValue ?? ""
+                x.hostPath = m["hostPath"]?.stringValue ?? ""
+                x.readonly = m["readonly"]?.boolValue ?? false
+                switch m["propagation"]?.stringValue {
+                case "hostToContainer"?: x.propagation = .propagationHostToContainer
+                case "bidirectional"?: x.propagation = .propagationBidirectional
+                default: x.propagation = .propagationPrivate
+                }
+                return x
+            }
+        }
+        return s
     }
 
     static func state(_ s: ContainerRuntimeStatus.State) -> Runtime_V1_ContainerState {

@@ -131,23 +131,7 @@ extension RuntimeService {
             throw CRIError.notFound("an error occurred when try to find sandbox: not found: \(request.podSandboxID)")
         }
         var r = Runtime_V1_PodSandboxStatusResponse()
-        var s = Runtime_V1_PodSandboxStatus()
-        s.id = record.id
-        s.metadata = Self.metadata(record.config.metadata)
-        s.state = Self.ready(state, client) ? .sandboxReady : .sandboxNotready
-        s.createdAt = CRITime.nanoseconds(state.createdAt)
-        var net = Runtime_V1_PodSandboxNetworkStatus()
-        net.ip = record.config.ownNetwork && state.phase == .ready ? (state.ip ?? "") : ""
-        s.network = net
-        var options = Runtime_V1_NamespaceOption()
-        options.network = Self.mode(record.config.namespaces.network)
-        options.pid = Self.mode(record.config.namespaces.pid)
-        options.ipc = Self.mode(record.config.namespaces.ipc)
-        s.linux.namespaces.options = options
-        s.labels = record.config.labels
-        s.annotations = record.config.annotations
-        s.runtimeHandler = record.runtimeHandler
-        r.status = s
+        r.status = Self.sandboxStatus(client, record, state)
         if request.verbose {
             let info: JSONValue = .object([
                 "pid": .number(Double(state.pausePid)), "phase": .string(state.phase.rawValue),
@@ -211,6 +195,27 @@ extension RuntimeService {
     }
 
     /// READY only while pause runs after a RunPodSandbox that succeeded.
+    /// PodSandboxStatus's status, from the records on disk (also for GetContainerEvents).
+    static func sandboxStatus(_ client: SandboxClient, _ record: SandboxRecord, _ state: SandboxState) -> Runtime_V1_PodSandboxStatus {
+        var s = Runtime_V1_PodSandboxStatus()
+        s.id = record.id
+        s.metadata = Self.metadata(record.config.metadata)
+        s.state = Self.ready(state, client) ? .sandboxReady : .sandboxNotready
+        s.createdAt = CRITime.nanoseconds(state.createdAt)
+        var net = Runtime_V1_PodSandboxNetworkStatus()
+        net.ip = record.config.ownNetwork && state.phase == .ready ? (state.ip ?? "") : ""
+        s.network = net
+        var options = Runtime_V1_NamespaceOption()
+        options.network = Self.mode(record.config.namespaces.network)
+        options.pid = Self.mode(record.config.namespaces.pid)
+        options.ipc = Self.mode(record.config.namespaces.ipc)
+        s.linux.namespaces.options = options
+        s.labels = record.config.labels
+        s.annotations = record.config.annotations
+        s.runtimeHandler = record.runtimeHandler
+        return s
+    }
+
     static func ready(_ state: SandboxState, _ client: SandboxClient) -> Bool {
         state.phase == .ready && state.pausePid > 0 && ProcessInfo.isAlive(state.pausePid, startTime: state.pauseStart)
     }

@@ -15,10 +15,32 @@ final class RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let cpuSamples = CPUSamples()
     /// Exec, Attach and PortForward hand out URLs on it.
     let streams: StreamServer
+    /// GetContainerEvents' source: the records' changes.
+    let events: ContainerEvents
 
     init(config: CRIConfiguration, streams: StreamServer) {
         self.config = config
         self.streams = streams
+        events = ContainerEvents(settings: config.settings)
+    }
+
+    // MARK: - GetContainerEvents
+
+    /// The events of every sandbox and container from now on, until the client goes.
+    func getContainerEvents(
+        request: Runtime_V1_GetEventsRequest, response: RPCWriter<Runtime_V1_ContainerEventResponse>, context: ServerContext
+    ) async throws {
+        let (id, stream) = events.subscribe()
+        let events = self.events
+        // gRPC does not cancel the handler's task when the client goes or the server stops: it
+        // calls this handler, which ends the stream.
+        try await withRPCCancellationHandler {
+            for await event in stream {
+                try await response.write(event)
+            }
+        } onCancelRPC: {
+            events.unsubscribe(id)
+        }
     }
 
     // MARK: - Version

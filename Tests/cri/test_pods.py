@@ -418,3 +418,41 @@ def test_run_as_username(serve, pb):
             security_context=sc(run_as_username="no-such-user")))
         serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
     assert "no-such-user" in e.value.details()
+
+
+def test_container_events(serve, pb):
+    """GetContainerEvents (kubelet's evented PLEG, containerd's generateAndSendContainerEvent):
+    the sandbox and each container are CREATED, STARTED, STOPPED (an exit of its own too) and
+    DELETED, with the sandbox's status and its containers' in every event."""
+    import threading
+
+    call = serve.runtime.GetContainerEvents(pb.GetEventsRequest())
+    got = []
+
+    def read():
+        try:
+            for e in call:
+                got.append(e)
+        except grpc.RpcError:
+            pass  # the daemon's SIGTERM at the end of the test ends the stream
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.3)  # the subscription's baseline is taken before anything happens
+    sid, config = run_sandbox(serve)
+    cid = create(serve, sid, config, "quick", "exit 3")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    E = pb.ContainerEventType
+    assert wait_for(lambda: (cid, E.Value("CONTAINER_STOPPED_EVENT")) in [(e.container_id, e.container_event_type) for e in got])
+    serve.runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=cid))
+    serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    names = ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT", "CONTAINER_STOPPED_EVENT", "CONTAINER_DELETED_EVENT"]
+    want = [E.Value(n) for n in names]
+    assert wait_for(lambda: [e.container_event_type for e in got if e.container_id == sid] == want), got
+    assert [e.container_event_type for e in got if e.container_id == cid] == want
+    stopped = next(e for e in got if e.container_id == cid and e.container_event_type == E.Value("CONTAINER_STOPPED_EVENT"))
+    assert stopped.pod_sandbox_status.id == sid
+    assert [(c.id, c.state, c.exit_code) for c in stopped.containers_statuses] == [(cid, pb.CONTAINER_EXITED, 3)]
+    assert all(e.created_at > 0 for e in got)
+    # The stream stays open: the daemon must still stop on SIGTERM (the fixture checks).

@@ -106,13 +106,6 @@ def test_not_yet_implemented(daemon, pb, rpc, request_type):
     assert e.value.details() == f"husk serve: {rpc} is not implemented yet"
 
 
-def test_not_yet_implemented_streaming(daemon, pb):
-    with pytest.raises(grpc.RpcError) as e:
-        list(daemon.runtime.GetContainerEvents(pb.GetEventsRequest()))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert e.value.details() == "husk serve: GetContainerEvents is not implemented yet"
-
-
 def test_streaming_rpcs_v1alpha2(daemon, pb):
     # The same handlers under v1alpha2: an empty request is refused by Exec's own checks.
     with pytest.raises(grpc.RpcError) as e:
