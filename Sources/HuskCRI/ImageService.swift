@@ -23,18 +23,16 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
         return r
     }
 
-    /// ListImages in parts: one message per 100 images.
+    /// ListImages in parts (`Paging`).
     func streamImages(
         request: Runtime_V1_StreamImagesRequest, response: RPCWriter<Runtime_V1_StreamImagesResponse>, context: ServerContext
     ) async throws {
         let all = try await matching(request.filter.image.image)
-        var start = 0
-        repeat {
-            var part = Runtime_V1_StreamImagesResponse()
-            part.images = all[start..<min(start + 100, all.count)].map(Self.image)
-            try await response.write(part)
-            start += 100
-        } while start < all.count
+        try await Paging.write(all.map(Self.image), to: response) { part in
+            var m = Runtime_V1_StreamImagesResponse()
+            m.images = part
+            return m
+        }
     }
 
     func imageStatus(request: Runtime_V1_ImageStatusRequest, context: ServerContext) async throws -> Runtime_V1_ImageStatusResponse {

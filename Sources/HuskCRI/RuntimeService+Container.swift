@@ -201,7 +201,14 @@ extension RuntimeService {
     func streamContainers(
         request: Runtime_V1_StreamContainersRequest, response: RPCWriter<Runtime_V1_StreamContainersResponse>, context: ServerContext
     ) async throws {
-        throw CRIError.notImplemented("StreamContainers")
+        var list = Runtime_V1_ListContainersRequest()
+        if request.hasFilter { list.filter = request.filter }
+        let all = try await listContainers(request: list, context: context).containers
+        try await Paging.write(all, to: response) { part in
+            var m = Runtime_V1_StreamContainersResponse()
+            m.containers = part
+            return m
+        }
     }
 
     func containerStatus(request: Runtime_V1_ContainerStatusRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatusResponse {

@@ -171,7 +171,14 @@ extension RuntimeService {
         request: Runtime_V1_StreamPodSandboxesRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxesResponse>,
         context: ServerContext
     ) async throws {
-        throw CRIError.notImplemented("StreamPodSandboxes")
+        var list = Runtime_V1_ListPodSandboxRequest()
+        if request.hasFilter { list.filter = request.filter }
+        let all = try await listPodSandbox(request: list, context: context).items
+        try await Paging.write(all, to: response) { part in
+            var m = Runtime_V1_StreamPodSandboxesResponse()
+            m.podSandboxes = part
+            return m
+        }
     }
 
     func updatePodSandboxResources(

@@ -5,7 +5,8 @@ import HuskRuntime
 import HuskSystem
 
 // Container and sandbox stats (cri-semantics.md §3): read from the cgroups and the upper dirs
-// directly, no supervisor is asked. Streams and metrics descriptors answer UNIMPLEMENTED.
+// directly, no supervisor is asked. The metrics RPCs (descriptors, pod sandbox metrics)
+// answer UNIMPLEMENTED.
 extension RuntimeService {
     func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatsResponse {
         let (client, c) = try container(request.containerID)
@@ -44,7 +45,14 @@ extension RuntimeService {
         request: Runtime_V1_StreamContainerStatsRequest, response: RPCWriter<Runtime_V1_StreamContainerStatsResponse>,
         context: ServerContext
     ) async throws {
-        throw CRIError.notImplemented("StreamContainerStats")
+        var list = Runtime_V1_ListContainerStatsRequest()
+        if request.hasFilter { list.filter = request.filter }
+        let all = try await listContainerStats(request: list, context: context).stats
+        try await Paging.write(all, to: response) { part in
+            var m = Runtime_V1_StreamContainerStatsResponse()
+            m.containerStats = part
+            return m
+        }
     }
 
     func podSandboxStats(request: Runtime_V1_PodSandboxStatsRequest, context: ServerContext) async throws -> Runtime_V1_PodSandboxStatsResponse {
@@ -79,7 +87,14 @@ extension RuntimeService {
         request: Runtime_V1_StreamPodSandboxStatsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxStatsResponse>,
         context: ServerContext
     ) async throws {
-        throw CRIError.notImplemented("StreamPodSandboxStats")
+        var list = Runtime_V1_ListPodSandboxStatsRequest()
+        if request.hasFilter { list.filter = request.filter }
+        let all = try await listPodSandboxStats(request: list, context: context).stats
+        try await Paging.write(all, to: response) { part in
+            var m = Runtime_V1_StreamPodSandboxStatsResponse()
+            m.podSandboxStats = part
+            return m
+        }
     }
 
     func listMetricDescriptors(

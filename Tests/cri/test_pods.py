@@ -456,3 +456,27 @@ def test_container_events(serve, pb):
     assert [(c.id, c.state, c.exit_code) for c in stopped.containers_statuses] == [(cid, pb.CONTAINER_EXITED, 3)]
     assert all(e.created_at > 0 for e in got)
     # The stream stays open: the daemon must still stop on SIGTERM (the fixture checks).
+
+
+def test_stream_list_rpcs(serve, pb):
+    """The Stream* RPCs: the List reply for the same filter, in messages of at most 100."""
+    sid, config = run_sandbox(serve)
+    ids = [create(serve, sid, config, f"c{i}", "true") for i in range(101)]
+    parts = list(serve.runtime.StreamContainers(pb.StreamContainersRequest()))
+    assert [len(p.containers) for p in parts] == [100, 1]
+    assert sorted(c.id for p in parts for c in p.containers) == sorted(ids)
+    listed = serve.runtime.ListContainers(pb.ListContainersRequest()).containers
+    assert sorted(c.id for c in listed) == sorted(ids)
+    one = list(serve.runtime.StreamContainers(pb.StreamContainersRequest(
+        filter=pb.ContainerFilter(label_selector={"c": "c7"}))))
+    assert [[c.id for c in p.containers] for p in one] == [[ids[7]]]
+    pods = list(serve.runtime.StreamPodSandboxes(pb.StreamPodSandboxesRequest()))
+    assert [[s.id for s in p.pod_sandboxes] for p in pods] == [[sid]]
+    stats = list(serve.runtime.StreamPodSandboxStats(pb.StreamPodSandboxStatsRequest()))
+    assert [[s.attributes.id for s in p.pod_sandbox_stats] for p in stats] == [[sid]]
+    # Stats are of running containers (as containerd's).
+    runner = create(serve, sid, config, "runner", "sleep 60")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=runner))
+    cstats = list(serve.runtime.StreamContainerStats(pb.StreamContainerStatsRequest(
+        filter=pb.ContainerStatsFilter(pod_sandbox_id=sid))))
+    assert [[s.attributes.id for s in p.container_stats] for p in cstats] == [[runner]]
