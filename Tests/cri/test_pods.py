@@ -480,3 +480,26 @@ def test_stream_list_rpcs(serve, pb):
     cstats = list(serve.runtime.StreamContainerStats(pb.StreamContainerStatsRequest(
         filter=pb.ContainerStatsFilter(pod_sandbox_id=sid))))
     assert [[s.attributes.id for s in p.container_stats] for p in cstats] == [[runner]]
+
+
+def test_no_zombies_in_the_daemon(serve, pb):
+    """A sandbox's keeper is the daemon's child: once the sandbox is removed it must be reaped,
+    not left a zombie of husk serve (3 sandboxes run and removed, then none)."""
+    for i in range(3):
+        sid, _ = run_sandbox(serve, name=f"z{i}")
+        serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+        serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+
+    def zombies():
+        out = []
+        for p in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = open(f"/proc/{p}/stat").read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] == "Z" and int(fields[1]) == serve.proc.pid:
+                out.append(p)
+        return out
+
+    assert wait_for(lambda: not zombies(), timeout=5), zombies()

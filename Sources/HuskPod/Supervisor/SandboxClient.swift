@@ -60,6 +60,7 @@ public struct SandboxClient: Sendable {
         do {
             try Files.writeAtomically(SandboxRecord.file(paths.state), Array(record.json.serialized().utf8), mode: 0o600)
             keeper = try PodDirectory.startKeeper(paths, supervisor: supervisor)
+            KeeperReaper.shared.watch(keeper.pidfd)
         } catch {
             try? Files.removeTree(paths.state)
             throw HuskError(.system, "cannot start the sandbox's supervisor", cause: error)
@@ -125,5 +126,44 @@ public struct SandboxClient: Sendable {
         for m in mounts.sorted(by: { $0.mountPoint.count > $1.mountPoint.count }) { try? Mount.unmount(m.mountPoint, detach: true) }
         try? Files.removeTree(dataDirectory)
         try? Files.removeTree(stateDirectory)
+    }
+}
+
+/// A sandbox's keeper is a child of whoever ran the sandbox. `husk run -d` exits at once (the
+/// keeper goes to init), but `husk serve` lives on: when a sandbox is removed its keeper ends
+/// and stays a zombie of the daemon unless reaped. One thread watches every keeper's pidfd
+/// (epoll) and reaps each as it ends.
+final class KeeperReaper: @unchecked Sendable {  // `watched` under `m`; `epoll` is thread-safe
+    static let shared = KeeperReaper()
+    private let m = Monitor()
+    private var watched: [CInt: PidFD] = [:]
+    private let epoll = try? Epoll()
+    private var started = false
+
+    /// Reaps `keeper` once it ends.
+    func watch(_ keeper: PidFD) {
+        guard let epoll else { return }
+        let start = m.locked { () -> Bool in
+            watched[keeper.fd.raw] = keeper
+            defer { started = true }
+            return !started
+        }
+        try? epoll.add(keeper.fd.raw)
+        if start { Threads.spawn("husk-keeper-reaper") { [self] in loop(epoll) } }
+    }
+
+    private func loop(_ epoll: Epoll) {
+        var ready = [Epoll.Event](repeating: Epoll.Event(), count: 16)
+        while true {
+            let n = (try? epoll.wait(into: &ready, timeoutMilliseconds: -1)) ?? 0
+            for e in ready.prefix(n) {
+                guard let p = m.locked({ watched[e.fd] }) else { continue }
+                let done: Bool
+                do { done = try p.tryWait() != nil } catch { done = true }  // not ours to reap after all
+                guard done else { continue }
+                try? epoll.remove(e.fd)
+                m.locked { _ = watched.removeValue(forKey: e.fd) }
+            }
+        }
     }
 }
