@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one hyperfine run (engineering rule 5). Run as root.
 #
-#   Scripts/bench.sh [runtime|images|pods|oci|all] [runs]
+#   Scripts/bench.sh [runtime|images|pods|oci|cri|all] [runs]
 #     runtime: husk-runc / crun / runc `run` of /bin/true on one bundle
 #     images:  layer unpack against `umoci unpack`, pull MB/s, `husk images` with 200 images
 #     pods:    pod start and stop, `husk run` against `ctr run --rm`, supervisor memory
 #     oci:     husk-runc / crun / runc `exec` of true; `ctr run --rm` with each as --runc-binary
+#     cri:     husk serve against containerd's CRI plugin through one persistent grpcio client
+#              (Scripts/bench-cri.sh, Scripts/cri-bench.py): pod start, stop, ExecSync,
+#              ListContainers, per-pod memory; runs = rounds (default 20)
 #
 # With HUSK_BASELINE=DIR (a previous build's husk and husk-runc), runtime, pods and oci also
 # time DIR's binary in the same hyperfine run, same wrapper, own state dirs (names "... (baseline)"),
@@ -23,7 +26,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 what=${1:-all}
-case "$what" in runtime|images|pods|oci|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|all] [runs]" >&2; exit 2 ;; esac
+case "$what" in runtime|images|pods|oci|cri|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|cri|all] [runs]" >&2; exit 2 ;; esac
 runs=${2:-}
 asked=$runs  # the runs asked for; each part has its own default
 if [ -n "${HUSK_BASELINE:-}" ]; then
@@ -36,6 +39,7 @@ echo "bench: building release binaries ..." >&2
 # Only the binaries measured here: husk-serve (gRPC) takes several times as long to build.
 husk_build_release --product husk
 husk_build_release --product husk-runc
+if [ "$what" = cri ] || [ "$what" = all ]; then husk_build_release --product husk-serve; fi
 husk="$HUSK_RELEASE_SCRATCH/release/husk-runc"
 huskcli="$HUSK_RELEASE_SCRATCH/release/husk"
 
@@ -127,4 +131,8 @@ fi
 
 if [ "$what" = oci ] || [ "$what" = all ]; then
   "$HUSK_TOP/Scripts/bench-oci.sh" "$husk" "${asked:-30}"
+fi
+
+if [ "$what" = cri ] || [ "$what" = all ]; then
+  "$HUSK_TOP/Scripts/bench-cri.sh" "$HUSK_RELEASE_SCRATCH/release/husk-serve" "${asked:-20}"
 fi

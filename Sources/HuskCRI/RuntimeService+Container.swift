@@ -173,9 +173,11 @@ extension RuntimeService {
     func listContainers(request: Runtime_V1_ListContainersRequest, context: ServerContext) async throws -> Runtime_V1_ListContainersResponse {
         let f = request.filter
         var r = Runtime_V1_ListContainersResponse()
-        for sid in SandboxClient.ids(config.settings) {
+        let ids = SandboxClient.ids(config.settings)
+        records.retain(sandboxes: Set(ids.map { SandboxClient(settings: config.settings, id: $0).stateDirectory }))
+        for sid in ids {
             if request.hasFilter, !f.podSandboxID.isEmpty, !sid.hasPrefix(f.podSandboxID) { continue }
-            for c in SandboxClient(settings: config.settings, id: sid).containers() {
+            for c in records.all(SandboxClient(settings: config.settings, id: sid).stateDirectory) {
                 var x = Runtime_V1_Container()
                 x.id = c.id
                 x.podSandboxID = sid
@@ -252,7 +254,7 @@ extension RuntimeService {
         var found: [(SandboxClient, SandboxContainer)] = []
         for sid in SandboxClient.ids(config.settings) {
             let client = SandboxClient(settings: config.settings, id: sid)
-            for c in client.containers() where c.id.hasPrefix(id) {
+            for c in records.all(client.stateDirectory) where c.id.hasPrefix(id) {
                 if c.id == id { return (client, c) }
                 found.append((client, c))
             }

@@ -27,7 +27,7 @@ extension RuntimeService {
                 if request.hasFilter, !f.podSandboxID.isEmpty, !sid.hasPrefix(f.podSandboxID) { continue }
                 let client = SandboxClient(settings: settings, id: sid)
                 // As containerd: the containers that run (their cgroups exist).
-                for c in client.containers() where c.state == .running {
+                for c in self.records.all(client.stateDirectory) where c.state == .running {
                     if request.hasFilter, !f.id.isEmpty, !c.id.hasPrefix(f.id) { continue }
                     let labels = Self.strings(c.config["labels"])
                     if request.hasFilter, !f.labelSelector.allSatisfy({ labels[$0.key] == $0.value }) { continue }
@@ -167,7 +167,7 @@ extension RuntimeService {
                 s.linux.process.processCount.value = stats.pidsCurrent ?? UInt64(Self.processCount(g))
             }
         }
-        s.linux.containers = client.containers().filter { $0.state == .running }.map { stats(of: $0, in: client) }
+        s.linux.containers = records.all(client.stateDirectory).filter { $0.state == .running }.map { stats(of: $0, in: client) }
         return s
     }
 

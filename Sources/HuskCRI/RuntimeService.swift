@@ -17,6 +17,8 @@ final class RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
     let streams: StreamServer
     /// GetContainerEvents' source: the records' changes.
     let events: ContainerEvents
+    /// The container records, parsed once per change of their files.
+    let records = ContainerRecordCache()
 
     init(config: CRIConfiguration, streams: StreamServer) {
         self.config = config

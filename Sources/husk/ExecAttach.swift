@@ -29,8 +29,7 @@ struct Exec: ParsableCommand {
     func run() throws {
         try runReporting {
             guard !command.isEmpty else { throw HuskError(.invalidArgument, "no command: husk exec POD -- COMMAND...") }
-            let (v, name) = try target.find(globals)
-            let client = PodClient(v)
+            let (client, name) = try target.find(globals)
             if tty {
                 let session = try client.execTerminal(container: name, argv: command)
                 // The exit status comes on the connection when the process has ended.
@@ -65,8 +64,8 @@ struct Attach: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let (v, name) = try target.find(globals)
-            let attachment = try PodClient(v).attach(container: name, stdin: interactive)
+            let (client, name) = try target.find(globals)
+            let attachment = try client.attach(container: name, stdin: interactive)
             if tty && !attachment.tty {
                 Out.err("Unable to use a TTY - container \(name) did not allocate one\n")
             }

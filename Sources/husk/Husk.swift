@@ -77,12 +77,22 @@ struct RunningContainer: ParsableArguments {
     @Option(name: .shortAndLong, help: "The container (default: the first app container).")
     var container: String?
 
-    /// The pod, which must be running, and the container's name.
-    func find(_ globals: GlobalOptions) throws -> (PodView, String) {
-        let v = try PodDirectory.find(try globals.settings(), pod, namespace: namespace)
-        let name = try pickContainer(v, container)
-        try v.requireRunning()
-        return (v, name)
+    /// The pod's supervisor and the container as it knows it: the name in a husk run pod
+    /// (which must be running), the CRI container id in a husk serve pod (the container must
+    /// be running).
+    func find(_ globals: GlobalOptions) throws -> (PodClient, String) {
+        switch try AnyPod.find(globals, pod, namespace: namespace) {
+        case .husk(let v):
+            let name = try pickContainer(v, container)
+            try v.requireRunning()
+            return (PodClient(v), name)
+        case .cri(let p):
+            let c = try p.container(container)
+            guard c.state == .running else {
+                throw HuskError(.invalidState, "container \(c.name) of pod \(p.view.record.config.metadata.name) is not running (\(SandboxContainer.name(c.state)))")
+            }
+            return (PodClient(socket: p.client.socket), c.id)
+        }
     }
 }
 

@@ -14,6 +14,15 @@ struct Logs: PodCommand {
     @Flag(name: .shortAndLong, help: "The previous instance of the container (after a restart).")
     var previous = false
 
+    func run() throws {
+        try runReporting {
+            switch try AnyPod.find(globals, target.pod, namespace: target.namespace) {
+            case .husk(let v): try run(pod: v)
+            case .cri(let p): try criLogs(p, container: container, follow: follow, previous: previous)
+            }
+        }
+    }
+
     func run(pod v: PodView) throws {
         let name = try pickContainer(v, container)
         let instance = try v.logInstance(container: name, previous: previous)

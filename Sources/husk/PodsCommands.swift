@@ -147,7 +147,21 @@ struct PS: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let pods = try globals.pods(pod, selector)
+            var pods: [PodView] = []
+            var cri: [CRIPod] = []
+            if let pod {
+                switch try AnyPod.find(globals, pod, namespace: selector.namespace) {
+                case .husk(let v): pods = [v]
+                case .cri(let p): cri = [p]
+                }
+            } else {
+                pods = try globals.pods(nil, selector)
+                cri = CRIPod.all(try globals.settings())
+            }
+            // husk serve's containers, as CRI reports them.
+            let criItems = cri.flatMap { p in
+                p.view.containers.filter { all || $0.state == .running }.sorted { $0.createdAt < $1.createdAt }.map { (p, $0) }
+            }
             var items: [(PodView, ContainerState, Instance)] = []
             for p in pods {
                 for c in p.state.containers {
@@ -166,6 +180,16 @@ struct PS: ParsableCommand {
                         "labels": PS.labels(p, c),
                         "pid": .number(Double(i.pid)), "logPath": .string(i.logPath),
                     ])
+                } + criItems.map { p, c in
+                    .object([
+                        "id": .string(c.id), "podSandboxId": .string(p.client.id),
+                        "metadata": .object(["name": .string(c.name), "attempt": .number(Double(criAttempt(c)))]),
+                        "image": .object(["image": .string(c.config["criImage"]?.stringValue ?? "")]),
+                        "imageRef": .string(c.config["criImageRef"]?.stringValue ?? ""),
+                        "state": .string("CONTAINER_" + SandboxContainer.name(c.state).uppercased()),
+                        "createdAt": .string(c.createdAt), "labels": c.config["labels"] ?? .object([:]),
+                        "pid": .number(Double(c.pid)), "logPath": .string(c.config["logPath"]?.stringValue ?? ""),
+                    ])
                 })])
                 Out.document(list, as: output)
                 return
@@ -175,6 +199,13 @@ struct PS: ParsableCommand {
                 rows.append([
                     String(i.id.prefix(13)), c.image, PodPrinter.age(i.createdAt) + " ago", PS.criState(i, p).replacingPrefix("CONTAINER_", ""),
                     c.name, String(i.attempt), String(p.uid.prefix(13)), p.pod.metadata.name,
+                ])
+            }
+            for (p, c) in criItems {
+                rows.append([
+                    String(c.id.prefix(13)), c.config["criImage"]?.stringValue ?? "", PodPrinter.age(c.createdAt) + " ago",
+                    criStateColumn(c), c.name, String(criAttempt(c)),
+                    String(p.client.id.prefix(13)), p.view.record.config.metadata.name + " (CRI)",
                 ])
             }
             Out.out(Out.table(rows))
@@ -214,6 +245,15 @@ struct Inspect: PodCommand {
     @Option(name: .shortAndLong, help: "json or yaml.")
     var output: OutputFormat = .json
 
+    func run() throws {
+        try runReporting {
+            switch try AnyPod.find(globals, target.pod, namespace: target.namespace) {
+            case .husk(let v): try run(pod: v)
+            case .cri(let p): Out.document(p.view.object, as: output)
+            }
+        }
+    }
+
     func run(pod v: PodView) throws {
         Out.document(v.object, as: output)
     }
@@ -244,4 +284,16 @@ struct Events: PodCommand {
         }
         Out.out(Out.table(rows))
     }
+}
+
+/// A CRI container's attempt (its restart count, as kubelet numbers them).
+func criAttempt(_ c: SandboxContainer) -> Int {
+    if case .number(let n)? = c.config["attempt"] { return Int(n) }
+    return 0
+}
+
+/// crictl ps's STATE column: Running, Exited, Created, Unknown.
+func criStateColumn(_ c: SandboxContainer) -> String {
+    let s = SandboxContainer.name(c.state)
+    return s.prefix(1).uppercased() + s.dropFirst()
 }

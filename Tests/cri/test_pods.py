@@ -503,3 +503,39 @@ def test_no_zombies_in_the_daemon(serve, pb):
         return out
 
     assert wait_for(lambda: not zombies(), timeout=5), zombies()
+
+
+def test_husk_cli_on_cri_pods(serve, pb):
+    """The husk CLI next to crictl (issue: `husk pods/ps/logs/exec/inspect` on CRI pods): the
+    commands that take a pod find husk serve's sandboxes by name too."""
+    from conftest import HUSK
+    import json as jsonlib
+    sid, config = run_sandbox(serve, name="cli")
+    cid = create(serve, sid, config, "talker", "echo one; echo two >&2; exec sleep 60")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    other = create(serve, sid, config, "idle", "true")
+    roots = ["--root", os.path.join(serve.dirs, "root"), "--state", os.path.join(serve.dirs, "state"),
+             "--log-dir", os.path.join(serve.dirs, "log")]
+
+    def husk(*args, **kw):
+        return subprocess.run([HUSK] + roots + list(args), capture_output=True, text=True, timeout=30, **kw)
+
+    ps = husk("ps", "cli")
+    assert ps.returncode == 0, ps.stderr
+    assert cid[:13] in ps.stdout and "Running" in ps.stdout and "talker" in ps.stdout and other[:13] not in ps.stdout
+    everything = husk("ps", "-a", "-o", "json")
+    ids = {c["id"]: c for c in jsonlib.loads(everything.stdout)["containers"]}
+    assert ids[other]["state"] == "CONTAINER_CREATED" and ids[cid]["podSandboxId"] == sid
+    assert wait_for(lambda: husk("logs", "cli", "-c", "talker").stdout == "one\n")
+    logs = husk("logs", "cli", "-c", "talker")
+    assert logs.stderr.endswith("two\n"), logs.stderr
+    ex = husk("exec", "cli", "-c", "talker", "--", "sh", "-c", "echo in-$HOSTNAME; exit 7")
+    assert ex.returncode == 7 and ex.stdout == "in-cli\n", (ex.returncode, ex.stdout, ex.stderr)
+    notrunning = husk("exec", "cli", "-c", "idle", "--", "true")
+    assert notrunning.returncode == 1 and "not running" in notrunning.stderr
+    doc = jsonlib.loads(husk("inspect", "cli").stdout)
+    assert doc["metadata"]["annotations"]["husk.io/cri-sandbox-id"] == sid
+    # By sandbox id prefix as well; an unknown name is still "not found".
+    assert husk("inspect", sid[:12]).returncode == 0
+    missing = husk("logs", "nosuch")
+    assert missing.returncode == 1 and "not found" in missing.stderr
