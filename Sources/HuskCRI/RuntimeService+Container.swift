@@ -138,8 +138,14 @@ extension RuntimeService {
             throw RPCError(code: .unimplemented, message: "namespace_options.pid TARGET (another container's pid namespace) is not supported yet")
         }
         config.security = sec
-        if !c.devices.isEmpty {
-            throw RPCError(code: .unimplemented, message: "config.devices: devices are not supported yet")
+        for (i, d) in c.devices.enumerated() {
+            guard d.containerPath.hasPrefix("/"), d.hostPath.hasPrefix("/") else {
+                throw CRIError.invalidArgument("config.devices[\(i)]", "container_path and host_path must be absolute")
+            }
+            guard d.permissions.allSatisfy({ "rwm".contains($0) }) else {
+                throw CRIError.invalidArgument("config.devices[\(i)].permissions", "\"\(d.permissions)\" may only contain r, w and m")
+            }
+            config.devices.append(.init(containerPath: d.containerPath, hostPath: d.hostPath, permissions: d.permissions.isEmpty ? "rwm" : d.permissions))
         }
     }
 

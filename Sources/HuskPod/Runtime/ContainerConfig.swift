@@ -87,6 +87,22 @@ public struct ContainerConfig: Sendable {
     public var terminationLog: String? = nil
     public var labels: [String: String] = [:]
     public var annotations: [String: String] = [:]
+    /// CRI `devices`: host device nodes (or directories of them) made in the container.
+    public var devices: [Device] = []
+
+    /// A CRI `Device`: `hostPath` (a device node, or a directory whose device nodes are all
+    /// taken) at `containerPath`, with cgroup access `permissions` (r, w, m).
+    public struct Device: Sendable, Equatable {
+        public var containerPath: String
+        public var hostPath: String
+        public var permissions: String
+
+        public init(containerPath: String, hostPath: String, permissions: String) {
+            self.containerPath = containerPath
+            self.hostPath = hostPath
+            self.permissions = permissions
+        }
+    }
 
     public init(name: String, attempt: Int, image: ImageRecord, layers: [String], logPath: String) {
         self.name = name

@@ -147,6 +147,15 @@ public struct ContainerSpecBuilder {
         linux.readonlyPaths = sec.readonlyPaths
         var resources = config.resources ?? Spec.Resources()
         resources.devices = privileged ? [Spec.DeviceRule(allow: true, access: "rwm")] : [Spec.DeviceRule(allow: false, access: "rwm")]
+        // CRI devices (containerd's WithDevices): each node made in the container, and allowed.
+        var nodes: [Spec.Device] = []
+        for d in config.devices {
+            for node in try Self.devices(d) {
+                nodes.append(node)
+                resources.devices?.append(Spec.DeviceRule(allow: true, type: node.type, major: node.major, minor: node.minor, access: d.permissions))
+            }
+        }
+        if !nodes.isEmpty { linux.devices = nodes }
         linux.resources = resources
         if !sandbox.config.sysctls.isEmpty { linux.sysctl = sandbox.config.sysctls }
         linux.seccomp = try seccomp(capabilities: Set(caps))
@@ -211,6 +220,60 @@ public struct ContainerSpecBuilder {
             entry.sourceFD = m.opened
             out.append(entry)
         }
+        return out
+    }
+}
+
+extension ContainerSpecBuilder {
+    /// glibc's major() and minor() (macros Swift cannot call).
+    static func major(_ dev: UInt64) -> UInt64 { ((dev >> 8) & 0xfff) | ((dev >> 32) & ~UInt64(0xfff)) }
+    static func minor(_ dev: UInt64) -> UInt64 { (dev & 0xff) | ((dev >> 12) & ~UInt64(0xff)) }
+
+    /// The device nodes a CRI device stands for (containerd's getDevices): the host path with
+    /// its symlinks resolved is a block or character device, or a directory whose device nodes
+    /// (recursively, /dev/pts and the like left out) go under the container path.
+    static func devices(_ d: ContainerConfig.Device) throws(StartFailure) -> [Spec.Device] {
+        guard let resolved = realpath(d.hostPath, nil) else {
+            throw StartFailure(.config, "device \(d.hostPath): \(currentErrno.text)")
+        }
+        let real = String(cString: resolved)
+        free(resolved)
+        func node(_ path: String, at target: String) -> Spec.Device? {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return nil }
+            let kind: String
+            switch st.st_mode & S_IFMT {
+            case S_IFCHR: kind = "c"
+            case S_IFBLK: kind = "b"
+            default: return nil
+            }
+            var dev = Spec.Device(type: kind, path: target, major: Int64(Self.major(UInt64(st.st_rdev))),
+                                  minor: Int64(Self.minor(UInt64(st.st_rdev))),
+                                  fileMode: UInt32(st.st_mode & 0o7777))
+            dev.uid = st.st_uid
+            dev.gid = st.st_gid
+            return dev
+        }
+        if let one = node(real, at: d.containerPath) { return [one] }
+        guard Files.isDirectory(real) else {
+            throw StartFailure(.config, "device \(d.hostPath) is not a device node or a directory of them")
+        }
+        var out: [Spec.Device] = []
+        func walk(_ dir: String, _ target: String) {
+            for name in (Files.list(dir) ?? []).sorted() {
+                let path = dir + "/" + name
+                // As containerd: not the pty instance, not hidden or shm directories.
+                if ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"].contains(name) && Files.isDirectory(path) { continue }
+                var st = stat()
+                guard lstat(path, &st) == 0 else { continue }
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    walk(path, target + "/" + name)
+                } else if let n = node(path, at: target + "/" + name) {
+                    out.append(n)
+                }
+            }
+        }
+        walk(real, d.containerPath)
         return out
     }
 }

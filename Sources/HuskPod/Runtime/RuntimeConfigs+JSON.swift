@@ -90,6 +90,11 @@ extension ContainerConfig {
             })
         }
         for (key, on) in [("stdin", stdin), ("stdinOnce", stdinOnce), ("tty", tty)] where on { o[key] = .bool(true) }
+        if !devices.isEmpty {
+            o["devices"] = .array(devices.map {
+                .object(["containerPath": .string($0.containerPath), "hostPath": .string($0.hostPath), "permissions": .string($0.permissions)])
+            })
+        }
         if let stopSignal { o["stopSignal"] = .number(Double(stopSignal)) }
         if let unified = resources?.unified, !unified.isEmpty { o["resources"] = .object(["unified": .strings(unified)]) }
         let s = security
@@ -144,6 +149,10 @@ extension ContainerConfig {
                 }
                 x.createIfMissing = try m.optBool("createIfMissing") ?? false
                 return x
+            } ?? []
+            devices = try r.optArray("devices") { (d) throws(FieldError) -> Device in
+                Device(containerPath: try d.string("containerPath"), hostPath: try d.string("hostPath"),
+                       permissions: try d.optString("permissions") ?? "rwm")
             } ?? []
             stdin = try r.optBool("stdin") ?? false
             stdinOnce = try r.optBool("stdinOnce") ?? false

@@ -2,9 +2,11 @@ import CShim
 import HuskSystem
 import SystemPackage
 
-/// Device access of a container on cgroup v2: `linux.resources.devices` in order, then an
-/// allow rule per `linux.devices` entry (they "MUST be available"), then runc's default
-/// allow list, compiled into a BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup.
+/// Device access of a container on cgroup v2: `linux.resources.devices` in order, then runc's
+/// default allow list, compiled into a BPF_PROG_TYPE_CGROUP_DEVICE program on the container's
+/// cgroup. `linux.devices` only makes the nodes: access to them is what the rules give (runc
+/// and crun alike; measured: with deny-all and `c 240:5 r`, a write open of that node is
+/// EPERM in both), so CRI's device permissions hold.
 /// Semantics of the v1 device controller, as runc emulates them: everything is allowed until
 /// an all-devices rule sets the default; later rules override earlier ones.
 public struct DeviceFilter: Equatable, Sendable {
@@ -49,12 +51,8 @@ public struct DeviceFilter: Equatable, Sendable {
         }
     }
 
-    public static func build(resources: [Spec.DeviceRule]?, devices: [Spec.Device]?) -> DeviceFilter {
-        var ordered = resources ?? []
-        for d in devices ?? [] where d.type != "p" {
-            ordered.append(.init(allow: true, type: d.type, major: d.major, minor: d.minor, access: "rwm"))
-        }
-        ordered += runtimeDefaults
+    public static func build(resources: [Spec.DeviceRule]?) -> DeviceFilter {
+        let ordered = (resources ?? []) + runtimeDefaults
         var defaultAllow = true
         var list: [Rule] = []
         for r in ordered {

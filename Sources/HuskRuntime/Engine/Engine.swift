@@ -203,7 +203,7 @@ extension Engine {
         } catch {
             throw HuskError(.system, "cannot open cgroup \(group.directory)", cause: error)
         }
-        let filter = DeviceFilter.build(resources: r.spec.linux?.resources?.devices, devices: r.spec.linux?.devices)
+        let filter = DeviceFilter.build(resources: r.spec.linux?.resources?.devices)
         try filter.attach(to: plan.cgroup!, path: group.directory)
         if let overlay = r.overlay { plan.overlay = overlay }
         plan.stdio = r.stdio
