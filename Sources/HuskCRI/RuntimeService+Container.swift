@@ -134,8 +134,16 @@ extension RuntimeService {
             sec.ownPIDNamespace = false
         case .node: sec.ownPIDNamespace = false
         case .container: sec.ownPIDNamespace = true
+        case .target:
+            // Another container's pid namespace (containerd's WithPodNamespaces + getTaskPid);
+            // the sandbox checks that it runs there.
+            guard !sc.namespaceOptions.targetID.isEmpty else {
+                throw CRIError.invalidArgument("config.linux.security_context.namespace_options.target_id", "is empty, but pid is TARGET")
+            }
+            sec.ownPIDNamespace = false
+            sec.pidTarget = sc.namespaceOptions.targetID
         default:
-            throw RPCError(code: .unimplemented, message: "namespace_options.pid TARGET (another container's pid namespace) is not supported yet")
+            throw CRIError.invalidArgument("config.linux.security_context.namespace_options.pid", "unknown mode \(sc.namespaceOptions.pid.rawValue)")
         }
         config.security = sec
         for (i, d) in c.devices.enumerated() {

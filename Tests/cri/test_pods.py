@@ -576,3 +576,32 @@ def test_devices(serve, pb, tmpdirs):
     with pytest.raises(grpc.RpcError) as e:
         create(serve, sid, config, "nodev", "true", devices=[pb.Device(container_path="/dev/x", host_path="/etc/hostname")])
     assert "not a device" in e.value.details()
+
+
+def test_pid_namespace_target(serve, pb):
+    """§3 pid TARGET (kubectl debug --target): the new container joins the target container's
+    pid namespace and sees its processes; a target that does not run fails the create."""
+    sid, config = run_sandbox(serve)
+    own = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+        namespace_options=pb.NamespaceOption(pid=pb.CONTAINER)))
+    target = create(serve, sid, config, "app", "exec sleep 4242", linux=own)
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=target))
+    ns = pb.NamespaceOption(pid=pb.TARGET, target_id=target)
+    linux = pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(namespace_options=ns))
+    debug = create(serve, sid, config, "debug", "sleep 60", linux=linux)
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=debug))
+    r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=debug, cmd=["ps", "-o", "pid,args"], timeout=10))
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    # The target's process is pid 1 of the namespace they share.
+    assert any(l.split(None, 1) == ["1", "sleep 4242"] for l in lines), lines
+    # Without TARGET a container (pid CONTAINER) sees only its own.
+    alone = create(serve, sid, config, "alone", "sleep 60", linux=own)
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=alone))
+    r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=alone, cmd=["ps", "-o", "args"], timeout=10))
+    assert b"sleep 4242" not in r.stdout
+    stopped = create(serve, sid, config, "stopped", "true")
+    with pytest.raises(grpc.RpcError) as e:
+        create(serve, sid, config, "bad", "true", linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
+            namespace_options=pb.NamespaceOption(pid=pb.TARGET, target_id=stopped))))
+    assert "not running" in e.value.details()

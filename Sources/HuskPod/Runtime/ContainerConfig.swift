@@ -58,6 +58,9 @@ public struct ContainerConfig: Sendable {
         /// The container has a pid namespace of its own (CRI NamespaceMode CONTAINER);
         /// otherwise it shares the sandbox's or the node's.
         public var ownPIDNamespace = true
+        /// CRI NamespaceMode TARGET: the id of the running container in the same sandbox
+        /// whose pid namespace this one joins (kubectl debug --target).
+        public var pidTarget: String? = nil
 
         public init() {}
     }

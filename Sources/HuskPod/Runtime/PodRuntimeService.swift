@@ -111,7 +111,8 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
     /// CRI CreateContainer: everything is set up and the process waits at its start gate.
     /// `onExit` comes on the event loop when the container's init ends.
     public func createContainer(
-        _ config: ContainerConfig, id: String, onExit: @escaping @Sendable (ContainerHandle, ExitStatus) -> Void
+        _ config: ContainerConfig, id: String, pidNamespaceOf target: ContainerHandle? = nil,
+        onExit: @escaping @Sendable (ContainerHandle, ExitStatus) -> Void
     ) throws(StartFailure) -> ContainerHandle {
         let builder = ContainerSpecBuilder(config: config, sandbox: sandbox)
         let dir = paths.instance(config.name, attempt: config.attempt)
@@ -154,7 +155,14 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
         if sandbox.config.ownNetwork { joinFlags.formUnion([.network, .uts]) }
         if sandbox.config.ownIPC { joinFlags.insert(.ipc) }
         if !joinFlags.isEmpty { request.joins.append(.init(fd: pause.fd, type: joinFlags)) }
-        if sandbox.config.sharedPID { request.pidNamespace = pause.fd }
+        if let target {
+            // CRI TARGET: the other container's pid namespace.
+            request.pidNamespace = target.process.pidfd.fd
+        } else if sandbox.config.sharedPID && !config.security.ownPIDNamespace {
+            // Not for a container with a pid namespace of its own: CLONE_NEWPID needs the
+            // thread's pid_for_children to be its own namespace (copy_pid_ns: EINVAL).
+            request.pidNamespace = pause.fd
+        }
         request.sessionKeyring = "_ses." + String(id.prefix(12))
         request.gate = .pipe
         // Output into pipes read by the supervisor (CRI logs), or a terminal of the

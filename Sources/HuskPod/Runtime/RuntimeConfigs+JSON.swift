@@ -109,6 +109,7 @@ extension ContainerConfig {
         if !s.capabilitiesDrop.isEmpty { sec["capabilitiesDrop"] = .strings(s.capabilitiesDrop) }
         if let u = s.runAsUser { sec["runAsUser"] = .number(Double(u)) }
         if let n = s.runAsUsername { sec["runAsUsername"] = .string(n) }
+        if let t = s.pidTarget { sec["pidTarget"] = .string(t) }
         if let g = s.runAsGroup { sec["runAsGroup"] = .number(Double(g)) }
         if !s.supplementalGroups.isEmpty { sec["supplementalGroups"] = .array(s.supplementalGroups.map { .number(Double($0)) }) }
         switch s.seccomp {
@@ -176,6 +177,7 @@ extension ContainerConfig {
                 sec.maskedPaths = try s.optStringArray("maskedPaths") ?? []
                 sec.readonlyPaths = try s.optStringArray("readonlyPaths") ?? []
                 sec.ownPIDNamespace = try s.optBool("ownPIDNamespace") ?? true
+                sec.pidTarget = try s.optString("pidTarget")
                 switch try s.optString("seccomp") {
                 case nil, "unconfined"?: sec.seccomp = .unconfined
                 case "runtimeDefault"?: sec.seccomp = .runtimeDefault

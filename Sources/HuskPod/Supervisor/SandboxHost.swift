@@ -244,9 +244,18 @@ final class SandboxHost: ControlHandler, @unchecked Sendable {  // mutable state
         }
         if taken { throw HuskError(.alreadyExists, "container \(config.name) (attempt \(config.attempt)) already exists in sandbox \(record.id)") }
         var c = SandboxContainer(id: id, config: json, createdAt: Clock.rfc3339Nano())
+        // pid TARGET: the target must run in this sandbox (containerd: "failed to get target container").
+        var target: ContainerHandle? = nil
+        if let t = config.security.pidTarget {
+            do {
+                target = try running(t)
+            } catch {
+                throw HuskError(error.code == .notFound ? .notFound : .invalidState, "pid namespace target: \(error.message)")
+            }
+        }
         let h: ContainerHandle
         do {
-            h = try service.createContainer(config, id: id) { [self] h, status in containerExited(h, status) }
+            h = try service.createContainer(config, id: id, pidNamespaceOf: target) { [self] h, status in containerExited(h, status) }
         } catch {
             throw HuskError(error.kind == .config ? .invalidArgument : .system, error.message)
         }
