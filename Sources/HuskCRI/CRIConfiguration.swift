@@ -18,6 +18,9 @@ public struct CRIConfiguration: Sendable {
     /// Where the streaming server for Exec, Attach and PortForward listens (`--stream-address`,
     /// host:port; port 0 picks a free one, as containerd's default does).
     public var streamAddress = CRIConfiguration.defaultStreamAddress
+    /// A streaming connection with no data either way for this long is closed
+    /// (`--stream-idle-timeout`, seconds; containerd's stream_idle_timeout, 4 h).
+    public var streamIdleTimeout: Double = 4 * 3600
 
     public static let defaultSocketPath = "/run/husk/cri.sock"
     public static let defaultStreamAddress = "127.0.0.1:0"

@@ -38,7 +38,7 @@ public final class CRIServer: Sendable {
             address: .unixDomainSocket(path: config.socketPath), transportSecurity: .plaintext, config: transportConfig)
 
         let sessions = StreamSessions(settings: config.settings)
-        streams = try StreamServer(address: config.streamAddress) { request, proto, conn in
+        streams = try StreamServer(address: config.streamAddress, idleTimeout: config.streamIdleTimeout) { request, proto, conn in
             sessions.run(request, proto: proto, conn: conn)
         }
         let runtime = RuntimeService(config: config, streams: streams)

@@ -42,11 +42,16 @@ struct HuskServe: AsyncParsableCommand {
     @Option(name: .long, help: "Where the streaming server for exec, attach and port-forward listens (host:port; port 0 picks a free one).")
     var streamAddress: String = CRIConfiguration.defaultStreamAddress
 
+    @Option(name: .long, help: "Close a streaming connection after this many seconds without data either way (containerd's default: 4 h).")
+    var streamIdleTimeout: Double = 4 * 3600
+
     func run() async throws {
         let server: CRIServer
         do {
             var config = CRIConfiguration(settings: try globals.settings(), socketPath: Files.absolute(listen), runtimeVersion: HuskVersion.current)
             config.streamAddress = streamAddress
+            guard streamIdleTimeout > 0 else { throw HuskError(.invalidArgument, "--stream-idle-timeout must be more than 0 seconds") }
+            config.streamIdleTimeout = streamIdleTimeout
             server = try CRIServer(config: config)
         } catch {
             Output.write("husk serve: \(error)\n", to: 2)

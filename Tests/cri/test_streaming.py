@@ -163,3 +163,46 @@ def test_refusals(serve, pb):
     # None of those ran the command.
     r = rt.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=["test", "-e", "/ran"], timeout=5))
     assert r.exit_code == 1
+
+
+def test_attach_terminal_resize(serve, pb):
+    """§5 resize on attach: the sizes reach the container's own terminal (which its supervisor
+    holds)."""
+    _, _, cid = running(serve, "tty", "while true; do stty size; sleep 0.2; done", tty=True, stdin=True)
+    url = serve.runtime.Attach(pb.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True)).url
+    c = spdy.Client(url, spdy.EXEC_PROTOCOLS)
+    error = c.open([("streamtype", "error")])
+    c.open([("streamtype", "stdin")])
+    out = c.open([("streamtype", "stdout")])
+    resize = c.open([("streamtype", "resize")])
+    c.send(resize, b'{"Width":77,"Height":33}')
+    seen = b""
+    deadline = time.monotonic() + 10
+    while b"33 77" not in seen and time.monotonic() < deadline:
+        try:
+            seen += out.data.get(timeout=1) or b""
+        except Exception:  # noqa: BLE001 - queue.Empty: keep waiting until the deadline
+            pass
+    c.close()
+    assert b"33 77" in seen, seen[-200:]
+    assert error is not None
+
+
+def test_stream_idle_timeout(start, layout, pb):
+    """§5: a connection with no frame either way for --stream-idle-timeout is closed
+    (containerd's stream_idle_timeout)."""
+    from test_pods import REPO
+    d = start("--image-source", f"{REPO}={layout.path}", "--stream-idle-timeout", "1")
+    try:
+        _, _, cid = running(d, "x", "sleep 600")
+        url = exec_url(d, cid, ["sleep", "30"], stdin=True, stdout=True)
+        c = spdy.Client(url, spdy.EXEC_PROTOCOLS)
+        for t in ("error", "stdin", "stdout"):
+            c.open([("streamtype", t)])
+        began = time.monotonic()
+        assert c.closed.wait(10), "the idle connection stayed open"
+        assert 0.9 <= time.monotonic() - began < 8
+        assert c.goaway.is_set()
+    finally:
+        from test_pods import remove_all
+        remove_all(d)

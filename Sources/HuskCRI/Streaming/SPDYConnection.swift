@@ -230,4 +230,16 @@ final class SPDYHandler: ChannelInboundHandler, RemovableChannelHandler {
         connection.ended()
         context.close(promise: nil)
     }
+
+    /// No frame either way for the idle timeout (IdleStateHandler before this one): the
+    /// connection is closed, as containerd's stream_idle_timeout does.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.all? = event as? IdleStateHandler.IdleStateEvent {
+            connection.write(.goAway(lastGood: 0, status: 0))
+            connection.ended()
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }

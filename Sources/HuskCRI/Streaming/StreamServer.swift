@@ -101,8 +101,9 @@ final class StreamServer: Sendable {
 
     typealias Session = @Sendable (StreamRequest, String, SPDYConnection) -> Void
 
-    /// Binds `address` (`host:port`, `[v6]:port`; port 0 picks a free one).
-    init(address: String, session: @escaping Session) throws {
+    /// Binds `address` (`host:port`, `[v6]:port`; port 0 picks a free one). An upgraded
+    /// connection with no frame either way for `idleTimeout` seconds is closed.
+    init(address: String, idleTimeout: Double = 4 * 3600, session: @escaping Session) throws {
         let (host, port) = try Self.split(address)
         let tokens = self.tokens
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -114,7 +115,8 @@ final class StreamServer: Sendable {
                     let ops = channel.pipeline.syncOperations
                     try ops.addHandler(decoder)
                     try ops.addHandler(encoder)
-                    try ops.addHandler(StreamHTTPHandler(tokens: tokens, decoder: decoder, encoder: encoder, session: session))
+                    try ops.addHandler(StreamHTTPHandler(tokens: tokens, decoder: decoder, encoder: encoder, idleTimeout: idleTimeout,
+                                                         session: session))
                 }
             }
         channel = try bootstrap.bind(host: host, port: port).wait()
@@ -153,13 +155,15 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     let encoder: HTTPResponseEncoder
     let session: StreamServer.Session
+    let idleTimeout: Double
     private var head: HTTPRequestHead?
 
     init(tokens: StreamTokens, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder,
-         session: @escaping StreamServer.Session) {
+         idleTimeout: Double, session: @escaping StreamServer.Session) {
         self.tokens = tokens
         self.decoder = decoder
         self.encoder = encoder
+        self.idleTimeout = idleTimeout
         self.session = session
     }
 
@@ -215,7 +219,9 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let conn = SPDYConnection(channel: context.channel)
         let ops = context.pipeline.syncOperations
         do {
-            try ops.addHandler(SPDYHandler(connection: conn), position: .after(decoder))
+            let spdy = SPDYHandler(connection: conn)
+            try ops.addHandler(spdy, position: .after(decoder))
+            try ops.addHandler(IdleStateHandler(allTimeout: .milliseconds(Int64(idleTimeout * 1000))), position: .before(spdy))
         } catch {
             context.close(promise: nil)
             return

@@ -151,6 +151,11 @@ enum Pump {
     /// Window sizes from the resize stream (back-to-back `{"Width":W,"Height":H}`) onto the
     /// terminal `master`.
     static func resize(_ stream: SPDYStream, master: FD) {
+        sizes(stream) { w, h in try? Terminal.setWindowSize(.init(rows: h, columns: w), of: master.raw) }
+    }
+
+    /// Each size the resize stream carries, to `apply` (width, height), on a thread of its own.
+    static func sizes(_ stream: SPDYStream, _ apply: @escaping @Sendable (UInt16, UInt16) -> Void) {
         Threads.spawn("husk-serve-resize") {
             var buf: [UInt8] = []
             while let data = stream.read() {
@@ -161,7 +166,7 @@ enum Pump {
                     guard let v = try? JSONParser.parse(object), case .number(let w)? = v["Width"], case .number(let h)? = v["Height"],
                           (0...65535).contains(w), (0...65535).contains(h)
                     else { continue }
-                    try? Terminal.setWindowSize(.init(rows: UInt16(h), columns: UInt16(w)), of: master.raw)
+                    apply(UInt16(w), UInt16(h))
                 }
             }
         }
@@ -190,7 +195,7 @@ struct StreamSessions: Sendable {
             let rc = RemoteCommand(conn: conn, proto: proto, options: options)
             guard let streams = rc.streams() else { return conn.close() }
             let client = PodClient(socket: SandboxClient(settings: settings, id: sandbox).socket)
-            rc.finish(streams, attach(client, container, options, streams, conn))
+            rc.finish(streams, attach(client, container, options, streams, conn, sandbox: SandboxClient(settings: settings, id: sandbox)))
         case .portForward(let sandbox):
             PortForward(conn: conn, settings: settings, sandbox: sandbox).serve()
         }
@@ -249,7 +254,8 @@ struct StreamSessions: Sendable {
         return .exited(code, cmd: cmd)
     }
 
-    func attach(_ client: PodClient, _ container: String, _ o: StreamOptions, _ s: [String: SPDYStream], _ spdy: SPDYConnection) -> RemoteOutcome {
+    func attach(_ client: PodClient, _ container: String, _ o: StreamOptions, _ s: [String: SPDYStream], _ spdy: SPDYConnection,
+                sandbox: SandboxClient) -> RemoteOutcome {
         let attachment: Attachment
         do {
             attachment = try client.attach(container: container, stdin: o.stdin)
@@ -265,7 +271,12 @@ struct StreamSessions: Sendable {
                 shutdown(conn.raw, Int32(SHUT_WR))  // the end of the client's input: stdinOnce closes the container's
             }
         }
-        s["resize"].map { r in Threads.spawn("husk-serve-resize") { while r.read() != nil {} } }  // the supervisor keeps the terminal
+        // The container's terminal is the supervisor's: sizes go there.
+        if let resize = s["resize"] {
+            Pump.sizes(resize) { width, height in
+                _ = try? sandbox.call("resizeTerminal", .object(["id": .string(container), "width": .number(Double(width)), "height": .number(Double(height))]))
+            }
+        }
         var inbuf: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 32 << 10)
         // Until the container ends, or the client goes.

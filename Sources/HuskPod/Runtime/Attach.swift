@@ -143,3 +143,17 @@ extension PodRuntimeService {
         client.waitDone()
     }
 }
+
+extension PodRuntimeService {
+    /// The window size of the container's terminal (CRI attach's resize stream).
+    public func resizeTerminal(_ h: ContainerHandle, rows: UInt16, columns: UInt16) throws(HuskError) {
+        guard let master = h.attachLock.locked({ h.terminal }) else {
+            throw HuskError(.invalidArgument, "container \(h.name) has no terminal (tty: false)")
+        }
+        do {
+            try Terminal.setWindowSize(.init(rows: rows, columns: columns), of: master.raw)
+        } catch {
+            throw HuskError(.system, "cannot resize container \(h.name)'s terminal", cause: error)
+        }
+    }
+}

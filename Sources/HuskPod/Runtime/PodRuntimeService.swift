@@ -38,6 +38,8 @@ public final class ContainerHandle: @unchecked Sendable {  // set up once; mutab
     var input: FD? = nil
     /// The container has a terminal: its output is the pty master's (one stream, stdout).
     var tty = false
+    /// That terminal's master, for its window size. Under `attachLock`.
+    var terminal: FD? = nil
     /// The output fds the keeper holds besides stdin's, for when stdin closes.
     var keptOutputs: [FD] = []
     /// Clients of `husk attach`, each getting the output as it comes. Under `attachLock`.
@@ -212,6 +214,7 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
             terminationLog: config.terminationLog, stopSignal: process.stopSignal, log: log, logPath: config.logPath)
         if let master {
             handle.tty = true
+            handle.terminal = master
             if config.stdin { handle.input = try? master.duplicate() }
             keeper?.hold(id, [master])
             watchOutput(handle, master, "stdout")
@@ -277,6 +280,7 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
         // What the keeper held: the pty master (tty), or the output pipes and stdin's.
         if c.tty, outputs.count == 1 {
             handle.tty = true
+            handle.terminal = outputs[0]
             if c.stdin { handle.input = try? outputs[0].duplicate() }
             watchOutput(handle, outputs[0], "stdout")
         } else if outputs.count >= 2 {

@@ -187,6 +187,13 @@ final class SandboxHost: ControlHandler, @unchecked Sendable {  // mutable state
             let (id, timeout) = try field { () throws(FieldError) in (try r.string("id"), try r.optInt("timeout") ?? 0) }
             return try stopContainer(id, timeout: max(0, timeout))
         case "removeContainer": return try removeContainer(try field { () throws(FieldError) in try r.string("id") })
+        case "resizeTerminal":
+            let (id, width, height) = try field { () throws(FieldError) in (try r.string("id"), try r.int("width"), try r.int("height")) }
+            guard (0...65535).contains(width), (0...65535).contains(height) else {
+                throw HuskError(.invalidArgument, "resizeTerminal: \(width)x\(height) is not a window size")
+            }
+            try service.resizeTerminal(try running(id), rows: UInt16(height), columns: UInt16(width))
+            return .object([:])
         case "execSync":
             let (id, argv, timeout) = try field { () throws(FieldError) in
                 (try r.string("id"), try r.optStringArray("argv") ?? [], try r.optInt("timeout") ?? 0)
