@@ -356,9 +356,13 @@ def test_cni_address_and_cleanup(serve, pb, tmpdirs):
         sid, config = run_sandbox(serve)
         ip = serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip
         assert ip.startswith(f"10.213.{n}."), ip
+        lease = os.path.join(tmpdirs, "ipam", f"husk-test-{n}", ip)
+        assert os.path.exists(lease), "host-local keeps the address as a file"
         nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
         assert sid in nat, "the bridge plugin's masquerade rule names the sandbox"
         serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+        # Released at stop: RemovePodSandbox does not run DEL again when the supervisor did.
+        assert not os.path.exists(lease), "the address was not released at StopPodSandbox"
         assert serve.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status.network.ip == ""
         nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
         assert sid not in nat, "NAT rules of the pod left after StopPodSandbox"

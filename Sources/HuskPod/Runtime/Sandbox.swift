@@ -14,6 +14,8 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     public let paths: PodPaths
     public private(set) var pause: PidFD? = nil
     public private(set) var podIP: String? = nil
+    /// The address is released (CNI DEL succeeded at stop), or there was none to release.
+    public private(set) var networkReleased = false
     public let hostIP: String?
     public let hostname: String
     /// When RunPodSandbox finished (RFC 3339, nanoseconds).
@@ -245,8 +247,10 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         // releases the address alone).
         if let cni, ownNetwork {
             let netns = pause.flatMap { $0.hasExited ? nil : "/proc/\($0.pid)/ns/net" } ?? ""
-            try? cni.del(containerID: paths.uid, netns: netns, sandbox: config)
+            networkReleased = (try? cni.del(containerID: paths.uid, netns: netns, sandbox: config)) != nil
             self.cni = nil
+        } else if !ownNetwork || cni == nil && podIP == nil {
+            networkReleased = true
         }
         if let pause {
             try? pause.signal(SIGKILL)

@@ -65,9 +65,11 @@ public struct SandboxClient: Sendable {
             try? Files.removeTree(paths.state)
             throw HuskError(.system, "cannot start the sandbox's supervisor", cause: error)
         }
-        // The outcome: sandbox-state.json says ready or failed, or the keeper ends.
+        // The outcome: sandbox-state.json says ready or failed, or the keeper ends. Checked
+        // every 2 ms at most (a read of a small file): a longer back-off made the reply up to
+        // 16 ms late once CNI took its ~25 ms.
         let deadline = Clock.monotonicSeconds() + timeout
-        var delay = 0.001
+        var delay = 0.0005
         while true {
             if let s = try? client.state(), s.phase != .creating {
                 if s.phase == .failed {
@@ -84,7 +86,7 @@ public struct SandboxClient: Sendable {
                 throw HuskError(.system, "the sandbox's supervisor ended before the sandbox was ready" + (log.isEmpty ? "" : ": " + log))
             }
             usleep(UInt32(delay * 1e6))
-            delay = min(delay * 2, 0.02)
+            delay = min(delay * 2, 0.002)
         }
     }
 
@@ -105,21 +107,26 @@ public struct SandboxClient: Sendable {
     public func remove() throws(HuskError) {
         let keeperPid = ((try? Files.readString(stateDirectory + "/keeper.pid")) ?? nil).flatMap { Int32($0.trimmed()) }
         let keeper = keeperPid.flatMap { try? PidFD.open($0) }
+        var removed = false
         do {
             try call("removePodSandbox", patience: 2)
+            removed = true
         } catch {
             // The supervisor is gone (or does not answer): take it all down from here.
             if let keeper { try? keeper.signal(SIGKILL) }
         }
         if let keeper { _ = keeper.waitForExit(timeout: 10) }
-        discard()
+        // The supervisor released the address itself (CNI DEL, ~17 ms of plugin runs with
+        // bridge + portmap): a second DEL only when it could not.
+        let released = removed && ((try? state())?.networkReleased ?? false)
+        discard(releaseNetwork: !released)
     }
 
-    /// Removes whatever is left of the sandbox: cgroups (processes killed), address, mounts,
-    /// data and state.
-    func discard() {
+    /// Removes whatever is left of the sandbox: cgroups (processes killed), address (unless
+    /// released already), mounts, data and state.
+    func discard(releaseNetwork: Bool = true) {
         if let mount = try? Cgroup2Mount.discover() { _ = PodDirectory.removeCgroupTree(mount, "/husk/" + id) }
-        if let record = try? record(), record.config.ownNetwork, let cni = try? CNI.load(settings: settings) {
+        if releaseNetwork, let record = try? record(), record.config.ownNetwork, let cni = try? CNI.load(settings: settings) {
             try? cni.del(containerID: id, netns: "", sandbox: record.config)
         }
         let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(dataDirectory + "/") }

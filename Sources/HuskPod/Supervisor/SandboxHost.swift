@@ -402,6 +402,7 @@ final class SandboxHost: ControlHandler, @unchecked Sendable {  // mutable state
         for h in live { _ = m.wait(for: { exited(h.id) }, until: Clock.monotonicSeconds() + 10) }
         m.locked {
             if state.phase == .ready || state.phase == .creating { state.phase = .notReady }
+            state.networkReleased = service.sandbox.networkReleased
             state.write(stateDirectory)
         }
         return .object([:])

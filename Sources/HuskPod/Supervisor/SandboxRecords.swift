@@ -68,6 +68,9 @@ public struct SandboxState: Sendable, Equatable {
     public var ip: String? = nil
     public var pausePid: Int32 = 0
     public var pauseStart: UInt64 = 0
+    /// StopPodSandbox released the address (CNI DEL succeeded, or there was no network):
+    /// RemovePodSandbox need not run DEL again.
+    public var networkReleased = false
 
     public init(createdAt: String) { self.createdAt = createdAt }
 
@@ -78,6 +81,7 @@ public struct SandboxState: Sendable, Equatable {
         ]
         if let error { o["error"] = .string(error) }
         if let ip { o["ip"] = .string(ip) }
+        if networkReleased { o["networkReleased"] = .bool(true) }
         return .object(o)
     }
 
@@ -94,6 +98,7 @@ public struct SandboxState: Sendable, Equatable {
             s.ip = try r.optString("ip")
             s.pausePid = Int32(clamping: try r.optInt("pausePid") ?? 0)
             s.pauseStart = UInt64(clamping: try r.optInt("pauseStart") ?? 0)
+            s.networkReleased = try r.optBool("networkReleased") ?? false
             return s
         } catch {
             throw HuskError(.invalidArgument, "\(file(stateDirectory)): \(error)")
