@@ -77,3 +77,11 @@ size_t cshim_trim_executable(void) {
     if (pagemap >= 0) close(pagemap);
     return total;
 }
+
+void cshim_malloc_one_arena(void) {
+    mallopt(M_ARENA_MAX, 1);
+}
+
+void cshim_malloc_trim(void) {
+    malloc_trim(0);
+}

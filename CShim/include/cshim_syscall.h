@@ -128,6 +128,10 @@ int cshim_epoll_del(int ep, int fd);
 /// Drops the resident pages of the executable's code (r-xp) and of its read-only data that are
 /// still the file's (r--p, by pagemap); they stay in the page cache. Returns the bytes dropped.
 size_t cshim_trim_executable(void);
+/// mallopt(M_ARENA_MAX, 1): every thread allocates from the main heap.
+void cshim_malloc_one_arena(void);
+/// malloc_trim(0): free heap memory back to the kernel (free pages inside the heap too).
+void cshim_malloc_trim(void);
 
 int cshim_epoll_wait(int ep, int *_Nonnull fds, uint32_t *_Nonnull events, int max, int timeout_ms);
 /// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK).

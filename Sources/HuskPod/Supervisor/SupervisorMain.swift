@@ -19,6 +19,7 @@ public enum SupervisorMain {
         // read from a signalfd on the loop).
         let sfd = try? SignalFD([SIGCHLD, SIGTERM, SIGINT, SIGHUP])
         signal(SIGPIPE, SIG_IGN)
+        ResidentMemory.oneMallocArena()
         try? Children.becomeSubreaper()
         umask(0o022)
         _ = chdir("/")
@@ -62,7 +63,7 @@ public enum SupervisorMain {
         }
         // Idle for a second: the code pages this burst used go back to the page cache (shared
         // by every supervisor); the next event maps what it needs again.
-        loop.whenIdle(after: 1) { ResidentMemory.trimExecutableCode() }
+        loop.whenIdle(after: 1) { ResidentMemory.trim() }
         if let previous { supervisor.recover(previous) }
         Threads.spawn("control") { server.serve() }
         Threads.spawn("controller") {
@@ -102,7 +103,7 @@ public enum SupervisorMain {
         } catch {
             fail("husk supervise: \(error)")
         }
-        loop.whenIdle(after: 1) { ResidentMemory.trimExecutableCode() }
+        loop.whenIdle(after: 1) { ResidentMemory.trim() }
         if let previous, previous.phase != .creating {
             host.recover(previous)
             Threads.spawn("control") { server.serve() }
