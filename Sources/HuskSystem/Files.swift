@@ -104,9 +104,10 @@ public enum Files {
                     try removeTree(child)
                 }
             }
-            try syscall("rmdir", path) { rmdir(path) }
-        } else {
-            try syscall("unlink", path) { unlink(path) }
+            // Gone already (another remover of the same tree got there first) is done too.
+            if rmdir(path) != 0 && currentErrno != .noSuchFileOrDirectory { throw SystemCallError("rmdir", path, currentErrno) }
+        } else if unlink(path) != 0 && currentErrno != .noSuchFileOrDirectory {
+            throw SystemCallError("unlink", path, currentErrno)
         }
     }
 

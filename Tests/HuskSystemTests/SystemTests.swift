@@ -78,6 +78,33 @@ struct FilesTests {
         #expect(Files.list(dir) == ["f"])
     }
 
+    @Test("removing a tree is idempotent: four removers of one tree at once all succeed (issue 16 #6)")
+    func concurrentRemoval() throws {
+        for round in 0..<5 {
+            let root = "/tmp/husk-test-rmtree-\(getpid())-\(round)"
+            for d in 0..<20 {
+                try Files.makeDirectories("\(root)/d\(d)/sub")
+                for f in 0..<25 { try Files.writeAtomically("\(root)/d\(d)/sub/f\(f)", [1], mode: 0o600) }
+            }
+            final class Failures: @unchecked Sendable {  // under `lock`
+                let lock = NSLock()
+                var errors: [String] = []
+            }
+            let failures = Failures()
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do {
+                    try Files.removeTree(root)
+                } catch {
+                    failures.lock.lock()
+                    failures.errors.append("\(error)")
+                    failures.lock.unlock()
+                }
+            }
+            #expect(failures.errors.isEmpty, "round \(round): \(failures.errors.prefix(3))")
+            #expect(!Files.exists(root))
+        }
+    }
+
     @Test("RFC 3339 with nanoseconds, as CRI logs use")
     func rfc3339() {
         #expect(Clock.rfc3339Nano((1_475_713_029, 669_794_202)) == "2016-10-06T00:17:09.669794202Z")
