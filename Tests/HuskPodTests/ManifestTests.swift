@@ -1,4 +1,5 @@
 import HuskImage
+import HuskJSON
 import HuskPod
 import HuskSystem
 import Testing
@@ -425,5 +426,43 @@ struct ManifestTests {
     @Test("Quantity.bytes rejects what is not a quantity", arguments: ["abc", "-1Gi", "1Xi", "", "Gi", "1 Gi x"])
     func quantityRejects(_ text: String) {
         #expect(Quantity.bytes(text) == nil, "\"\(text)\" -> \(String(describing: Quantity.bytes(text)))")
+    }
+}
+
+/// Issue 16 #2: a manifest cannot exhaust the node's memory.
+@Suite("Pod manifest: size and expansion limits")
+struct ManifestLimitTests {
+    @Test("a YAML alias bomb (10 nested anchors of 10 aliases) is refused, not expanded to 10^10 values")
+    func aliasBomb() throws {
+        var text = "apiVersion: v1\nkind: Pod\nmetadata: {name: bomb}\nx0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        for i in 1..<10 {
+            text += "x\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ",") + "]\n"
+        }
+        text += "spec:\n  containers: [{name: c, image: busybox, args: *a9}]\n"
+        #expect(text.utf8.count < 1000)
+        let p = try #require(problems(text))
+        #expect(p.contains { $0.message.contains("expands to more than") }, "\(p)")
+    }
+
+    @Test("over 3 MiB is refused (Kubernetes' request limit)")
+    func tooBig() throws {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations: {a: \"" + String(repeating: "x", count: PodManifest.maxBytes) + "\"}\n"
+        let p = try #require(problems(text))
+        #expect(p.first?.message.contains("at most \(PodManifest.maxBytes)") == true, "\(p)")
+    }
+
+    @Test("a device, a FIFO or a directory is refused before anything is read")
+    func notARegularFile() throws {
+        let fifo = "/tmp/husk-test-manifest-fifo-\(getpid())"
+        mkfifo(fifo, 0o600)
+        defer { unlink(fifo) }
+        for (path, kind) in [("/dev/zero", "character device"), (fifo, "FIFO"), ("/tmp", "directory")] {
+            do {
+                _ = try PodManifest.load(path)
+                Issue.record("\(path) was accepted")
+            } catch let e as ManifestError {
+                #expect(e.problems.first?.message.contains(kind) == true, "\(path): \(e)")
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@ import FoundationEssentials
 import HuskImage
 import HuskJSON
 import HuskSystem
+import SystemPackage
 import Yams
 
 #if canImport(Glibc)
@@ -22,15 +23,60 @@ public struct ManifestError: Error, CustomStringConvertible, Sendable {
 /// Reading a Pod manifest (YAML or JSON, `apiVersion: v1`, `kind: Pod`): parse, map onto the
 /// model, fill Kubernetes' defaults, validate. Nothing is started by any of it.
 public enum PodManifest {
-    /// Reads and validates a manifest file. Warnings name fields Husk does not implement.
+    /// The largest manifest read: Kubernetes' API server refuses requests over 3 MiB.
+    public static let maxBytes = 3 << 20
+    /// The most values one manifest may expand to, aliases counted each time they are used:
+    /// a legitimate 3 MiB manifest has far fewer; ten nested anchors of ten aliases each would
+    /// otherwise expand 635 bytes to 10^10 values (a YAML "billion laughs").
+    public static let maxNodes = 1_000_000
+
+    /// Reads and validates a manifest file (a regular file of at most `maxBytes`). Warnings
+    /// name fields Husk does not implement.
     public static func load(_ path: String) throws -> (Pod, warnings: [String]) {
-        guard let bytes = try Files.read(path) else {
-            throw HuskError(.notFound, "\(path): no such file")
+        func refuse(_ message: String) -> ManifestError {
+            ManifestError(file: path, problems: [FieldError(path: "", message: message)])
+        }
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            if currentErrno == .noSuchFileOrDirectory { throw HuskError(.notFound, "\(path): no such file") }
+            throw HuskError(.invalidArgument, "cannot open \(path): \(currentErrno.text)")
+        }
+        let file = FD(adopting: fd)
+        var st = stat()
+        guard fstat(file.raw, &st) == 0 else { throw HuskError(.system, "cannot stat \(path): \(currentErrno.text)") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            let kind: String
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: kind = "a directory"
+            case S_IFCHR: kind = "a character device"
+            case S_IFBLK: kind = "a block device"
+            case S_IFIFO: kind = "a FIFO"
+            case S_IFSOCK: kind = "a socket"
+            default: kind = "not a file"
+            }
+            throw refuse("\(kind), not a regular file: a manifest is a YAML or JSON file")
+        }
+        guard Int(st.st_size) <= maxBytes else {
+            throw refuse("\(st.st_size) bytes: a manifest may have at most \(maxBytes) (3 MiB, Kubernetes' request limit)")
+        }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= maxBytes {
+            let n = buf.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, $0.count) }
+            if n < 0 && currentErrno == .interrupted { continue }
+            guard n >= 0 else { throw HuskError(.system, "cannot read \(path): \(currentErrno.text)") }
+            if n == 0 { break }
+            bytes += buf[0..<n]
         }
         return try parse(bytes, file: path)
     }
 
     public static func parse(_ bytes: [UInt8], file: String = "pod.yaml") throws -> (Pod, warnings: [String]) {
+        guard bytes.count <= maxBytes else {
+            throw ManifestError(file: file, problems: [FieldError(
+                path: "", message: "\(bytes.count) bytes or more: a manifest may have at most \(maxBytes) (3 MiB, Kubernetes' request limit)")])
+        }
         let (doc, lines) = try document(bytes, file: file)
         var w = Warnings(list: [])
         let reader = JSONReader(doc, lines: lines)
@@ -74,7 +120,8 @@ public enum PodManifest {
             throw ManifestError(file: file, problems: [FieldError(path: "", message: "expected one YAML document with a Pod, found \(docs.count)")])
         }
         var lines: [String: Int] = [:]
-        let value = try convert(docs[0], path: "", lines: &lines, file: file)
+        var budget = maxNodes
+        let value = try convert(docs[0], path: "", lines: &lines, file: file, budget: &budget)
         return (value, lines)
     }
 
@@ -90,7 +137,12 @@ public enum PodManifest {
         }
     }
 
-    static func convert(_ node: Node, path: String, lines: inout [String: Int], file: String) throws -> JSONValue {
+    static func convert(_ node: Node, path: String, lines: inout [String: Int], file: String, budget: inout Int) throws -> JSONValue {
+        budget -= 1
+        guard budget >= 0 else {
+            throw ManifestError(file: file, problems: [FieldError(
+                path: path, message: "the document expands to more than \(maxNodes) values (aliases of aliases?): refused", line: node.mark?.line)])
+        }
         if let m = node.mark { lines[path] = m.line }
         switch node {
         case .scalar(let s):
@@ -112,12 +164,12 @@ public enum PodManifest {
                 if o[key] != nil {
                     throw ManifestError(file: file, problems: [FieldError(path: path.isEmpty ? key : path + "." + key, message: "duplicate key", line: k.mark?.line)])
                 }
-                o[key] = try convert(v, path: path.isEmpty ? key : path + "." + key, lines: &lines, file: file)
+                o[key] = try convert(v, path: path.isEmpty ? key : path + "." + key, lines: &lines, file: file, budget: &budget)
             }
             return .object(o)
         case .sequence(let seq):
             var a: [JSONValue] = []
-            for (i, v) in seq.enumerated() { a.append(try convert(v, path: path + "[\(i)]", lines: &lines, file: file)) }
+            for (i, v) in seq.enumerated() { a.append(try convert(v, path: path + "[\(i)]", lines: &lines, file: file, budget: &budget)) }
             return .array(a)
         case .alias:
             throw ManifestError(file: file, problems: [FieldError(path: path, message: "YAML aliases are not supported", line: node.mark?.line)])
