@@ -124,7 +124,7 @@ struct SandboxConfigTests {
               dnsConfig: {nameservers: [9.9.9.9]}
               securityContext: {sysctls: [{name: net.ipv4.ping_group_range, value: "0 1"}]}
               containers:
-              - {name: c, image: busybox, ports: [{containerPort: 80, hostPort: 8080}], resources: {limits: {memory: 64Mi}}}
+              - {name: c, image: busybox, ports: [{containerPort: 8080, hostPort: 8080}], resources: {limits: {memory: 64Mi}}}
             """)).config()
         c.metadata.attempt = 3
         #expect(try PodSandboxConfig(json: JSONReader(c.json)) == c)

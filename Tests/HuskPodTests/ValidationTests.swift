@@ -37,6 +37,57 @@ enum InvalidManifests {
     // admits such a pod and it fails later (CreateContainerError, FailedMount, probe errors).
     // Refusing it up front is Husk's choice; these cases pin that choice.
     static let cases: [InvalidCase] = [
+        // Issue 16 #8: Kubernetes' label, annotation and hostNetwork port rules.
+        .init(name: "a label value with a space and '!'", yaml: """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+              labels:
+                app: "my app!"
+            spec:
+              containers:
+              - name: app
+                image: busybox
+            """, path: "metadata.labels", line: 6, mentions: "valid label"),
+        .init(name: "a label key that starts with '-'", yaml: """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+              labels:
+                -app: web
+            spec:
+              containers:
+              - name: app
+                image: busybox
+            """, path: "metadata.labels", line: 6, mentions: "name part"),
+        .init(name: "annotations over 256 KiB in all", yaml: """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+              annotations:
+                note: "\(String(repeating: "x", count: 256 * 1024))"
+            spec:
+              containers:
+              - name: app
+                image: busybox
+            """, path: "metadata.annotations", line: 6, mentions: "too long"),
+        .init(name: "hostNetwork with a hostPort other than its containerPort", yaml: """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+            spec:
+              hostNetwork: true
+              containers:
+              - name: app
+                image: busybox
+                ports:
+                - containerPort: 80
+                  hostPort: 8080
+            """, path: "spec.containers[0].ports[0].hostPort", line: 12, mentions: "must match"),
         .init(name: "apiVersion is not v1", yaml: """
             apiVersion: apps/v1
             kind: Pod
@@ -637,6 +688,25 @@ enum InvalidManifests {
 
 enum KubernetesAccepts {
     static let cases: [ValidCase] = [
+        .init(name: "labels with a prefix, '_' and '.', and an empty value; hostNetwork with hostPort = containerPort", yaml: """
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: web
+              labels:
+                app.kubernetes.io/name: Web_1.x
+                empty: ""
+              annotations:
+                example.com/Note: "anything goes here: spaces, !, ü"
+            spec:
+              hostNetwork: true
+              containers:
+              - name: app
+                image: busybox
+                ports:
+                - containerPort: 8080
+                  hostPort: 8080
+            """, check: { $0.metadata.labels["app.kubernetes.io/name"] == "Web_1.x" && $0.metadata.labels["empty"] == "" }),
         .init(name: "the longest pod name (253 characters)", yaml: """
             apiVersion: v1
             kind: Pod

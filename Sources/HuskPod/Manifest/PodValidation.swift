@@ -40,6 +40,42 @@ public enum PodValidation {
         return u.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 } && u.contains { $0 >= 97 && $0 <= 122 }
     }
 
+    /// apimachinery's TotalAnnotationSizeLimitB.
+    public static let maxAnnotationBytes = 256 * 1024
+
+    /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, at most 63 characters.
+    static func isQualifiedNamePart(_ s: String) -> Bool {
+        let u = Array(s.utf8)
+        guard !u.isEmpty, u.count <= 63 else { return false }
+        func an(_ b: UInt8) -> Bool { (b >= 97 && b <= 122) || (b >= 65 && b <= 90) || (b >= 48 && b <= 57) }
+        return an(u[0]) && an(u[u.count - 1]) && u.allSatisfy { an($0) || $0 == 45 || $0 == 95 || $0 == 46 }
+    }
+
+    /// A label value: empty, or a qualified name part.
+    public static func isLabelValue(_ s: String) -> Bool { s.isEmpty || isQualifiedNamePart(s) }
+
+    /// What is wrong with a label or annotation key (IsQualifiedName: an optional DNS-1123
+    /// subdomain prefix and '/', then a name part), or nil.
+    static func qualifiedNameProblem(_ key: String) -> String? {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let name: String
+        switch parts.count {
+        case 1: name = parts[0]
+        case 2:
+            guard !parts[0].isEmpty else { return "prefix part must be non-empty" }
+            guard isDNSSubdomain(parts[0]) else { return "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character" }
+            name = parts[1]
+        default:
+            return "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        }
+        guard !name.isEmpty else { return "name part must be non-empty" }
+        guard name.utf8.count <= 63 else { return "name part must be no more than 63 characters" }
+        guard isQualifiedNamePart(name) else {
+            return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        }
+        return nil
+    }
+
     static let fieldRefs: Set<String> = ["metadata.name", "metadata.namespace", "metadata.uid", "status.podIP", "status.podIPs",
                                          "status.hostIP", "status.hostIPs", "spec.nodeName"]
 }
@@ -67,6 +103,21 @@ struct Validator {
         }
         if !PodValidation.isDNSLabel(m.namespace) {
             fail("metadata.namespace", "Invalid value \"\(m.namespace)\": must be a DNS-1123 label")
+        }
+        // ValidateLabels and ValidateAnnotations (apimachinery).
+        for (k, value) in m.labels.sorted(by: { $0.key < $1.key }) {
+            if let why = PodValidation.qualifiedNameProblem(k) { fail("metadata.labels", "Invalid value: \"\(k)\": \(why)") }
+            if !PodValidation.isLabelValue(value) {
+                fail("metadata.labels", "Invalid value: \"\(value)\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, at most 63 (regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+            }
+        }
+        var annotationBytes = 0
+        for (k, value) in m.annotations.sorted(by: { $0.key < $1.key }) {
+            if let why = PodValidation.qualifiedNameProblem(k.lowercased()) { fail("metadata.annotations", "Invalid value: \"\(k)\": \(why)") }
+            annotationBytes += k.utf8.count + value.utf8.count
+        }
+        if annotationBytes > PodValidation.maxAnnotationBytes {
+            fail("metadata.annotations", "Too long: must have at most \(PodValidation.maxAnnotationBytes) bytes (they have \(annotationBytes))")
         }
         spec(pod.spec)
     }
@@ -196,6 +247,10 @@ struct Validator {
             }
             if !["TCP", "UDP", "SCTP"].contains(port.protocol) {
                 fail("\(p).ports[\(i)].protocol", "Unsupported value \"\(port.protocol)\": TCP, UDP or SCTP")
+            }
+            // validateHostNetwork: with the node's network a port is the node's port.
+            if pod.hostNetwork, let h = port.hostPort, h != 0, h != port.containerPort {
+                fail("\(p).ports[\(i)].hostPort", "Invalid value: \(h): must match `containerPort` when `hostNetwork` is true")
             }
         }
         var mountPaths: Set<String> = []
