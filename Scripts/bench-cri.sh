@@ -34,16 +34,7 @@ cleanup() {
 [ -n "${BENCH_KEEP:-}" ] || trap cleanup EXIT
 
 # The image: busybox-static as an OCI layout (umoci): 1.36 (Cmd /bin/sh) and pause (sleep).
-mkdir -p "$work/bundle"
-umoci init --layout "$work/layout" && umoci new --image "$work/layout:base"
-umoci unpack --image "$work/layout:base" "$work/bundle" >/dev/null
-rootfs="$work/bundle/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
-echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
-umoci repack --image "$work/layout:base" "$work/bundle"
-umoci config --image "$work/layout:base" --config.cmd /bin/sh --config.env PATH=/bin --tag 1.36
+husk_busybox_layout "$work"
 umoci config --image "$work/layout:1.36" --config.cmd sleep --config.cmd 2147483647 --tag pause
 
 cni() { # cni DIR BRIDGE SUBNET

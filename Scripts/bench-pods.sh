@@ -33,16 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The image: busybox-static as an OCI layout (umoci), tagged 1.36.
-mkdir -p "$work/bundle"
-umoci init --layout "$work/layout" && umoci new --image "$work/layout:base"
-umoci unpack --image "$work/layout:base" "$work/bundle" >/dev/null
-rootfs="$work/bundle/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
-cp "$(command -v busybox)" "$rootfs/bin/busybox"
-for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
-echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
-umoci repack --image "$work/layout:base" "$work/bundle"
-umoci config --image "$work/layout:base" --config.cmd /bin/sh --config.env PATH=/bin --tag 1.36
+husk_busybox_layout "$work"
 
 H="$husk_bin --root $work/root --state $run/husk --log-dir $work/logs --image-source busybox=$work/layout --cni-conf-dir $work/no-cni"
 $H pull busybox:1.36 >/dev/null

@@ -17,6 +17,21 @@ husk_build_release() {
   rm -f "$log"
 }
 
+# busybox-static as an OCI layout (umoci) at WORK/layout, tagged 1.36 (Cmd /bin/sh, PATH=/bin),
+# for the benchmarks; WORK/bundle is its scratch unpack.
+husk_busybox_layout() { # WORK
+  local rootfs="$1/bundle/rootfs"
+  mkdir -p "$1/bundle"
+  umoci init --layout "$1/layout" && umoci new --image "$1/layout:base"
+  umoci unpack --image "$1/layout:base" "$1/bundle" >/dev/null
+  mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp"
+  cp "$(command -v busybox)" "$rootfs/bin/busybox"
+  for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$rootfs/bin/$a"; done
+  echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
+  umoci repack --image "$1/layout:base" "$1/bundle"
+  umoci config --image "$1/layout:base" --config.cmd /bin/sh --config.env PATH=/bin --tag 1.36
+}
+
 # containerd for the benchmarks, in temp dirs (root in WORK, state and socket RUN/ctrd.sock,
 # CRI plugin off), with its pid in husk_ctrd_pid. husk-runc under it skips limits this host
 # cannot enforce (ctr run always asks for cpu.shares); runc and crun ignore the variable.
