@@ -109,14 +109,18 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
         // Absent: nothing to do, and not an error (containerd, CRI-O).
         guard let img = try await lookup(text) else { return Runtime_V1_RemoveImageResponse() }
         let store = self.store
-        try await Blocking.run {
+        let failures = try await Blocking.run { () throws -> [String] in
             do {
                 // By ID: every tag and digest of the image goes, as CRI wants.
-                try store.remove(img.id.description)
+                return try store.remove(img.id.description).gc.failures
             } catch let e as ImageError where e.reason == .notFound {
                 // Removed meanwhile by someone else: the same outcome.
+                return []
             }
         }
+        // The image is gone from the store; what is left of its files is garbage the next
+        // collection removes (it was renamed out of the way, so no pull reuses it).
+        for f in failures { CRILog.info("RemoveImage: \(text): not yet removed: \(f)") }
         CRILog.info("RemoveImage: \(text): removed image \(img.id)")
         return Runtime_V1_RemoveImageResponse()
     }

@@ -12,6 +12,8 @@ public struct GCReport: Sendable, Equatable {
     public var snapshots: [String] = []
     public var leftovers: [String] = []
     public var bytes: Int64 = 0
+    /// What could not be removed, and why; `husk gc` tries again.
+    public var failures: [String] = []
 }
 
 extension ImageStore {
@@ -63,15 +65,40 @@ extension ImageStore {
             }
             for name in Files.list(snapshotsDir) ?? [] {
                 let path = snapshotsDir + "/" + name
-                if name.hasPrefix(".tmp-") {
-                    // .tmp-<hex16>-<pid>-<rand>: only when its process is gone.
+                if name.hasPrefix(".tmp-") || name.hasPrefix(".removing-") {
+                    // .tmp-<hex16>-<pid>-<rand> and .removing-<hex16>-<pid>-<rand>: only when
+                    // their process is gone.
                     let parts = name.split(separator: "-")
-                    if parts.count >= 3, let pid = Int32(parts[2]), kill(pid, 0) == 0 { continue }
-                    if (try? Files.removeTree(path)) != nil { report.leftovers.append(path) }
+                    if parts.count >= 3, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) == 0 { continue }
+                    do {
+                        try Files.removeTree(path)
+                        report.leftovers.append(path)
+                    } catch {
+                        report.failures.append("\(path): \(error)")
+                    }
+                    continue
+                }
+                if name.hasPrefix(".lock-") {
+                    // A pull killed while unpacking leaves its lock file; a held one is in use.
+                    if let fd = try? FD.open(path, O_RDWR), flock(fd.raw, LOCK_EX | LOCK_NB) == 0 {
+                        if unlink(path) == 0 { report.leftovers.append(path) }
+                    }
                     continue
                 }
                 if name.hasPrefix(".") || snaps.contains(name) { continue }
-                if (try? Files.removeTree(path)) != nil { report.snapshots.append("sha256:" + name) }
+                // Out of the way first, in one rename: a snapshot is either whole under its
+                // name or not there, so a pull never reuses a half-removed one (issue 16 #3).
+                let doomed = snapshotsDir + "/.removing-\(name.prefix(16))-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+                guard rename(path, doomed) == 0 else {
+                    report.failures.append("snapshot sha256:\(name): rename: \(currentErrno.text)")
+                    continue
+                }
+                do {
+                    try Files.removeTree(doomed)
+                    report.snapshots.append("sha256:" + name)
+                } catch {
+                    report.failures.append("snapshot sha256:\(name) (now \(doomed)): \(error)")
+                }
             }
             for name in Files.list(ingestDir) ?? [] {
                 // <hex>.<pid>.<rand>

@@ -127,15 +127,10 @@ extension ImageStore {
     func ensureSnapshot(_ layer: Descriptor, diffID: Digest, progress: (@Sendable (PullEvent) -> Void)?) throws(ImageError) {
         let final = snapshotPath(diffID)
         if Files.isDirectory(final) { return }
-        let lock: FD
-        do {
-            lock = try FD.open(snapshotsDir + "/.lock-" + diffID.hex, O_RDWR | O_CREAT, mode: 0o600)
-        } catch {
-            throw ImageError(reason: .storeError, message: "cannot lock layer \(diffID): \(error)")
-        }
-        while flock(lock.raw, LOCK_EX) != 0 && currentErrno == .interrupted {}
+        let lockPath = snapshotsDir + "/.lock-" + diffID.hex
+        let lock = try lockFile(lockPath, what: "layer \(diffID)")
         defer {
-            unlink(snapshotsDir + "/.lock-" + diffID.hex)
+            unlink(lockPath)
             flock(lock.raw, LOCK_UN)
         }
         if Files.isDirectory(final) { return }
@@ -180,6 +175,29 @@ extension ImageStore {
             try? Files.removeTree(tmp)
             throw ImageError(reason: .storeError, message: "cannot unpack layer \(layer.digest): \(error)")
         }
+    }
+}
+
+extension ImageStore {
+    /// Opens and flocks the lock file at `path`, made if needed. Holders unlink it before they
+    /// unlock (and `gc` unlinks a free one), so a lock taken on a file that is no longer at
+    /// `path` is dropped and taken again on the current one.
+    func lockFile(_ path: String, what: String) throws(ImageError) -> FD {
+        for _ in 0..<1000 {
+            let lock: FD
+            do {
+                lock = try FD.open(path, O_RDWR | O_CREAT, mode: 0o600)
+            } catch {
+                throw ImageError(reason: .storeError, message: "cannot lock \(what): \(error)")
+            }
+            while flock(lock.raw, LOCK_EX) != 0 && currentErrno == .interrupted {}
+            var held = stat()
+            var now = stat()
+            if fstat(lock.raw, &held) == 0, stat(path, &now) == 0, held.st_ino == now.st_ino, held.st_dev == now.st_dev {
+                return lock
+            }
+        }
+        throw ImageError(reason: .storeError, message: "cannot lock \(what): \(path) keeps being replaced")
     }
 }
 

@@ -79,38 +79,6 @@ public enum Files {
         return created
     }
 
-    /// rm -rf without crossing mount points and without following symlinks.
-    public static func removeTree(_ path: String) throws(SystemCallError) {
-        var st = stat()
-        if lstat(path, &st) != 0 {
-            if currentErrno == .noSuchFileOrDirectory { return }
-            throw SystemCallError("lstat", path, currentErrno)
-        }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            let rootDev = st.st_dev
-            if let dir = opendir(path) {
-                var names: [String] = []
-                while let ent = readdir(dir) {
-                    let name = direntName(ent)
-                    if name != "." && name != ".." { names.append(name) }
-                }
-                closedir(dir)
-                for name in names {
-                    let child = path + "/" + name
-                    var cst = stat()
-                    if lstat(child, &cst) == 0, (cst.st_mode & S_IFMT) == S_IFDIR, cst.st_dev != rootDev {
-                        throw SystemCallError("rmdir", child, .resourceBusy)  // a mount point: never cross it
-                    }
-                    try removeTree(child)
-                }
-            }
-            // Gone already (another remover of the same tree got there first) is done too.
-            if rmdir(path) != 0 && currentErrno != .noSuchFileOrDirectory { throw SystemCallError("rmdir", path, currentErrno) }
-        } else if unlink(path) != 0 && currentErrno != .noSuchFileOrDirectory {
-            throw SystemCallError("unlink", path, currentErrno)
-        }
-    }
-
     /// Writes back every dirty page of the filesystem that holds `fd`: a durable point before a
     /// rename makes what was written there visible. `path` names the fd in errors. The underlying
     /// call is `syncfs(2)`.

@@ -142,6 +142,11 @@ struct Rmi: ParsableCommand {
                 } else {
                     Out.out("Deleted: \(r.removed.id)\n")
                 }
+                if !r.gc.failures.isEmpty {
+                    throw ImageError(
+                        reason: .storeError,
+                        message: "\(text): its files were only partly removed (husk gc tries again): \(r.gc.failures.joined(separator: "; "))")
+                }
             }
         }
     }
@@ -163,6 +168,9 @@ struct GC: ParsableCommand {
             for s in r.snapshots { Out.out("removed snapshot \(s)\n") }
             for l in r.leftovers { Out.out("removed leftover \(l)\n") }
             Out.out("gc: \(r.blobs.count) blobs (\(Out.size(r.bytes))), \(r.snapshots.count) snapshots, \(r.leftovers.count) leftovers removed\n")
+            if !r.failures.isEmpty {
+                throw ImageError(reason: .storeError, message: "could not remove: \(r.failures.joined(separator: "; "))")
+            }
         }
     }
 }

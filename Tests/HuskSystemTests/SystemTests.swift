@@ -105,6 +105,75 @@ struct FilesTests {
         }
     }
 
+    /// Makes `depth` nested directories `d/d/d/...` below `root`, each with one file, by
+    /// descriptor (the full path is far longer than PATH_MAX).
+    static func makeDeepTree(_ root: String, depth: Int) throws {
+        try Files.makeDirectories(root)
+        var fd = open(root, O_RDONLY | O_DIRECTORY)
+        for _ in 0..<depth {
+            #expect(mkdirat(fd, "dddddddddd", 0o755) == 0)
+            let f = openat(fd, "file", O_WRONLY | O_CREAT, 0o600)
+            close(f)
+            let next = openat(fd, "dddddddddd", O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = next
+            #expect(fd >= 0)
+        }
+        close(fd)
+    }
+
+    @Test("a tree 2000 directories deep (22 KB of path, over PATH_MAX) is removed (issue 16 #3)")
+    func deepTreeRemoval() throws {
+        let root = "/tmp/husk-test-deep-\(getpid())"
+        try Self.makeDeepTree(root, depth: 2000)
+        try Files.removeTree(root)
+        #expect(!Files.exists(root))
+    }
+
+    @Test("deep trees with four removers at once: the reopened levels hold (issue 16 #3, #6)")
+    func deepConcurrentRemoval() throws {
+        for round in 0..<3 {
+            let root = "/tmp/husk-test-deep-\(getpid())-\(round)"
+            for t in 0..<4 { try Self.makeDeepTree(root + "/t\(t)", depth: 150) }
+            final class Failures: @unchecked Sendable {  // under `lock`
+                let lock = NSLock()
+                var errors: [String] = []
+            }
+            let failures = Failures()
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do {
+                    try Files.removeTree(root)
+                } catch {
+                    failures.lock.lock()
+                    failures.errors.append("\(error)")
+                    failures.lock.unlock()
+                }
+            }
+            #expect(failures.errors.isEmpty, "round \(round): \(failures.errors.prefix(3))")
+            #expect(!Files.exists(root))
+        }
+    }
+
+    @Test("removal stops at a mount point inside the tree and says where (never crosses it)")
+    func removalStopsAtMount() throws {
+        let root = "/tmp/husk-test-rmmount-\(getpid())"
+        try Files.makeDirectories(root + "/a/m")
+        try Files.writeAtomically(root + "/a/keep", [1])
+        #expect(mount("tmpfs", root + "/a/m", "tmpfs", 0, nil) == 0)
+        try Files.writeAtomically(root + "/a/m/inside", [1])
+        defer {
+            umount2(root + "/a/m", Int32(MNT_DETACH))
+            try? Files.removeTree(root)
+        }
+        #expect(throws: SystemCallError.self) { try Files.removeTree(root) }
+        do {
+            try Files.removeTree(root)
+        } catch {
+            #expect("\(error)".contains(root + "/a/m"), "\(error)")
+        }
+        #expect(Files.exists(root + "/a/m/inside"))
+    }
+
     @Test("RFC 3339 with nanoseconds, as CRI logs use")
     func rfc3339() {
         #expect(Clock.rfc3339Nano((1_475_713_029, 669_794_202)) == "2016-10-06T00:17:09.669794202Z")

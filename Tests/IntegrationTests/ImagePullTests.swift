@@ -192,6 +192,66 @@ struct ImagePullTests {
         let gc = husk("gc")
         #expect(gc.status == 0 && gc.stdout.contains("gc: 0 blobs"), "\(gc.stdout)")
     }
+
+    @Test("rmi removes a snapshot 2000 directories deep; a removal that fails says so, and no pull reuses the rest (issue 16 #3, #11)")
+    func removalOfDeepAndStuckSnapshots() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let image = try UmociImage.make(in: scratch)
+        let husk = HuskCLI(scratch, sources: [image.layout])
+        #expect(husk("pull", "busybox:3.0").status == 0)
+        var img = try #require(try husk.store.image(matching: "busybox:3.0"))
+        let top = husk.store.snapshotPath(try #require(img.diffIDs.last))
+        let listing = treeListing(top)
+        // A path far over PATH_MAX in the snapshot, as a hostile layer can make.
+        try makeDeepDirectories(top + "/deep", depth: 2000)
+        let rmi = husk("rmi", "busybox:3.0")
+        #expect(rmi.status == 0 && rmi.stdout.hasPrefix("Deleted: "), "\(rmi.stdout) \(rmi.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: top))
+        let snapshots = husk.store.root + "/snapshots"
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots).filter { $0.hasPrefix(".") }.isEmpty)
+
+        // A removal that cannot finish (a mount point inside): rmi fails and says what is
+        // left; the snapshot's name is gone at once, so the next pull unpacks it afresh.
+        #expect(husk("pull", "busybox:3.0").status == 0)
+        img = try #require(try husk.store.image(matching: "busybox:3.0"))
+        #expect(treeListing(top) == listing)
+        try FileManager.default.createDirectory(atPath: top + "/m", withIntermediateDirectories: false)
+        #expect(mount("tmpfs", top + "/m", "tmpfs", 0, nil) == 0)
+        var mounted = top + "/m"
+        defer { umount2(mounted, Int32(MNT_DETACH)) }
+        let failed = husk("rmi", "busybox:3.0")
+        #expect(failed.status == 1, "\(failed.stdout) \(failed.stderr)")
+        #expect(failed.stderr.contains("only partly removed") && failed.stderr.contains("husk gc"), "\(failed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: top))
+        let pulled = husk("pull", "busybox:3.0")
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(treeListing(top) == listing)
+        // What is left goes with gc once it can; so does a killed pull's lock file.
+        let removing = try #require(try FileManager.default.contentsOfDirectory(atPath: snapshots).first { $0.hasPrefix(".removing-") })
+        umount2(snapshots + "/" + removing + "/m", Int32(MNT_DETACH))
+        mounted = ""
+        _ = FileManager.default.createFile(atPath: snapshots + "/.lock-" + String(repeating: "a", count: 64), contents: nil)
+        let gc = husk("gc")
+        #expect(gc.status == 0, "\(gc.stdout) \(gc.stderr)")
+        #expect(gc.stdout.contains(removing) && gc.stdout.contains(".lock-aaaa"), "\(gc.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshots).filter { $0.hasPrefix(".") }.isEmpty)
+        _ = img
+    }
+}
+
+/// Makes `depth` nested directories below `root`, by descriptor (the path is over PATH_MAX).
+func makeDeepDirectories(_ root: String, depth: Int) throws {
+    try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    var fd = open(root, O_RDONLY | O_DIRECTORY)
+    for _ in 0..<depth {
+        mkdirat(fd, "dddddddddd", 0o755)
+        close(openat(fd, "f", O_WRONLY | O_CREAT, 0o644))
+        let next = openat(fd, "dddddddddd", O_RDONLY | O_DIRECTORY)
+        close(fd)
+        fd = next
+    }
+    close(fd)
 }
 
 /// Results collected from several threads.
