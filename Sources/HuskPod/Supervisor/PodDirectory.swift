@@ -178,23 +178,33 @@ public enum PodDirectory {
         } catch {
             throw HuskError(.system, "cannot create \(settings.state)", cause: error)
         }
-        try reserveName(settings, pod)
-        var made: [String] = []
-        func undo() {
-            for p in made.reversed() { try? Files.removeTree(p) }
-            unlink(PodPaths.nameFile(settings, namespace: pod.metadata.namespace, name: pod.metadata.name))
-        }
+        // The name, the state directory and pod.json are made under the names lock, so two
+        // launches never both take a name, and a launch killed half-way leaves nothing the
+        // next claim cannot take over (issue 16 #1, #7).
         do {
-            if mkdir(paths.state, 0o700) != 0 { throw HuskError(.system, "cannot create \(paths.state): \(currentErrno.text)") }
-            made.append(paths.state)
-            let record = PodRecord(pod: pod, settings: settings)
-            try Files.writeAtomically(paths.podJSON, Array(record.json.serialized().utf8), mode: 0o600)
+            let lock = try namesLock(settings)
+            defer { flock(lock.raw, LOCK_UN) }
+            try claimName(settings, pod)
+            let nameFile = PodPaths.nameFile(settings, namespace: pod.metadata.namespace, name: pod.metadata.name)
+            // The name first: a pod.json always has its name (a name without one is a leftover).
+            try Files.writeAtomically(nameFile, Array((pod.metadata.uid + "\n").utf8), mode: 0o600)
+            do {
+                if mkdir(paths.state, 0o700) != 0 { throw HuskError(.system, "cannot create \(paths.state): \(currentErrno.text)") }
+                let record = PodRecord(pod: pod, settings: settings)
+                try Files.writeAtomically(paths.podJSON, Array(record.json.serialized().utf8), mode: 0o600)
+            } catch {
+                try? Files.removeTree(paths.state)
+                unlink(nameFile)
+                throw error
+            }
         } catch let e as HuskError {
-            undo()
             throw e
         } catch {
-            undo()
-            throw HuskError(.system, "cannot write \(paths.podJSON)", cause: error)
+            throw HuskError(.system, "cannot record pod \(pod.metadata.namespace)/\(pod.metadata.name) in \(paths.state)", cause: error)
+        }
+        func undo() {
+            try? Files.removeTree(paths.state)
+            releaseName(settings, namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid)
         }
         let process: SpawnedProcess
         do {
@@ -232,29 +242,46 @@ public enum PodDirectory {
         }
     }
 
-    /// Claims `<state>/names/<ns>_<name>` for the pod, as the API server keeps names unique.
-    static func reserveName(_ settings: HuskSettings, _ pod: Pod) throws(HuskError) {
+    /// `<state>/names/.lock`, flocked: held while a name is claimed, released or collected.
+    static func namesLock(_ settings: HuskSettings) throws(HuskError) -> FD {
+        let path = namesDir(settings) + "/.lock"
+        do {
+            let fd = try FD.open(path, O_RDWR | O_CREAT, mode: 0o600)
+            while flock(fd.raw, LOCK_EX) != 0 {
+                guard currentErrno == .interrupted else { throw SystemCallError("flock", path, currentErrno) }
+            }
+            return fd
+        } catch {
+            throw HuskError(.system, "cannot lock \(path)", cause: error)
+        }
+    }
+
+    /// Checks, under the names lock, that `<state>/names/<ns>_<name>` is free for the pod, as
+    /// the API server keeps names unique. A name whose pod has no record is a leftover (a
+    /// launch killed before pod.json was complete, or a removal that stopped half-way): it
+    /// is taken over, and a record-less state directory it points to goes with it.
+    static func claimName(_ settings: HuskSettings, _ pod: Pod) throws(HuskError) {
         let file = PodPaths.nameFile(settings, namespace: pod.metadata.namespace, name: pod.metadata.name)
-        for _ in 0..<3 {
-            let fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            if fd >= 0 {
-                let bytes = Array((pod.metadata.uid + "\n").utf8)
-                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-                return
-            }
-            guard currentErrno == .fileExists else {
-                throw HuskError(.system, "cannot create \(file): \(currentErrno.text)")
-            }
-            let other = ((try? Files.readString(file)) ?? nil)?.trimmed() ?? ""
-            if !other.isEmpty, Files.isDirectory(podsDir(settings) + "/" + other) {
+        guard let text = (try? Files.readString(file)) ?? nil else { return }
+        let other = text.trimmed()
+        let dir = podsDir(settings) + "/" + other
+        if !other.isEmpty, !other.contains("/"), !other.hasPrefix(".") {
+            if Files.exists(dir + "/pod.json") {
                 throw HuskError(
                     .alreadyExists,
                     "pod \"\(pod.metadata.namespace)/\(pod.metadata.name)\" already exists (uid \(other)): remove it first with husk rm \(pod.metadata.name)")
             }
-            unlink(file)  // left by a pod whose state is gone
+            try? Files.removeTree(dir)
         }
-        throw HuskError(.alreadyExists, "cannot claim the name \(pod.metadata.name): \(file) keeps coming back")
+        unlink(file)
+    }
+
+    /// Frees the name if it still belongs to `uid`.
+    static func releaseName(_ settings: HuskSettings, namespace: String, name: String, uid: String) {
+        guard let lock = try? namesLock(settings) else { return }
+        defer { flock(lock.raw, LOCK_UN) }
+        let file = PodPaths.nameFile(settings, namespace: namespace, name: name)
+        if ((try? Files.readString(file)) ?? nil)?.trimmed() == uid { unlink(file) }
     }
 
     // MARK: - Removal
@@ -274,15 +301,24 @@ public enum PodDirectory {
             try? Mount.unmount(m.mountPoint, detach: true)
         }
         var problems: [String] = []
-        for dir in [paths.data, paths.logs, paths.state] {
+        for dir in [paths.data, paths.logs] {
             do {
                 try Files.removeTree(dir)
             } catch {
                 problems.append("\(dir): \(error)")
             }
         }
-        let nameFile = PodPaths.nameFile(v.settings, namespace: v.pod.metadata.namespace, name: v.pod.metadata.name)
-        if ((try? Files.readString(nameFile)) ?? nil)?.trimmed() == v.uid { unlink(nameFile) }
+        // The record goes last, and only when the rest went: a pod that could not be removed
+        // stays listed, so husk rm can try again (it never silently leaves its data).
+        guard problems.isEmpty else {
+            throw HuskError(.system, "pod \(v.qualifiedName) was only partly removed (husk rm tries again): \(problems.joined(separator: "; "))")
+        }
+        do {
+            try Files.removeTree(paths.state)
+        } catch {
+            problems.append("\(paths.state): \(error)")
+        }
+        releaseName(v.settings, namespace: v.pod.metadata.namespace, name: v.pod.metadata.name, uid: v.uid)
         if let store = try? ImageStore(root: v.settings.root) {
             for c in v.pod.spec.initContainers + v.pod.spec.containers { store.release("pod-\(v.uid)-\(c.name)") }
         }
@@ -350,13 +386,18 @@ public enum PodDirectory {
             }
             if (try? Files.removeTree(dir)) != nil { out.append("removed state dir \(dir) (no pod record)") }
         }
-        for name in Files.list(namesDir(settings)) ?? [] where !name.hasPrefix(".") {
-            let file = namesDir(settings) + "/" + name
-            let uid = ((try? Files.readString(file)) ?? nil)?.trimmed() ?? ""
-            if !known.contains(uid) {
-                unlink(file)
-                out.append("removed name \(name) (pod \(uid) is gone)")
+        if let lock = try? namesLock(settings) {
+            // Under the lock, with the pod looked up again: a launch records its pod before
+            // its name, so a name whose uid has no record now is a leftover.
+            for name in Files.list(namesDir(settings)) ?? [] where !name.hasPrefix(".") {
+                let file = namesDir(settings) + "/" + name
+                let uid = ((try? Files.readString(file)) ?? nil)?.trimmed() ?? ""
+                if uid.isEmpty || uid.contains("/") || uid.hasPrefix(".") || !Files.exists(podsDir(settings) + "/" + uid + "/pod.json") {
+                    unlink(file)
+                    out.append("removed name \(name) (pod \(uid) is gone)")
+                }
             }
+            flock(lock.raw, LOCK_UN)
         }
         // Pods with data but no state.
         let dataRoot = settings.root + "/pods"
@@ -402,7 +443,12 @@ public enum PodDirectory {
                 let logs = settings.logDir + "/\(record.pod.metadata.namespace)_\(record.pod.metadata.name)_\(uid)"
                 if Files.exists(logs), (try? Files.removeTree(logs)) != nil { out.append("removed logs \(logs)") }
             }
-            if (try? Files.removeTree(data)) != nil { out.append("removed data \(data)") }
+            do {
+                try Files.removeTree(data)
+                out.append("removed data \(data)")
+            } catch {
+                out.append("could not remove data \(data): \(error)")
+            }
         }
         return out
     }
