@@ -11,12 +11,35 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
+
+/// Every SPACE_CHECK uncompressed bytes, the free space of the snapshot's filesystem is checked
+/// against the reserve: a layer that would fill the disk stops before it does.
+#define SPACE_CHECK (16ull << 20)
+
+static int check_space(struct tar *t) {
+    struct statvfs vfs;
+    if (fstatvfs(t->rootfd, &vfs) != 0) return 0;  // unknown: the cap still holds
+    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    if (avail < t->opts->min_free_bytes)
+        return carchive_fail(t, ENOSPC,
+                             "the image store's filesystem has %llu MiB free, under its reserve of %llu MiB, after %llu MiB "
+                             "of this layer: refused (free space, or remove images with husk rmi)",
+                             (unsigned long long)(avail >> 20), (unsigned long long)(t->opts->min_free_bytes >> 20),
+                             (unsigned long long)(t->res->tar_size >> 20));
+    return 0;
+}
 
 static int feed_uncompressed(struct tar *t, void *hash, const unsigned char *p, size_t n) {
     t->res->tar_size += n;
     if (t->opts->max_bytes && t->res->tar_size > t->opts->max_bytes)
         return carchive_fail(t, EFBIG, "the layer unpacks to more than %llu bytes (the cap): refused as a decompression bomb",
                              (unsigned long long)t->opts->max_bytes);
+    if (t->opts->min_free_bytes && t->res->tar_size >= t->next_space_check) {
+        t->next_space_check = t->res->tar_size + SPACE_CHECK;
+        int rc = check_space(t);
+        if (rc) return rc;
+    }
     carchive_sha256_update(hash, p, n);
     if (t->res->error) return t->res->error;
     return carchive_tar_feed(t, p, n);

@@ -77,6 +77,7 @@ struct tar {
     int cache_fd;
     struct dirtime *dirs;
     size_t ndirs, capdirs;
+    uint64_t next_space_check;  // tar_size at which the free space is checked again
 };
 
 struct stream {

@@ -148,6 +148,7 @@ extension ImageStore {
             opts.compression = compression
             opts.max_bytes = options.maxLayerBytes
             opts.max_entries = options.maxLayerEntries
+            opts.min_free_bytes = options.minFreeBytes ?? Self.defaultReserve(dir)
             opts.preserve_owner = geteuid() == 0 ? 1 : 0
             opts.allow_devices = geteuid() == 0 ? 1 : 0
             var res = carchive_unpack_result()
@@ -179,6 +180,15 @@ extension ImageStore {
 }
 
 extension ImageStore {
+    /// The default free-space reserve of the filesystem holding `dir`: 5% of it, clamped to
+    /// 64 MiB ... 2 GiB.
+    static func defaultReserve(_ dir: FD) -> UInt64 {
+        var vfs = statvfs()
+        guard fstatvfs(dir.raw, &vfs) == 0 else { return 64 << 20 }
+        let size = UInt64(vfs.f_blocks) * UInt64(vfs.f_frsize)
+        return min(max(size / 20, 64 << 20), 2 << 30)
+    }
+
     /// Opens and flocks the lock file at `path`, made if needed. Holders unlink it before they
     /// unlock (and `gc` unlinks a free one), so a lock taken on a file that is no longer at
     /// `path` is dropped and taken again on the current one.

@@ -35,8 +35,13 @@ struct ImageIndexFile {
 
 /// Options of the store.
 public struct ImageStoreOptions: Sendable {
-    /// Refuse layers that unpack to more than this (decompression bombs).
+    /// Refuse layers that unpack to more than this (decompression bombs). containerd has no
+    /// such cap; 64 GiB is above the largest layers in use (ML images reach ~20 GiB), and the
+    /// free-space reserve below is what keeps a bomb from filling the disk.
     public var maxLayerBytes: UInt64 = 64 << 30
+    /// Stop unpacking when the store's filesystem has less free than this; nil: 5% of its
+    /// size, at least 64 MiB and at most 2 GiB (kubelet starts evicting at 10–15%).
+    public var minFreeBytes: UInt64? = nil
     /// Refuse layers with more entries than this.
     public var maxLayerEntries: UInt64 = 4_000_000
     /// Layers unpacked at once.

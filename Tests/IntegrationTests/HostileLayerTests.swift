@@ -176,6 +176,29 @@ struct HostileLayerTests {
         #expect(husk("pull", "bomb:1").status == 0)
     }
 
+    @Test("a bomb under the cap stops at the store's free-space reserve, before the disk is full (issue 16 #9)")
+    func bombFillsNoDisk() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var t = TarWriter()
+        t.add("zeros", .file, content: [UInt8](repeating: 0, count: 100 << 20))
+        var w = try LayoutWriter(scratch.path + "/layout")
+        try w.addImage(tag: "1", layers: [.init(tar: t.finish())])
+        let husk = HuskCLI(scratch, sources: [w.path])
+        // The store on a 128 MiB filesystem: the default reserve is 64 MiB (5%, at least 64 MiB).
+        try FileManager.default.createDirectory(atPath: husk.root, withIntermediateDirectories: true)
+        #expect(mount("tmpfs", husk.root, "tmpfs", 0, "size=128m") == 0)
+        defer { umount2(husk.root, Int32(MNT_DETACH)) }
+        let r = husk("pull", "bomb:1")
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("under its reserve of 64 MiB") && r.stderr.contains("husk rmi"), "\(r.stderr)")
+        expectNothingKept(husk.store)
+        var vfs = statvfs()
+        #expect(statvfs(husk.root, &vfs) == 0)
+        let free = UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
+        #expect(free > 100 << 20, "the partial layer was not removed: \(free >> 20) MiB free")
+    }
+
     @Test("a blob whose bytes do not match its digest is refused and nothing is kept")
     func wrongDigest() throws {
         let scratch = Scratch()

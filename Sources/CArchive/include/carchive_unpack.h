@@ -28,6 +28,7 @@ struct carchive_unpack_options {
     uint64_t max_entries;   // cap on the number of entries (0: none)
     int preserve_owner;     // chown entries (needs root)
     int allow_devices;      // create device nodes and whiteouts (needs CAP_MKNOD)
+    uint64_t min_free_bytes; // stop when the root's filesystem has less free than this (0: never)
 };
 
 struct carchive_unpack_result {
