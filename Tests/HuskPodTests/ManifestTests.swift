@@ -444,6 +444,18 @@ struct ManifestLimitTests {
         #expect(p.contains { $0.message.contains("expands to more than") }, "\(p)")
     }
 
+    @Test("YAML nested over 1000 levels: the error says so and where (issue 16 #11)")
+    func tooDeep() throws {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: deep}\nspec:\n  containers: " + String(repeating: "[", count: 2000) + String(repeating: "]", count: 2000) + "\n"
+        let p = try #require(problems(text))
+        let message = p.first?.message ?? ""
+        #expect(message.contains("nested deeper than 1000 levels") && message.contains("line 5, column"), "\(p)")
+        #expect(p.first?.line == 5)
+        // Another libyaml error keeps libyaml's own words.
+        let bad = try #require(problems("apiVersion: v1\nkind: Pod\nmetadata: {name: x\nspec: {}\n"))
+        #expect(bad.first?.message.contains("did not find expected") == true, "\(bad)")
+    }
+
     @Test("over 3 MiB is refused (Kubernetes' request limit)")
     func tooBig() throws {
         let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\n  annotations: {a: \"" + String(repeating: "x", count: PodManifest.maxBytes) + "\"}\n"

@@ -125,9 +125,22 @@ public enum PodManifest {
         return (value, lines)
     }
 
+    /// What libyaml found wrong, where, and in what (its own text, which the first line of
+    /// Yams' description leaves out).
     static func yamlMessage(_ e: YamlError) -> String {
-        let s = "\(e)"
-        return s.split(separator: "\n").first.map(String.init) ?? s
+        switch e {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            var what = problem
+            if problem.hasPrefix("Maximum nesting level reached") {
+                what = "nested deeper than 1000 levels (no pod needs that): refused"
+            }
+            if let context { what += " (\(context.text) from line \(context.mark.line), column \(context.mark.column))" }
+            return "line \(mark.line), column \(mark.column): \(what)"
+        default:
+            let s = "\(e)"
+            return s.split(separator: "\n").first.map(String.init) ?? s
+        }
     }
 
     static func yamlLine(_ e: YamlError) -> Int? {
