@@ -81,6 +81,19 @@ public final class FD: Sendable {
         }
     }
 
+    /// Appends a whole record or nothing: a write cut short (a full disk) is truncated back
+    /// to where the file ended, so the next record is never glued to half of this one. For
+    /// files this process is the only writer of.
+    public func appendWhole(_ bytes: some Collection<UInt8>) throws(SystemCallError) {
+        let end = lseek(raw, 0, SEEK_END)
+        do {
+            try writeAll(bytes)
+        } catch {
+            if end >= 0 { _ = ftruncate(raw, end) }
+            throw error
+        }
+    }
+
     /// "/proc/self/fd/<n>": the magic link the kernel resolves to this very file.
     public var procPath: String { "/proc/self/fd/\(raw)" }
 }

@@ -28,14 +28,17 @@ public enum Files {
     }
 
     /// Writes a file atomically: a temporary file in the same directory, fsync, rename.
-    public static func writeAtomically(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644)
+    /// Without `durable` there is no fsync: readers and a process that crashes still see the
+    /// old file or the new one, whole; only a machine crash can lose the write. For state
+    /// that does not outlive a reboot, written where a wait on the disk would be felt.
+    public static func writeAtomically(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644, durable: Bool = true)
         throws(SystemCallError)
     {
         let tmp = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = try FD.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
         do {
             try fd.writeAll(bytes)
-            try syscall("fsync", tmp) { fsync(fd.raw) }
+            if durable { try syscall("fsync", tmp) { fsync(fd.raw) } }
             try syscall("rename", path) { rename(tmp, path) }
         } catch {
             unlink(tmp)

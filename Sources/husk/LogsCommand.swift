@@ -1,4 +1,5 @@
 import ArgumentParser
+import HuskJSON
 import HuskOptions
 import HuskPod
 
@@ -28,6 +29,16 @@ struct Logs: PodCommand {
         let instance = try v.logInstance(container: name, previous: previous)
         let follower = LogFollower(prefix: false)
         follower.follow(instance.logPath, container: name)
+        // Output a full disk kept out of the log: say so (on stderr, not in the output).
+        let fieldPaths = ["spec.containers{\(name)}", "spec.initContainers{\(name)}"]
+        for e in PodDirectory.events(v) {
+            guard case .string("OutputLost")? = e["reason"], case .string(let path)? = e["involvedObject"]?["fieldPath"],
+                  fieldPaths.contains(path), case .string(let message)? = e["message"]
+            else { continue }
+            var when = ""
+            if case .string(let t)? = e["lastTimestamp"] { when = t + ": " }
+            Out.err("husk logs: \(when)\(message)\n")
+        }
         guard follow && !previous else { return }
         // Until this instance has ended (or the pod is gone) and its log is read to the end.
         PodDirectory.watch(v) { fresh in

@@ -255,6 +255,41 @@ struct PodRecoveryTests {
         #expect(husk("rm", "stoppod").status == 0)
     }
 
+    @Test("kill -9 after the stop signal went out: the new supervisor sends neither preStop nor SIGTERM again (issue 16 #10)")
+    func duringStopSignalSent() throws {
+        let scratch = Scratch("recStop2")
+        let husk = PodHusk(scratch)
+        defer { husk.cleanup() }
+        // A 4 s TERM handler: run twice, the stop would take over 8 s and log two lines.
+        #expect(husk.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: trap4}
+            spec:
+              terminationGracePeriodSeconds: 30
+              containers:
+              - name: c
+                image: "busybox:1.36"
+                command: [sh, -c, "trap 'echo term; sleep 4; exit 0' TERM; echo up; while true; do sleep 0.05; done"]
+                lifecycle:
+                  preStop:
+                    exec: {command: [sh, -c, "echo prestop >> /proc/1/fd/1"]}
+            """).status == 0)
+        #expect(husk.wait("trap4") { $0.stateKind("c") == "running" } != nil)
+        let began = Date()
+        let stopper = try launch(husk, ["stop", "trap4"])
+        let end = Date().addingTimeInterval(10)
+        while Date() < end, !husk("logs", "trap4").stdout.contains("term") { usleep(20_000) }
+        usleep(500_000)
+        _ = killSupervisor(husk)
+        #expect(finish(stopper) == 0)
+        let took = Date().timeIntervalSince(began)
+        #expect(took < 7, "the stop took \(took) s: its TERM handler ran again")
+        let logs = husk("logs", "trap4").stdout
+        #expect(logs == "up\nprestop\nterm\n", "\(logs)")
+        #expect(husk.inspect("trap4")?.exitCode("c") == 0)
+    }
+
     @Test("§2: supervisor, keeper and containers all gone: Unknown, ContainerStatusUnknown 137, and husk rm removes everything")
     func allGone() throws {
         let scratch = Scratch("recGone")
@@ -265,6 +300,9 @@ struct PodRecoveryTests {
         #expect(pod?.phase == "Unknown")
         #expect(pod?.terminated("c")?["reason"] as? String == "ContainerStatusUnknown")
         #expect(pod?.exitCode("c") == 137)
+        // The killed supervisor left no log: the message says so, not "see <empty file>".
+        let message = pod?.status["message"] as? String ?? ""
+        #expect(message.contains("is empty") && message.contains("husk rm"), "\(message)")
         #expect(husk("pods").stdout.contains("0/1"))
         let rm = husk("rm", "gone")
         #expect(rm.status == 0, "\(rm.stderr)")

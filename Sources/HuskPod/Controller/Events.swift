@@ -14,9 +14,13 @@ final class EventRecorder: @unchecked Sendable {  // the fd is only written with
     let host: String
     let lock = Monitor()
     private var counter = 0
+    /// Events that could not be written since the last one that could (under `lock`).
+    private var lost = 0
+    let path: String
 
     init(pod: Pod, path: String) {
         self.pod = pod
+        self.path = path
         fd = try? FD.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode: 0o600)
         var u = utsname()
         uname(&u)
@@ -64,7 +68,21 @@ final class EventRecorder: @unchecked Sendable {  // the fd is only written with
             "count": .number(1),
         ])
         let line = Array((event.serialized() + "\n").utf8)
-        lock.locked { try? fd?.writeAll(line) }
+        let lostBefore = lock.locked { () -> Int in
+            do {
+                try fd?.appendWhole(line)
+            } catch {
+                lost += 1
+                return 0
+            }
+            defer { lost = 0 }
+            return lost
+        }
+        // Written again after a full disk: say how many were lost meanwhile (whole lines only:
+        // readers never see half an event).
+        if lostBefore > 0 {
+            record("Warning", "EventsLost", "\(lostBefore) event(s) could not be recorded: the disk holding \(path) was full", fieldPath: nil)
+        }
     }
 
     /// Reads the events of a pod back, oldest first.

@@ -121,7 +121,8 @@ extension PodSupervisor {
                 case .finish: return .finish
                 case .wait(let until):
                     publish()
-                    m.wait(until: until)
+                    // A status.json that could not be written is tried again each second.
+                    m.wait(until: publishFailing ? min(until ?? now + 1, now + 1) : until)
                 }
             }
         }

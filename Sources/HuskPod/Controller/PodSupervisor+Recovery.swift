@@ -2,6 +2,7 @@ import HuskImage
 import HuskJSON
 import HuskRuntime
 import HuskSystem
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,7 @@ extension PodSupervisor {
         m.locked {
             let fresh = state.containers
             state = previous
+            killBy.withLock { $0 = previous.killByMono }
             // The same pod.json: the containers are the same, in the same order.
             if state.containers.map(\.name) != fresh.map(\.name) { state.containers = fresh }
             recovered = true

@@ -2,6 +2,7 @@ import HuskImage
 import HuskJSON
 import HuskRuntime
 import HuskSystem
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,9 +11,17 @@ import Glibc
 extension PodSupervisor {
     // MARK: - Stopping (kubelet's killContainer and KillPod, §6)
 
-    /// Asks the pod to stop; returns at once. The smallest grace asked for wins.
+    /// Asks the pod to stop; returns at once. The smallest grace asked for wins: a shorter
+    /// one during a stop moves every container's SIGKILL to at most that grace (at least 2 s)
+    /// from now, as kubelet's pod workers do (issue 16 #4).
     public func requestStop(grace: Int64?) {
         let first = m.locked { () -> Bool in
+            if let g = grace, stopRequested, g < (stopGrace ?? pod.spec.terminationGracePeriodSeconds) {
+                let by = Clock.monotonicSeconds() + Double(max(g, 2))
+                state.killByMono = min(state.killByMono ?? by, by)
+                killBy.withLock { $0 = state.killByMono }
+                changed()
+            }
             if let g = grace { stopGrace = min(stopGrace ?? g, g) }
             state.stopGrace = stopGrace
             if stopRequested { return false }
@@ -104,9 +113,24 @@ extension PodSupervisor {
     /// `ordered` (the whole pod is being killed): a sidecar, after its preStop, waits for its
     /// turn: until every app container and every sidecar declared after it has terminated, at
     /// most the rest of its grace, which the wait uses up (§4, kubelet's terminationOrdering).
+    /// Every wait ends early when a shorter grace moves the pod's kill deadline. The progress
+    /// is recorded with the instance: a stop a dead supervisor began goes on where it was.
     func killContainer(_ h: ContainerHandle, _ c: ContainerSpec, grace: Int64, message: String?, ordered: Bool = false) {
-        let st = m.locked { state.index(h.name).map { state.containers[$0] } }
-        events.normal("Killing", message ?? "Stopping container \(c.name)", st)
+        let (st, begun) = m.locked { () -> (ContainerState?, Instance?) in
+            let i = state.index(h.name)
+            let inst = i.flatMap { i in instanceIndex(i, h.id).map { state.containers[i].instances[$0] } }
+            return (i.map { state.containers[$0] }, inst?.preStopMono != nil || inst?.killAtMono != nil ? inst : nil)
+        }
+        let start = Clock.monotonicSeconds()
+        if let killAt = begun?.killAtMono {
+            // The stop signal went out before this supervisor took over: only SIGKILL is left.
+            if !exitWait(h, until: killAt) {
+                runtime.killContainer(h)
+                _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
+            }
+            return
+        }
+        if begun == nil { events.normal("Killing", message ?? "Stopping container \(c.name)", st) }
         if !h.started {
             // Created but never started: nothing to stop gracefully.
             runtime.killContainer(h)
@@ -114,33 +138,32 @@ extension PodSupervisor {
             return
         }
         var grace = grace
-        let start = Clock.monotonicSeconds()
-        if let pre = c.lifecycle?.preStop, grace > 0, m.locked({ h.exit == nil }) {
-            let hookDone = Monitor()
-            final class Result: @unchecked Sendable {  // guarded by `hookDone`
+        // A preStop a dead supervisor started is not run again (its process may still run).
+        if let pre = c.lifecycle?.preStop, grace > 0, begun == nil, m.locked({ h.exit == nil }) {
+            final class Result: @unchecked Sendable {  // guarded by `m`
                 var done = false
                 var failure: String? = nil
             }
             let result = Result()
             let deadline = start + Double(grace)
+            recordStop(h) { $0.preStopMono = start }
             Threads.spawn("prestop") { [self] in
                 let failure = Hooks.run(pre, in: h, runtime: runtime, container: c, deadline: deadline) { false }
-                hookDone.locked {
+                m.locked {
                     result.done = true
                     result.failure = failure
-                    hookDone.broadcast()
+                    m.broadcast()
                 }
             }
-            _ = hookDone.wait(for: { result.done }, until: deadline)
-            if let failure = hookDone.locked({ result.failure }) {
-                _ = failure
+            _ = stopWait({ result.done }, until: deadline)
+            if m.locked({ result.failure }) != nil {
                 events.warning("FailedPreStopHook", "PreStopHook failed", st)
             }
             grace -= Int64(Clock.monotonicSeconds() - start)
         }
         if ordered, grace > 0, let i = m.locked({ state.index(h.name) }), m.locked({ state.containers[i].kind == .sidecar }) {
             let waitStart = Clock.monotonicSeconds()
-            _ = m.wait(for: { [self] in
+            _ = stopWait({ [self] in
                 state.containers.indices.allSatisfy { j in
                     let o = state.containers[j]
                     guard o.kind == .app || (o.kind == .sidecar && j > i), let other = handles[o.name] else { return true }
@@ -151,8 +174,62 @@ extension PodSupervisor {
             grace -= Int64(Clock.monotonicSeconds() - waitStart)
         }
         if grace < 2 { grace = 2 }
-        // StopContainer(timeout: grace).
-        runtime.stopContainer(h, timeout: Double(grace)) { deadline in m.wait(for: { h.exit != nil }, until: deadline) }
+        // StopContainer(timeout: grace), with SIGKILL no later than a shorter grace's deadline.
+        if let by = m.locked({ state.killByMono }) { grace = min(grace, max(0, Int64((by - Clock.monotonicSeconds()).rounded(.up)))) }
+        if grace <= 0 {
+            runtime.killContainer(h)
+            _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 10)
+            return
+        }
+        var signalled = false
+        runtime.stopContainer(h, timeout: Double(grace)) { [self] deadline in
+            guard !signalled else {
+                // After SIGKILL: the exit, whatever the deadlines say.
+                return m.wait(for: { h.exit != nil }, until: deadline)
+            }
+            signalled = true
+            // Recorded on the side: the SIGKILL's timing never waits for `m` or the disk.
+            Threads.spawn("stop-record") { [self] in recordStop(h) { $0.killAtMono = deadline } }
+            return exitWait(h, until: deadline)
+        }
+    }
+
+    /// Waits for the container's init to end, polling its pidfd (no lock, no I/O), until
+    /// `deadline` or, when a shorter grace came meanwhile, the pod's kill deadline. Once it
+    /// ended, waits (at most 2 s) for the loop to record the exit. Returns whether it ended.
+    func exitWait(_ h: ContainerHandle, until deadline: Double) -> Bool {
+        while true {
+            let end = min(deadline, killBy.withLock { $0 } ?? .infinity)
+            let now = Clock.monotonicSeconds()
+            let ended = h.process.pidfd.waitForExit(timeout: max(0, min(end - now, 0.1)))
+            if ended {
+                _ = m.wait(for: { h.exit != nil }, until: Clock.monotonicSeconds() + 2)
+                return true
+            }
+            if Clock.monotonicSeconds() >= end { return false }
+        }
+    }
+
+    /// Records stop progress in the container's instance (and status.json).
+    func recordStop(_ h: ContainerHandle, _ update: (inout Instance) -> Void) {
+        m.locked {
+            guard let i = state.index(h.name), let j = instanceIndex(i, h.id) else { return }
+            update(&state.containers[i].instances[j])
+            changed()
+        }
+    }
+
+    /// Waits until `condition` (checked under `m`) holds or `deadline` passes, and no later
+    /// than the pod's kill deadline when a shorter grace set one meanwhile. Returns whether
+    /// the condition holds.
+    func stopWait(_ condition: () -> Bool, until deadline: Double) -> Bool {
+        while true {
+            let (done, end) = m.locked { (condition(), min(deadline, state.killByMono ?? .infinity)) }
+            if done { return true }
+            if Clock.monotonicSeconds() >= end { return false }
+            // Woken by the condition, or by a kill deadline earlier than `end`.
+            _ = m.wait(for: { condition() || (state.killByMono ?? .infinity) < end }, until: end)
+        }
     }
 
     /// StopPodSandbox and RemoveContainer for all: container cgroups, pause, the address,

@@ -2,6 +2,7 @@ import HuskImage
 import HuskJSON
 import HuskRuntime
 import HuskSystem
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,10 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     var terminationStarted = false
     var controllerStopped = false
     var dirty = true
+    /// The last status.json write failed (said once in the supervisor's log).
+    var publishFailing = false
+    /// `state.killByMono`, readable without `m` by a stop's final wait.
+    let killBy = Mutex<Double?>(nil)
     /// A container waiting on an error that is retried (pull, create): when to try again.
     var retryAt: [String: Double] = [:]
     var pullFailedAt: [String: Double] = [:]
@@ -57,10 +62,17 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
         settings = record.settings
         paths = PodPaths(settings: record.settings, pod: record.pod)
         self.loop = loop
+        let events = EventRecorder(pod: record.pod, path: paths.events)
+        let pod = record.pod
         runtime = PodRuntimeService(
-            config: SandboxConfigBuilder(pod: record.pod, paths: paths).config(), paths: paths, loop: loop, keeper: keeper)
+            config: SandboxConfigBuilder(pod: record.pod, paths: paths).config(), paths: paths, loop: loop, keeper: keeper,
+            outputLost: { name, message in
+                // A full disk under the logs: the pod's events say what was lost (issue 16 #5).
+                let kind: ContainerState.Kind = pod.spec.containers.contains { $0.name == name } ? .app : .initContainer
+                events.warning("OutputLost", "container \(name): \(message)", ContainerState(name: name, kind: kind, image: ""))
+            })
         self.keeper = keeper
-        events = EventRecorder(pod: record.pod, path: paths.events)
+        self.events = events
         scale = record.settings.backoffScale
         for c in pod.spec.initContainers {
             state.containers.append(ContainerState(name: c.name, kind: c.restartPolicy == "Always" ? .sidecar : .initContainer, image: c.image))
@@ -86,10 +98,22 @@ public final class PodSupervisor: @unchecked Sendable {  // mutable state only u
     /// Writes status.json when something changed. Call under `m`.
     func publish() {
         guard dirty else { return }
-        dirty = false
         state.refresh(pod: pod, now: Clock.rfc3339Nano())
         let doc = state.document(pod: pod, supervisorPid: getpid())
-        try? Files.writeAtomically(paths.statusJSON, Array(doc.serialized().utf8), mode: 0o600)
+        do {
+            // Not fsync'd: it is written under `m` on every change, and a stop's SIGKILL must
+            // never wait for the disk; status.json does not outlive a reboot anyway (the pods
+            // do not either), and a crashed supervisor's successor reads it from the page cache.
+            try Files.writeAtomically(paths.statusJSON, Array(doc.serialized().utf8), mode: 0o600, durable: false)
+            dirty = false
+        } catch {
+            // A full disk: the last good status.json stays (the write is atomic), and stays
+            // dirty, so the next change or tick writes the whole state again (issue 16 #5).
+            if !publishFailing { Output.writeAll(2, Array("husk supervise: cannot write \(paths.statusJSON): \(error)\n".utf8)) }
+            publishFailing = true
+            return
+        }
+        publishFailing = false
     }
 
     /// Marks the state changed, writes it and wakes every waiter. Call under `m`.

@@ -11,12 +11,21 @@ public final class CRILogWriter: @unchecked Sendable {  // used from the event l
     public static let maxLine = 16 * 1024
 
     private let fd: FD
+    private let path: String
     private var pending: [String: [UInt8]] = ["stdout": [], "stderr": []]
+    /// Bytes of records that could not be written since the last report (a full disk).
+    private var lost = 0
+    private var losing = false
+    /// Told when records start to be lost (with why) and when they can be written again
+    /// (with how many bytes were lost): what the pod's events say. Called on the writer's
+    /// thread.
+    public var onLoss: ((_ message: String) -> Void)?
 
     public init(path: String) throws(HuskError) {
         do {
             try Files.makeDirectories(String(path[..<path.lastIndex(of: "/")!]), mode: 0o755)
             fd = try FD.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o640)
+            self.path = path
         } catch {
             throw HuskError(.system, "cannot open the log \(path)", cause: error)
         }
@@ -43,7 +52,27 @@ public final class CRILogWriter: @unchecked Sendable {  // used from the event l
             i += 1
         }
         pending[stream] = Array(buf[start...])
-        if !records.isEmpty { try? fd.writeAll(records) }
+        if !records.isEmpty { write(records) }
+    }
+
+    /// Writes whole records or none: a write cut short (ENOSPC, EDQUOT, EIO) is truncated
+    /// back, so the file never holds half a record that the next one would be glued to. What
+    /// could not be written is counted and reported (issue 16 #5).
+    private func write(_ records: [UInt8]) {
+        do {
+            try fd.appendWhole(records)
+            if losing {
+                losing = false
+                onLoss?("\(lost) bytes of output were lost: \(path) could not be written")
+                lost = 0
+            }
+        } catch {
+            lost += records.count
+            if !losing {
+                losing = true
+                onLoss?("output is being lost: \(path): \(error.errno.text)")
+            }
+        }
     }
 
     /// Takes over the part-lines `other` holds (ReopenContainerLog: they go to the new file).
@@ -59,7 +88,7 @@ public final class CRILogWriter: @unchecked Sendable {  // used from the event l
         var records: [UInt8] = []
         record(&records, Array(Clock.rfc3339Nano().utf8), stream, "P", rest[...])
         pending[stream] = []
-        try? fd.writeAll(records)
+        write(records)
     }
 
     private func record(_ out: inout [UInt8], _ ts: [UInt8], _ stream: String, _ tag: String, _ content: ArraySlice<UInt8>) {

@@ -70,7 +70,7 @@ extension PodRuntimeService {
         guard h.started, h.attachLock.locked({ h.finished == nil }) else {
             throw HuskError(.invalidState, "container is not running")
         }
-        let writer = try CRILogWriter(path: h.logPath)
+        let writer = try logWriter(h.logPath, container: h.name)
         let done = Monitor()
         var swapped = false
         loop.post {

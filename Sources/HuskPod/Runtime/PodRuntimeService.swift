@@ -92,15 +92,27 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
     let loop: EventLoop
     /// Holds a copy of every container's output pipes while the container lives.
     let keeper: KeeperLink?
+    /// Told (container name, what happened) when a container's output cannot be written to
+    /// its log, and when it can again (on the event loop).
+    let outputLost: (@Sendable (String, String) -> Void)?
 
     public convenience init(config: PodSandboxConfig, paths: PodPaths, loop: EventLoop) {
         self.init(config: config, paths: paths, loop: loop, keeper: nil)
     }
 
-    init(config: PodSandboxConfig, paths: PodPaths, loop: EventLoop, keeper: KeeperLink?) {
+    init(config: PodSandboxConfig, paths: PodPaths, loop: EventLoop, keeper: KeeperLink?,
+         outputLost: (@Sendable (String, String) -> Void)? = nil) {
         sandbox = Sandbox(config: config, paths: paths)
         self.loop = loop
         self.keeper = keeper
+        self.outputLost = outputLost
+    }
+
+    /// A log writer for container `name` whose losses are reported.
+    func logWriter(_ path: String, container name: String) throws(HuskError) -> CRILogWriter {
+        let writer = try CRILogWriter(path: path)
+        if let report = outputLost { writer.onLoss = { report(name, $0) } }
+        return writer
     }
 
     var paths: PodPaths { sandbox.paths }
@@ -182,7 +194,7 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
                 if config.stdin { input = try makePipe() }
                 request.stdio = [try input?.read ?? FD.open("/dev/null", O_RDONLY), out!.write, err!.write]
             }
-            log = try CRILogWriter(path: config.logPath)
+            log = try logWriter(config.logPath, container: config.name)
         } catch let e as HuskError {
             throw failure(.create, "\(e)")
         } catch {
@@ -270,7 +282,7 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
         } catch {
             throw HuskError(.invalidArgument, "cannot work out container \(c.name)'s settings again: \(error)")
         }
-        let log = try CRILogWriter(path: c.logPath)
+        let log = try logWriter(c.logPath, container: c.name)
         let engine = EngineContainer(id: id, process: SpawnedProcess(adopting: pidfd), cgroup: group, createdCgroups: [],
                                      execTemplate: template, gate: nil)
         let handle = ContainerHandle(

@@ -28,6 +28,7 @@ extension PodState {
         }
         if let g = stopGrace { husk["stopGrace"] = .number(Double(g)) }
         if let t = stopStartedMono { husk["stopStartedMono"] = .number(t) }
+        if let t = killByMono { husk["killByMono"] = .number(t) }
         if let t = startMono { husk["startMono"] = .number(t) }
         if let s = sandboxCreatedAt { husk["sandboxCreatedAt"] = .string(s) }
         if let s = sandboxError { husk["sandboxError"] = .string(s) }
@@ -60,6 +61,7 @@ extension PodState {
         s.pauseStart = UInt64(try h.optInt("pauseStart") ?? 0)
         s.stopGrace = try h.optInt("stopGrace")
         s.stopStartedMono = try h.optDouble("stopStartedMono")
+        s.killByMono = try h.optDouble("killByMono")
         s.startMono = try h.optDouble("startMono")
         s.transitions = try h.optStringMap("transitions") ?? [:]
         s.containers = try h.optArray("containers") { (c) throws(FieldError) -> ContainerState in

@@ -26,6 +26,11 @@ public struct Instance: Sendable, Equatable {
     /// The startup probe succeeded (or there is none): kubelet's `started`.
     public var startupDone = true
     public var logPath: String
+    /// A stop under way, on the monotonic clock (the same across supervisors): when its
+    /// preStop hook started, and once the stop signal was sent, when SIGKILL is due. A new
+    /// supervisor continues the stop from here; it runs neither again (issue 16 #10).
+    public var preStopMono: Double? = nil
+    public var killAtMono: Double? = nil
 
     var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -41,6 +46,8 @@ public struct Instance: Sendable, Equatable {
         if let v = exitCode { o["exitCode"] = .number(Double(v)) }
         if let v = reason { o["reason"] = .string(v.rawValue) }
         if let v = message { o["message"] = .string(v) }
+        if let v = preStopMono { o["preStopMono"] = .number(v) }
+        if let v = killAtMono { o["killAtMono"] = .number(v) }
         return .object(o)
     }
 
@@ -69,6 +76,8 @@ public struct Instance: Sendable, Equatable {
         postStartDone = try r.optBool("postStartDone") ?? false
         startupDone = try r.optBool("startupDone") ?? true
         logPath = try r.string("logPath")
+        preStopMono = try r.optDouble("preStopMono")
+        killAtMono = try r.optDouble("killAtMono")
     }
 }
 
@@ -122,6 +131,9 @@ public struct PodState: Sendable {
     /// survive a supervisor's restart).
     public var stopGrace: Int64? = nil
     public var stopStartedMono: Double? = nil
+    /// When a shorter grace arrived during a stop: the time by which every container is
+    /// killed (monotonic seconds).
+    public var killByMono: Double? = nil
     /// `startTime` on the monotonic clock (for activeDeadlineSeconds across restarts).
     public var startMono: Double? = nil
     /// The supervisor has stopped everything and written its last status.

@@ -58,13 +58,26 @@ public struct PodView: Sendable {
                 // means the state could not be obtained).
                 s["phase"] = .string(PodPhase.unknown.rawValue)
                 s["reason"] = .string(PodReason.supervisorLost.rawValue)
-                s["message"] = .string("the pod's supervisor (pid \(supervisorPid)) is gone; see \(paths.supervisorLog)")
+                s["message"] = .string(Self.lostMessage(supervisorPid, log: paths.supervisorLog))
                 st = .object(s)
             }
             o["status"] = st
             doc = .object(o)
         }
         return doc
+    }
+
+    /// Why the pod is Unknown: the supervisor's last words when its log has any (it is
+    /// empty when the supervisor was killed), and what to do.
+    static func lostMessage(_ pid: Int32, log: String) -> String {
+        var text = "the pod's supervisor (pid \(pid)) and its keeper are gone"
+        let bytes = ((try? Files.read(log)) ?? nil) ?? []
+        if let last = String(decoding: bytes.suffix(4096), as: UTF8.self).split(separator: "\n").last(where: { !$0.isEmpty }) {
+            text += "; the last line of \(log): \(last)"
+        } else {
+            text += " (killed, or the node restarted: \(log) is empty)"
+        }
+        return text + "; husk rm removes what is left of the pod"
     }
 
     /// The phase as `husk pods` reports it.

@@ -29,7 +29,10 @@ final class SandboxHost: ControlHandler, @unchecked Sendable {  // mutable state
         paths = record.paths
         self.loop = loop
         self.keeper = keeper
-        service = PodRuntimeService(config: record.config, paths: paths, loop: loop, keeper: keeper)
+        service = PodRuntimeService(config: record.config, paths: paths, loop: loop, keeper: keeper) { name, message in
+            // CRI has no events of the runtime's own: the sandbox's supervisor log says it.
+            Output.writeAll(2, Array("husk supervise: container \(name): \(message)\n".utf8))
+        }
         state = SandboxState(createdAt: Clock.rfc3339Nano())
     }
 
