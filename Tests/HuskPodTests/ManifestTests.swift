@@ -427,6 +427,14 @@ struct ManifestTests {
     func quantityRejects(_ text: String) {
         #expect(Quantity.bytes(text) == nil, "\"\(text)\" -> \(String(describing: Quantity.bytes(text)))")
     }
+
+    @Test("quantities too large for an int64, infinite or not numbers are invalid, never a crash (found by fuzzing)",
+          arguments: ["5Ei", "9E", "inf", "nan", "1e400", "1e30m", "99999999999999999999"])
+    func quantityOverflow(_ text: String) {
+        #expect(Quantity.milli(text) == nil, "\"\(text)\" -> \(String(describing: Quantity.milli(text)))")
+        #expect(Quantity.bytes(text + "Ei") == nil)
+        #expect(Quantity.bytes("1e-9223372036854775808") == nil && Quantity.bytes("1e401") == nil)
+    }
 }
 
 /// Issue 16 #2: a manifest cannot exhaust the node's memory.

@@ -350,15 +350,24 @@ struct Warnings {
 /// Kubernetes resource quantities (64Mi, 1Gi, 500M, 1.5Gi, 1e3) as bytes.
 public enum Quantity {
     /// A cpu quantity ("500m", "1", "0.25") in millicores, rounded up as the API does.
+    /// Too large for an int64, "inf", "nan": nil, an invalid quantity (these once crashed
+    /// `husk run`: found by the quantity fuzz target).
     public static func milli(_ text: String) -> Int64? {
         let t = text.trimmed()
         if t.hasSuffix("m") {
-            guard let v = Double(t.dropLast()), v >= 0 else { return nil }
-            return Int64(v.rounded(.up))
+            guard let v = Double(t.dropLast()) else { return nil }
+            return exact(v.rounded(.up))
         }
-        if let v = Double(t), v >= 0 { return Int64((v * 1000).rounded(.up)) }
+        if let v = Double(t) { return exact((v * 1000).rounded(.up)) }
         guard let b = bytes(t) else { return nil }  // k, M, Ki, ...: whole cores
-        return b * 1000
+        let (milli, overflow) = b.multipliedReportingOverflow(by: 1000)
+        return overflow ? nil : milli
+    }
+
+    /// `v` as an int64 when it is a finite, non-negative value that fits.
+    static func exact(_ v: Double) -> Int64? {
+        guard v.isFinite, v >= 0, v < 9.2e18 else { return nil }
+        return Int64(v)
     }
 
     public static func bytes(_ text: String) -> Int64? {
@@ -377,14 +386,12 @@ public enum Quantity {
         var m: Double
         if let x = multipliers[suffix] {
             m = x
-        } else if suffix.hasPrefix("e") || suffix.hasPrefix("E"), let e = Int(suffix.dropFirst()) {
+        } else if suffix.hasPrefix("e") || suffix.hasPrefix("E"), let e = Int(suffix.dropFirst()), (-400...400).contains(e) {
             m = 1
             for _ in 0..<abs(e) { m = e > 0 ? m * 10 : m / 10 }
         } else {
             return nil
         }
-        let v = (number * m).rounded(.up)
-        guard v < 9.2e18 else { return nil }
-        return Int64(v)
+        return exact((number * m).rounded(.up))
     }
 }
