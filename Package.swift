@@ -8,6 +8,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Scripts/fuzz.sh builds husk-fuzz with HUSK_FUZZ=1 and libFuzzer: its entry point is then
+// libFuzzer's main, so the target's own (a corpus replayer) goes.
+let fuzzing = Context.environment["HUSK_FUZZ"] == "1"
+
 // One set of C settings for both C targets (CShim, CArchive).
 let cSettings: [CSetting] = [.define("_GNU_SOURCE"), .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"])]
 
@@ -128,6 +132,16 @@ let package = Package(
             dependencies: ["HuskJSON", "HuskRuntime", "HuskSystem"],
             swiftSettings: swiftSettings
         ),
+        // Fuzz targets for every parser of outside input (Scripts/fuzz.sh); built normally, a
+        // replayer of corpora and past crashes.
+        .executableTarget(
+            name: "husk-fuzz",
+            dependencies: [
+                "CArchive", "HuskImage", "HuskJSON", "HuskPod", "HuskSystem",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings + (fuzzing ? [.define("HUSK_LIBFUZZER"), .unsafeFlags(["-parse-as-library"])] : [])
+        ),
         .testTarget(
             name: "HuskSystemTests",
             dependencies: ["HuskJSON", "HuskSystem", "CShim"],
@@ -160,7 +174,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskImage", "HuskJSON", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk"],
+            dependencies: ["HuskImage", "HuskJSON", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk", "husk-fuzz"],
             swiftSettings: swiftSettings
         ),
     ]
