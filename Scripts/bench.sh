@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side in one hyperfine run (engineering rule 5). Run as root.
 #
-#   Scripts/bench.sh [runtime|images|pods|oci|cri|all] [runs]
+#   Scripts/bench.sh [runtime|images|pods|oci|cri|stop|all] [runs]
 #     runtime: husk-runc / crun / runc `run` of /bin/true on one bundle
 #     images:  layer unpack against `umoci unpack`, pull MB/s, `husk images` with 200 images
 #     pods:    pod start and stop, `husk run` against `ctr run --rm`, supervisor memory
@@ -9,6 +9,8 @@
 #     cri:     husk serve against containerd's CRI plugin through one persistent grpcio client
 #              (Scripts/bench-cri.sh, Scripts/cri-bench.py): pod start, stop, ExecSync,
 #              ListContainers, per-pod memory; runs = rounds (default 20)
+#     stop:    SIGKILL lateness of `husk stop` idle, under CPU hogs and under a heavy writer on
+#              the state's filesystem (Scripts/bench-stop.sh); runs = stops per condition (10)
 #
 # With HUSK_BASELINE=DIR (a previous build's husk and husk-runc), runtime, pods and oci also
 # time DIR's binary in the same hyperfine run, same wrapper, own state dirs (names "... (baseline)"),
@@ -26,7 +28,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 what=${1:-all}
-case "$what" in runtime|images|pods|oci|cri|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|cri|all] [runs]" >&2; exit 2 ;; esac
+case "$what" in runtime|images|pods|oci|cri|stop|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|cri|stop|all] [runs]" >&2; exit 2 ;; esac
 runs=${2:-}
 asked=$runs  # the runs asked for; each part has its own default
 if [ -n "${HUSK_BASELINE:-}" ]; then
@@ -135,4 +137,8 @@ fi
 
 if [ "$what" = cri ] || [ "$what" = all ]; then
   "$HUSK_TOP/Scripts/bench-cri.sh" "$HUSK_RELEASE_SCRATCH/release/husk-serve" "${asked:-20}"
+fi
+
+if [ "$what" = stop ] || [ "$what" = all ]; then
+  "$HUSK_TOP/Scripts/bench-stop.sh" "$huskcli" "${asked:-10}"
 fi

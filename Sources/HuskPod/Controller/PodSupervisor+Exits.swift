@@ -15,6 +15,10 @@ extension PodSupervisor {
     /// `status` nil: the process was adopted from a dead supervisor and how it ended is not
     /// known (kubelet's ContainerStatusUnknown, pod-semantics §2).
     func containerExited(_ h: ContainerHandle, _ status: ExitStatus?) {
+        // The exit's time is when it was seen, before its output is drained and its message
+        // read (which may wait on the disk).
+        let finishedAt = Clock.rfc3339Nano()
+        let finishedMono = Clock.monotonicSeconds()
         let oomKilled = runtime.finishExit(h)
         let message = m.locked { () -> String? in
             guard let i = state.index(h.name), let j = instanceIndex(i, h.id) else { return nil }
@@ -30,8 +34,8 @@ extension PodSupervisor {
             if let i = state.index(h.name), let j = instanceIndex(i, h.id) {
                 var inst = state.containers[i].instances[j]
                 inst.state = .exited
-                inst.finishedAt = Clock.rfc3339Nano()
-                inst.finishedMono = Clock.monotonicSeconds()
+                inst.finishedAt = finishedAt
+                inst.finishedMono = finishedMono
                 if status == nil {
                     inst.exitCode = 137
                     inst.reason = .containerStatusUnknown

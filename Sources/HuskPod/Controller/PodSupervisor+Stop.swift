@@ -184,7 +184,10 @@ extension PodSupervisor {
         var signalled = false
         runtime.stopContainer(h, timeout: Double(grace)) { [self] deadline in
             guard !signalled else {
-                // After SIGKILL: the exit, whatever the deadlines say.
+                // Called right after the SIGKILL: note when, then wait for the exit, whatever
+                // the deadlines say.
+                let at = Clock.rfc3339Nano()
+                Threads.spawn("stop-record") { [self] in recordStop(h) { $0.sigkillAt = at } }
                 return m.wait(for: { h.exit != nil }, until: deadline)
             }
             signalled = true

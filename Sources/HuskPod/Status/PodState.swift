@@ -31,6 +31,8 @@ public struct Instance: Sendable, Equatable {
     /// supervisor continues the stop from here; it runs neither again (issue 16 #10).
     public var preStopMono: Double? = nil
     public var killAtMono: Double? = nil
+    /// When the stop's SIGKILL went out (RFC 3339, ns): what `Scripts/bench.sh stop` measures.
+    public var sigkillAt: String? = nil
 
     var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -48,6 +50,7 @@ public struct Instance: Sendable, Equatable {
         if let v = message { o["message"] = .string(v) }
         if let v = preStopMono { o["preStopMono"] = .number(v) }
         if let v = killAtMono { o["killAtMono"] = .number(v) }
+        if let v = sigkillAt { o["sigkillAt"] = .string(v) }
         return .object(o)
     }
 
@@ -78,6 +81,7 @@ public struct Instance: Sendable, Equatable {
         logPath = try r.string("logPath")
         preStopMono = try r.optDouble("preStopMono")
         killAtMono = try r.optDouble("killAtMono")
+        sigkillAt = try r.optString("sigkillAt")
     }
 }
 
