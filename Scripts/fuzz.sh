@@ -32,7 +32,8 @@ for t in $what; do
   mkdir -p ".build-fuzz/crashes/$t"
   log=$(mktemp /tmp/husk-fuzz-log-XXXXXX)
   set +e
-  HUSK_FUZZ_TARGET=$t "$bin" "$corpus" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+  # Swift's backtracer off, so that libFuzzer's own signal handlers write the crashing input.
+  SWIFT_BACKTRACE=enable=no HUSK_FUZZ_TARGET=$t "$bin" "$corpus" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
     -max_len=65536 -artifact_prefix=".build-fuzz/crashes/$t/" -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
@@ -42,8 +43,9 @@ for t in $what; do
     echo "fuzz $t: ${runs:-?} executions in ${seconds}s, ${cov:-cov: ?}, corpus $(ls "$corpus" | wc -l) inputs, no finding"
   else
     failed=1
-    echo "fuzz $t: FAILED (exit $rc) after ${runs:-?} executions; input kept in .build-fuzz/crashes/$t/" >&2
-    grep -E "ERROR|Fatal error|panic|SUMMARY|deadly signal|timeout" "$log" | head -20 >&2 || true
+    cp "$log" ".build-fuzz/crashes/$t/log"
+    echo "fuzz $t: FAILED (exit $rc) after ${runs:-?} executions; input and log kept in .build-fuzz/crashes/$t/" >&2
+    grep -E "ERROR|Fatal error|failure|panic|SUMMARY|deadly signal|timeout|Test unit written" "$log" | head -20 >&2 || true
   fi
   rm -rf "$corpus" "$log"
 done

@@ -16,6 +16,7 @@ struct JSONParserTests {
         ("{\"a\":1,}", "line 1"), ("[1,2", "unexpected end"), ("{\"a\":01}", "may not start with 0"),
         ("{\"a\":1}x", "unexpected content"), ("\"\\x\"", "invalid escape"), ("{\"a\":1,\"a\":2}", "duplicate key"),
         ("\"\\ud800\"", "lone surrogate"), ("{\n\n  \"a\": tru}", "line 3"),
+        ("[1.5e500000000000]", "out of range"), ("[-1e309]", "out of range"),
     ])
     func refused(text: String, expected: String) {
         #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(text.utf8)) }
