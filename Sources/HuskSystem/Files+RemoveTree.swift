@@ -33,8 +33,9 @@ extension Files {
         var fd: Int32
         var dev: UInt64
         var ino: UInt64
-        var name: String
-        var pending: [(name: String, isDirectory: Bool?)]
+        /// The name as the directory holds it, NUL-terminated: not every name is UTF-8.
+        var name: [CChar]
+        var pending: [(name: [CChar], isDirectory: Bool?)]
     }
 
     /// Returns false when the walk must start again from the top.
@@ -58,15 +59,15 @@ extension Files {
         }
         var levels: [Level] = []
         defer { for l in levels where l.fd >= 0 { close(l.fd) } }
-        func where_(_ name: String? = nil) -> String {
+        func where_(_ name: [CChar]? = nil) -> String {
             var p = path
-            for l in levels.dropFirst() { p += "/" + l.name }
-            if let name { p += "/" + name }
+            for l in levels.dropFirst() { p += "/" + display(l.name) }
+            if let name { p += "/" + display(name) }
             return p
         }
         var rst = stat()
         fstat(rootFD, &rst)
-        levels.append(Level(fd: rootFD, dev: UInt64(rst.st_dev), ino: UInt64(rst.st_ino), name: "", pending: []))
+        levels.append(Level(fd: rootFD, dev: UInt64(rst.st_dev), ino: UInt64(rst.st_ino), name: [0], pending: []))
         do {
             levels[0].pending = try entries(rootFD)
         } catch {
@@ -145,7 +146,7 @@ extension Files {
 
     /// The entries of an open directory (without . and ..), with whether each is a directory
     /// when readdir knows it. `fd` stays open and owned by the caller.
-    private static func entries(_ fd: Int32) throws(Errno) -> [(name: String, isDirectory: Bool?)] {
+    private static func entries(_ fd: Int32) throws(Errno) -> [(name: [CChar], isDirectory: Bool?)] {
         let copy = dup(fd)
         guard copy >= 0, let dir = fdopendir(copy) else {
             let e = currentErrno
@@ -153,13 +154,22 @@ extension Files {
             throw e
         }
         defer { closedir(dir) }
-        var out: [(name: String, isDirectory: Bool?)] = []
+        var out: [(name: [CChar], isDirectory: Bool?)] = []
         while let ent = readdir(dir) {
-            let name = direntName(ent)
-            if name == "." || name == ".." { continue }
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { raw -> [CChar] in
+                let bytes = raw.bindMemory(to: CChar.self)
+                let end = bytes.firstIndex(of: 0) ?? bytes.count
+                return Array(bytes[..<end]) + [0]
+            }
+            if name == [46, 0] || name == [46, 46, 0] { continue }  // . and ..
             let type = ent.pointee.d_type
             out.append((name, type == UInt8(DT_UNKNOWN) ? nil : type == UInt8(DT_DIR)))
         }
         return out
+    }
+
+    /// A raw name for messages (invalid UTF-8 shown as U+FFFD).
+    private static func display(_ name: [CChar]) -> String {
+        String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -68,9 +68,16 @@ enum FuzzTargets {
         guard let first = bytes.first else { return }
         let blob = Array(bytes.dropFirst())
         let dir = "/dev/shm/husk-fuzz-\(getpid())"
-        try? Files.removeTree(dir)
         guard mkdir(dir, 0o755) == 0 else { fatalError("cannot create \(dir): \(currentErrno.text)") }
-        defer { try? Files.removeTree(dir) }
+        // Whatever a layer unpacked, Husk must be able to remove it (pod data, snapshots): a
+        // failure is a finding too (a name that is not UTF-8 once was).
+        defer {
+            do {
+                try Files.removeTree(dir)
+            } catch {
+                fatalError("cannot remove what the layer unpacked: \(error)")
+            }
+        }
         guard let blobFD = try? Memfd.create("layer") else { fatalError("memfd_create failed") }
         try? blobFD.writeAll(blob)
         let root = open(dir, O_RDONLY | O_DIRECTORY)

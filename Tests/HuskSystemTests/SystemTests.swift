@@ -154,6 +154,23 @@ struct FilesTests {
         }
     }
 
+    @Test("names that are not UTF-8 are removed too (found by the tar fuzz target)")
+    func nonUTF8Names() throws {
+        let root = "/tmp/husk-test-rmbytes-\(getpid())"
+        try Files.makeDirectories(root)
+        let fd = open(root, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        let dirName: [CChar] = [-1, 1, 0]  // \377\001
+        #expect(mkdirat(fd, dirName, 0o755) == 0)
+        let sub = openat(fd, dirName, O_RDONLY | O_DIRECTORY)
+        #expect(mkdirat(sub, "d", 0o744) == 0)
+        let fileName: [CChar] = [-61, 40, 0]  // an invalid two-byte sequence
+        close(openat(sub, fileName, O_WRONLY | O_CREAT, 0o600))
+        close(sub)
+        try Files.removeTree(root)
+        #expect(!Files.exists(root))
+    }
+
     @Test("removal stops at a mount point inside the tree and says where (never crosses it)")
     func removalStopsAtMount() throws {
         let root = "/tmp/husk-test-rmmount-\(getpid())"
