@@ -1,5 +1,6 @@
 import CArchive
 import HuskJSON
+import HuskSPDY
 import HuskSystem
 import SystemPackage
 @testable import HuskImage
@@ -16,7 +17,7 @@ import Glibc
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "manifest": manifest, "json": json, "oci": oci, "reference": reference, "quantity": quantity,
-        "hpack": hpack, "tar": tar,
+        "hpack": hpack, "tar": tar, "spdy": spdy,
     ]
 
     /// A pod manifest, YAML or JSON, with its validation and defaults (`husk run FILE`).
@@ -60,6 +61,19 @@ enum FuzzTargets {
         var decoder = HPACK.Decoder()
         _ = decoder.decode(bytes)
         _ = decoder.decode(bytes)  // with the dynamic table the first block left
+    }
+
+    /// The SPDY/3.1 framer of the CRI streaming server: frames decoded in order with one
+    /// connection's codec (its zlib stream carries over), each one encoded back.
+    static func spdy(_ bytes: [UInt8]) {
+        let codec = SPDYCodec()
+        var at = 0
+        while at < bytes.count {
+            let before = at
+            guard let frame = try? codec.decode(bytes, at: &at) else { return }
+            precondition(at > before, "decode did not move")
+            _ = SPDYCodec().encode(frame)
+        }
     }
 
     /// The layer unpacker (C): the first byte picks none, gzip or zstd; the rest is the blob,

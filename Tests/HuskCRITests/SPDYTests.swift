@@ -1,6 +1,7 @@
 import Testing
 
 @testable import HuskCRI
+@testable import HuskSPDY
 
 // SPDY/3.1 framing and header compression (cri-semantics.md §5), without a socket.
 @Suite("SPDY/3.1 frames")

@@ -1,4 +1,5 @@
 import HuskPod
+import HuskSPDY
 import HuskSystem
 import SystemPackage
 

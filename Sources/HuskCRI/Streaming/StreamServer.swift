@@ -1,6 +1,7 @@
 import GRPCCore
 import HuskJSON
 import HuskPod
+import HuskSPDY
 import HuskSystem
 import NIOCore
 import NIOHTTP1

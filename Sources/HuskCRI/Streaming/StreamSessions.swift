@@ -1,5 +1,6 @@
 import HuskJSON
 import HuskPod
+import HuskSPDY
 import HuskSystem
 
 #if canImport(Glibc)

@@ -11,7 +11,7 @@ import Glibc
 
 /// One SPDY/3.1 frame. Header blocks are kept as decoded name/value lists; `SPDYCodec`
 /// compresses and decompresses them, in order, with its connection's zlib streams.
-enum SPDYFrame: Equatable, Sendable {
+public enum SPDYFrame: Equatable, Sendable {
     case data(stream: UInt32, fin: Bool, [UInt8])
     case synStream(stream: UInt32, associated: UInt32, flags: UInt8, headers: SPDYHeaders)
     case synReply(stream: UInt32, flags: UInt8, headers: SPDYHeaders)
@@ -24,29 +24,29 @@ enum SPDYFrame: Equatable, Sendable {
     /// A control frame of a type SPDY/3.1 does not define: ignored (SPDY §2.2.1).
     case unknown(type: UInt16)
 
-    static let flagFin: UInt8 = 0x01
+    public static let flagFin: UInt8 = 0x01
     /// RST_STREAM and GOAWAY status codes used here.
-    static let protocolError: UInt32 = 1
-    static let refusedStream: UInt32 = 3
-    static let cancel: UInt32 = 5
+    public static let protocolError: UInt32 = 1
+    public static let refusedStream: UInt32 = 3
+    public static let cancel: UInt32 = 5
 }
 
 /// A header block: lower-case names, each with its values (one value on the wire, NUL-joined).
-struct SPDYHeaders: Equatable, Sendable {
-    var pairs: [(String, [String])] = []
+public struct SPDYHeaders: Equatable, Sendable {
+    public var pairs: [(String, [String])] = []
 
-    init(_ pairs: [(String, [String])] = []) { self.pairs = pairs }
+    public init(_ pairs: [(String, [String])] = []) { self.pairs = pairs }
 
-    subscript(name: String) -> String? {
+    public subscript(name: String) -> String? {
         pairs.first { $0.0 == name }?.1.first
     }
 
-    static func == (a: SPDYHeaders, b: SPDYHeaders) -> Bool {
+    public static func == (a: SPDYHeaders, b: SPDYHeaders) -> Bool {
         a.pairs.count == b.pairs.count && zip(a.pairs, b.pairs).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
     }
 
     /// The uncompressed block: a 32-bit count, then length-prefixed names and values.
-    var block: [UInt8] {
+    public var block: [UInt8] {
         var out: [UInt8] = []
         out.appendU32(UInt32(pairs.count))
         for (name, values) in pairs {
@@ -61,7 +61,7 @@ struct SPDYHeaders: Equatable, Sendable {
     }
 
     /// Parses an uncompressed block; it must be consumed exactly.
-    init(block b: [UInt8]) throws(SPDYError) {
+    public init(block b: [UInt8]) throws(SPDYError) {
         var at = 0
         func u32() throws(SPDYError) -> Int {
             guard b.count - at >= 4 else { throw SPDYError("a header block ends inside a length") }
@@ -85,19 +85,19 @@ struct SPDYHeaders: Equatable, Sendable {
     }
 }
 
-struct SPDYError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct SPDYError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Encodes and decodes the frames of one connection: the two zlib streams (one per direction,
 /// SPDY §2.6.10.1) live as long as the connection, so one codec serves one connection and is
 /// used in frame order.
-final class SPDYCodec {
+public final class SPDYCodec {
     private let deflater: UnsafeMutableRawPointer
     private let inflater: UnsafeMutableRawPointer
 
-    init() {
+    public init() {
         deflater = czlib_new(0, SPDYDictionary.bytes, SPDYDictionary.count)!
         inflater = czlib_new(1, SPDYDictionary.bytes, SPDYDictionary.count)!
     }
@@ -116,15 +116,15 @@ final class SPDYCodec {
         return out.map { Array(UnsafeBufferPointer(start: $0, count: n)) } ?? []
     }
 
-    func compress(_ h: SPDYHeaders) -> [UInt8] { Self.run(deflater, h.block) ?? [] }
+    public func compress(_ h: SPDYHeaders) -> [UInt8] { Self.run(deflater, h.block) ?? [] }
 
-    func decompress(_ bytes: [UInt8]) throws(SPDYError) -> SPDYHeaders {
+    public func decompress(_ bytes: [UInt8]) throws(SPDYError) -> SPDYHeaders {
         guard let plain = Self.run(inflater, bytes) else { throw SPDYError("a header block is not valid zlib with SPDY's dictionary") }
         return try SPDYHeaders(block: plain)
     }
 
     /// The frame on the wire.
-    func encode(_ f: SPDYFrame) -> [UInt8] {
+    public func encode(_ f: SPDYFrame) -> [UInt8] {
         func control(_ type: UInt16, _ flags: UInt8, _ body: [UInt8]) -> [UInt8] {
             var out: [UInt8] = [0x80, 3, UInt8(type >> 8), UInt8(type & 0xff), flags]
             out.appendU24(UInt32(body.count))
@@ -173,7 +173,7 @@ final class SPDYCodec {
 
     /// The first complete frame in `buf` from `at` (which moves past it), or nil when the frame
     /// is not all there yet.
-    func decode(_ buf: [UInt8], at: inout Int) throws(SPDYError) -> SPDYFrame? {
+    public func decode(_ buf: [UInt8], at: inout Int) throws(SPDYError) -> SPDYFrame? {
         guard buf.count - at >= 8 else { return nil }
         let flags = buf[at + 4]
         let length = Int(buf[at + 5]) << 16 | Int(buf[at + 6]) << 8 | Int(buf[at + 7])
