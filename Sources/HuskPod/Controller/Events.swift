@@ -32,16 +32,18 @@ final class EventRecorder: @unchecked Sendable {  // the fd is only written with
         c.kind == .app ? "spec.containers{\(c.name)}" : "spec.initContainers{\(c.name)}"
     }
 
-    func normal(_ reason: String, _ message: String, _ c: ContainerState? = nil) {
-        record("Normal", reason, message, fieldPath: c.map(Self.fieldPath))
+    /// `at`: when it happened, if that was before now (a step's time, not the time its
+    /// bookkeeping was done).
+    func normal(_ reason: String, _ message: String, _ c: ContainerState? = nil, at: (sec: Int, nsec: Int)? = nil) {
+        record("Normal", reason, message, fieldPath: c.map(Self.fieldPath), at: at)
     }
 
     func warning(_ reason: String, _ message: String, _ c: ContainerState? = nil) {
         record("Warning", reason, message, fieldPath: c.map(Self.fieldPath))
     }
 
-    func record(_ type: String, _ reason: String, _ message: String, fieldPath: String?) {
-        let t = Clock.now()
+    func record(_ type: String, _ reason: String, _ message: String, fieldPath: String?, at: (sec: Int, nsec: Int)? = nil) {
+        let t = at ?? Clock.now()
         let nano = Clock.rfc3339Nano(t)
         let seconds = Clock.rfc3339(t)
         let n = lock.locked { () -> Int in

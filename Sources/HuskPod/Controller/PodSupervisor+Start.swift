@@ -95,11 +95,15 @@ extension PodSupervisor {
             _ = m.wait(for: { handle.exit != nil }, until: Clock.monotonicSeconds() + 10)
             return
         }
+        // The start's own time, for startedAt and the Started event: taking `m` and writing
+        // the status may wait (on another thread, on the disk), and the container runs already.
+        let started = Clock.now()
+        let startedMono = Clock.monotonicSeconds()
         m.locked {
             if let j = instanceIndex(i, id) {
                 if state.containers[i].instances[j].state == .created { state.containers[i].instances[j].state = .running }
-                state.containers[i].instances[j].startedAt = Clock.rfc3339Nano()
-                state.containers[i].instances[j].startedMono = Clock.monotonicSeconds()
+                state.containers[i].instances[j].startedAt = Clock.rfc3339Nano(started)
+                state.containers[i].instances[j].startedMono = startedMono
                 state.containers[i].instances[j].postStartDone = c.lifecycle?.postStart == nil
                 state.containers[i].instances[j].startupDone = Self.runnable(c.startupProbe) == nil
                 // Without a readiness probe a container is ready once it runs (§9); with one,
@@ -112,7 +116,7 @@ extension PodSupervisor {
             }
             changed()
         }
-        events.normal("Started", "Started container \(c.name)", st)
+        events.normal("Started", "Started container \(c.name)", st, at: started)
         startProbes(i, handle, c)
 
         // postStart: awaited; the container is Waiting until it returns (§5).
