@@ -13,7 +13,7 @@
 # target.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-targets="manifest json oci reference quantity hpack tar spdy"
+targets="manifest json oci reference quantity hpack grpc tar spdy"
 what=${1:-all}
 seconds=${2:-60}
 [ "$what" = all ] && what=$targets

@@ -17,7 +17,7 @@ import Glibc
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "manifest": manifest, "json": json, "oci": oci, "reference": reference, "quantity": quantity,
-        "hpack": hpack, "tar": tar, "spdy": spdy,
+        "hpack": hpack, "grpc": grpc, "tar": tar, "spdy": spdy,
     ]
 
     /// A pod manifest, YAML or JSON, with its validation and defaults (`husk run FILE`).
@@ -61,6 +61,21 @@ enum FuzzTargets {
         var decoder = HPACK.Decoder()
         _ = decoder.decode(bytes)
         _ = decoder.decode(bytes)  // with the dynamic table the first block left
+    }
+
+    /// The grpc probe's HTTP/2 reader, whole: the input is what the "server" (a container, so
+    /// untrusted) answers on a socket pair, then EOF.
+    static func grpc(_ bytes: [UInt8]) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else { fatalError("socketpair: \(currentErrno.text)") }
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        _ = Output.writeAll(fds[1], bytes)
+        shutdown(fds[1], Int32(SHUT_WR))
+        _ = GRPCHealth.call(fds[0], authority: "127.0.0.1:50051", service: "fuzz", userAgent: "kube-probe/1.30",
+                            deadline: Clock.monotonicSeconds() + 1, within: "1s")
     }
 
     /// The SPDY/3.1 framer of the CRI streaming server: frames decoded in order with one

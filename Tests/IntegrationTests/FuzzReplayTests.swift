@@ -14,7 +14,7 @@ struct FuzzReplayTests {
     }()
 
     @Test("every seed and past finding of each target runs through it without a crash",
-          arguments: ["manifest", "json", "oci", "reference", "quantity", "hpack", "tar", "spdy"])
+          arguments: ["manifest", "json", "oci", "reference", "quantity", "hpack", "grpc", "tar", "spdy"])
     func replay(target: String) throws {
         let dir = Self.seeds + "/" + target
         let inputs = try FileManager.default.contentsOfDirectory(atPath: dir)
