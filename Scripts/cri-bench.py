@@ -22,6 +22,7 @@ keepers and pause), per pod; and the daemon's RSS idle and with the 30 pods.
 
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -39,6 +40,9 @@ def stubs(proto):
     sys.path.insert(0, out)
     import api_pb2
     import api_pb2_grpc
+    # Loaded: the generated files are not needed any more (nothing of the run is left in /tmp).
+    sys.path.remove(out)
+    shutil.rmtree(out, ignore_errors=True)
     return api_pb2, api_pb2_grpc
 
 
