@@ -107,8 +107,17 @@ __attribute__((noreturn)) void cshim_child_fail(struct child *c, int stage, int 
 
 // MARK: - The child
 
-// The states the runtime sends for the hooks: "creating" for createContainer, "created" for
-// startContainer (read by cshim_child_read_hook_state, spawn_hooks.c).
+// CVE-2024-21626: the working directory must be inside the container's root. A cwd reached
+// through a leaked fd of the host has no path from this root, and getcwd says so.
+static void cshim_child_check_cwd(struct child *c) {
+    char cwd[PATH_MAX];
+    long n = syscall(SYS_getcwd, cwd, sizeof(cwd));
+    if (n < 0) cshim_child_fail(c, CSHIM_STAGE_CWD, errno, c->plan->cwd);
+    if (cwd[0] != '/') cshim_child_fail(c, CSHIM_STAGE_CWD, EPERM, c->plan->cwd);
+}
+
+// The states the runtime sends for the hooks: the one for createContainer, then the one for
+// startContainer (both `created` today; read by cshim_child_read_hook_state, spawn_hooks.c).
 static char hook_state_creating[65536];
 static char hook_state_created[65536];
 
@@ -139,16 +148,6 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     // Only the runtime writes hook states: its end closes here, so that its death is EOF.
     if (p->hooks_fd >= 0 && p->hooks_peer_fd >= 0) close(p->hooks_peer_fd);
 
-    // The host's /dev/null, for masking (opened while the host's /dev is still visible).
-    if (p->nmasked > 0) {
-        c->devnull_fd = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (c->devnull_fd < 0) cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, errno, "/dev/null");
-        struct stat st;
-        if (fstat(c->devnull_fd, &st) < 0) cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, errno, "/dev/null");
-        if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
-            cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, ENOTTY, "/dev/null");
-    }
-
     if (p->set_oom_score_adj) {
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         if (fd < 0) cshim_child_fail(c, CSHIM_STAGE_OOM_SCORE_ADJ, errno, "/proc/self/oom_score_adj");
@@ -172,6 +171,24 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     for (size_t i = 0; i < p->njoins; i++) {
         if (setns(p->joins[i].fd, p->joins[i].nstype) < 0) cshim_child_fail(c, CSHIM_STAGE_SETNS, errno, "setns");
     }
+    // A container without a mount namespace of its own was entered by chroot: so is an exec.
+    if (p->enter_root_fd >= 0) {
+        if (fchdir(p->enter_root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+            cshim_child_fail(c, CSHIM_STAGE_PIVOT_ROOT, errno, "the container's root");
+        close(p->enter_root_fd);
+    }
+    // /dev/null of the mount namespace the container is set up in (joined or a copy of the
+    // runtime's), for masking: opened before the rootfs hides the host's /dev. A node of
+    // another mount namespace could not be bound here.
+    if (p->nmasked > 0) {
+        c->devnull_fd = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (c->devnull_fd < 0) cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, errno, "/dev/null");
+        struct stat st;
+        if (fstat(c->devnull_fd, &st) < 0) cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, errno, "/dev/null");
+        if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3)
+            cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, ENOTTY, "/dev/null");
+    }
+
     // Inside the target cgroup (CLONE_INTO_CGROUP) a new cgroup namespace is rooted there.
     if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         cshim_child_fail(c, CSHIM_STAGE_CGROUP_NAMESPACE, errno, "unshare");
@@ -272,6 +289,18 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     }
     cshim_child_close_fds_except(keep, nkeep);
 
+    // The working directory, entered while still privileged, as runc does (a directory only
+    // the container user may enter is entered again after the switch), and checked to be
+    // inside the root (CVE-2024-21626: a leaked fd must not put the cwd on the host). The
+    // check runs before any seccomp filter, which may refuse getcwd to the program.
+    int cwd_later = 0;
+    if (chdir(p->cwd) == 0)
+        cshim_child_check_cwd(c);
+    else if (errno == EACCES || errno == EPERM)
+        cwd_later = 1;
+    else
+        cshim_child_fail(c, CSHIM_STAGE_CWD, errno, p->cwd);
+
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the drop
     // (as runc does). With no_new_privs it is the very last step before execve.
     if (!p->no_new_privs) cshim_child_load_seccomp(c);
@@ -284,14 +313,9 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     // Dropping privileges can reset the dumpable flag; keep it off until execve.
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-    // The working directory, as the container user; it must be inside the root
-    // (CVE-2024-21626: a leaked fd must not put the cwd on the host).
-    if (chdir(p->cwd) < 0) cshim_child_fail(c, CSHIM_STAGE_CWD, errno, p->cwd);
-    {
-        char cwd[PATH_MAX];
-        long n = syscall(SYS_getcwd, cwd, sizeof(cwd));
-        if (n < 0) cshim_child_fail(c, CSHIM_STAGE_CWD, errno, p->cwd);
-        if (cwd[0] != '/') cshim_child_fail(c, CSHIM_STAGE_CWD, EPERM, p->cwd);
+    if (cwd_later) {
+        if (chdir(p->cwd) < 0) cshim_child_fail(c, CSHIM_STAGE_CWD, errno, p->cwd);
+        cshim_child_check_cwd(c);
     }
     umask(p->umask >= 0 ? (mode_t)p->umask : 022);
 

@@ -395,8 +395,10 @@ void cshim_child_setup_rootfs(struct child *c) {
     // pivot_root otherwise (private, unbindable), as runc and crun do. Default: rslave.
     unsigned long asked = p->root_propagation;
     unsigned long prop = (asked & (MS_SHARED | MS_SLAVE)) ? asked : (MS_SLAVE | MS_REC);
-    if (mount(NULL, "/", NULL, prop, NULL) < 0) cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
-    if (prop & MS_SHARED) {
+    // In the runtime's own mount namespace the host's "/" is never touched.
+    if (!p->rootfs_chroot && mount(NULL, "/", NULL, prop, NULL) < 0)
+        cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
+    if (!p->rootfs_chroot && (prop & MS_SHARED)) {
         // pivot_root refuses a shared parent of the new root or of the old root, and the
         // rootfs's mounts must not reach the host: both parents become private (runc's
         // rootfsParentMountPrivate), not what is mounted below them.
@@ -433,6 +435,8 @@ void cshim_child_setup_rootfs(struct child *c) {
     // Bind the rootfs onto itself so it is a mount point pivot_root can use.
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         cshim_child_fail(c, CSHIM_STAGE_ROOTFS, errno, p->rootfs);
+    if (p->rootfs_chroot && mount(NULL, p->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+        cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, p->rootfs);
     c->rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (c->rootfd < 0) cshim_child_fail(c, CSHIM_STAGE_ROOTFS, errno, p->rootfs);
 
@@ -457,15 +461,21 @@ void cshim_child_pivot_root(struct child *c) {
     int newroot = open(cshim_child_fd_path(rbuf, c->rootfd), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     if (newroot < 0) cshim_child_fail(c, stage, errno, p->rootfs);
     if (fchdir(newroot) < 0) cshim_child_fail(c, stage, errno, p->rootfs);
-    if (syscall(SYS_pivot_root, ".", ".") < 0) cshim_child_fail(c, stage, errno, p->rootfs);
-    if (fchdir(oldroot) < 0) cshim_child_fail(c, stage, errno, "old root");
-    // Keep the unmount of the old root from propagating to the host.
-    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) cshim_child_fail(c, stage, errno, "old root");
-    if (umount2(".", MNT_DETACH) < 0) cshim_child_fail(c, stage, errno, "old root");
-    if (chdir("/") < 0) cshim_child_fail(c, stage, errno, "/");
-    // The root's propagation as asked, now that it is the root (runc does it here too).
-    if (p->root_propagation && mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
-        cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
+    if (p->rootfs_chroot) {
+        // The host's mount namespace: chroot, as runc does without a mount namespace.
+        if (chroot(".") < 0) cshim_child_fail(c, stage, errno, p->rootfs);
+        if (chdir("/") < 0) cshim_child_fail(c, stage, errno, "/");
+    } else {
+        if (syscall(SYS_pivot_root, ".", ".") < 0) cshim_child_fail(c, stage, errno, p->rootfs);
+        if (fchdir(oldroot) < 0) cshim_child_fail(c, stage, errno, "old root");
+        // Keep the unmount of the old root from propagating to the host.
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) cshim_child_fail(c, stage, errno, "old root");
+        if (umount2(".", MNT_DETACH) < 0) cshim_child_fail(c, stage, errno, "old root");
+        if (chdir("/") < 0) cshim_child_fail(c, stage, errno, "/");
+        // The root's propagation as asked, now that it is the root (runc does it here too).
+        if (p->root_propagation && mount(NULL, "/", NULL, p->root_propagation, NULL) < 0)
+            cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
+    }
     close(oldroot);
     close(newroot);
     close(c->rootfd);

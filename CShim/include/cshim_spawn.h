@@ -136,7 +136,7 @@ struct cshim_spawn_plan {
 
     // Hooks (runtime-spec config.md). When hooks_fd >= 0 the child stops after its mounts,
     // before pivot_root, reports it (cshim_spawn returns with at_hooks set), and reads from
-    // hooks_fd two states ([u32 length][JSON] each: "creating", then "created") before it goes
+    // hooks_fd two states ([u32 length][JSON] each: createContainer's, then startContainer's) before it goes
     // on: it runs the createContainer hooks there, and the startContainer hooks after the
     // gate, just before exec, each with its state on stdin.
     int hooks_fd;
@@ -161,6 +161,14 @@ struct cshim_spawn_plan {
     const char *_Nullable overlay_work;
     unsigned long root_propagation; // applied to "/" first; default MS_SLAVE|MS_REC
     int rootfs_readonly;
+    // No mount namespace of its own (the runtime's is inherited, runtime-spec config-linux.md):
+    // the propagation of "/" is left alone, the rootfs's self-bind is made rprivate so nothing
+    // below it reaches the host's peers, and the root is entered with chroot (pivot_root would
+    // move the host's root). The caller unmounts the bind when the container goes.
+    int rootfs_chroot;
+    // An exec into such a container: after joining its namespaces, chroot into this directory
+    // (an O_PATH fd on /proc/<init>/root), or -1.
+    int enter_root_fd;
     const struct cshim_mount *_Nullable mounts;
     size_t nmounts;
     int setup_dev;                  // create standard device nodes and /dev symlinks

@@ -80,6 +80,8 @@ extension Container {
             default: joinFlags.insert(flag)
             }
         }
+        // No mount namespace of its own: the container was entered by chroot, and so is this.
+        plan.rootfsChroot = !joinFlags.contains(.mount)
         if let sc = spec.linux?.seccomp {
             let (program, w) = try SeccompProfile.compile(sc)
             plan.seccomp = program

@@ -139,15 +139,19 @@ public struct Container: Sendable {
             request.childHooks = ((hooks.createContainer ?? []).map(\.plan), (hooks.startContainer ?? []).map(\.plan))
             request.atHooks = { pid, writer in
                 let container = Container(root: root, record: recordBox.record)
-                let creating = container.ociState(.creating, pid: pid)
+                // The hooks of the create step see `created` with the container's pid, as crun
+                // gives them and runtime-tools' hooks_stdin asserts (runc says `creating`): the
+                // environment is made, the program has not run. `state` still says `creating`
+                // until create returns.
+                let created = container.ociState(.created, pid: pid)
                 for (kind, list) in [("prestart", hooks.prestart ?? []), ("createRuntime", hooks.createRuntime ?? [])] {
-                    if let f = runHooks(kind, list, state: creating, stopAtFailure: true, warn: warn) {
+                    if let f = runHooks(kind, list, state: created, stopAtFailure: true, warn: warn) {
                         hookFailed.failed = true
                         return SpawnError(stage: .hook, errno: .invalidArgument, detail: f)
                     }
                 }
                 var bytes: [UInt8] = []
-                for text in [creating.json(indent: nil), container.ociState(.created, pid: pid).json(indent: nil)] {
+                for text in [created.json(indent: nil), created.json(indent: nil)] {
                     var n = UInt32(text.utf8.count).littleEndian
                     withUnsafeBytes(of: &n) { bytes += $0 }
                     bytes += Array(text.utf8)
@@ -170,6 +174,8 @@ public struct Container: Sendable {
                 }
                 record.pid = created.pid
                 record.pidStartTime = st.startTime
+                record.hostRootMount = created.hostRoot?.mountID
+                if let h = created.hostRoot { record.rootfs = h.path }
                 record.phase = .created
                 try root.saveRecord(record)
                 if let pidFile = options.pidFile {
@@ -182,6 +188,7 @@ public struct Container: Sendable {
             } catch {
                 Engine.kill(created.process.pidfd, cgroup: created.cgroup)
                 _ = try? created.process.pidfd.wait()
+                if let h = created.hostRoot { Engine.releaseHostRoot(path: h.path, mountID: h.mountID) }
                 try? Engine.delete(created.cgroup, prune: record.mayPrune)
                 throw error
             }
@@ -392,6 +399,7 @@ public struct Container: Sendable {
 
     /// Removes the cgroup (killing stragglers) and the state directory.
     func cleanup() throws(HuskError) {
+        if let m = record.hostRootMount { Engine.releaseHostRoot(path: record.rootfs, mountID: m) }
         if let g = record.cgroup {
             do {
                 try Engine.delete(g, prune: record.mayPrune)

@@ -28,6 +28,9 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var cgroupPath: String?
     /// Cgroup directories (inside the hierarchy) this container created, outermost first.
     public var cgroupCreated: [String]
+    /// Without a mount namespace of its own: the id of the rootfs's bind in the runtime's mount
+    /// namespace (at `rootfs`), unmounted at delete.
+    public var hostRootMount: Int? = nil
 
     /// Whether an empty ancestor of the container's cgroup may be removed with it: the ones it
     /// created, and anything inside Husk's own subtree (/husk).
@@ -49,6 +52,7 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
         if let c = cgroupMount { m.append(("cgroupMount", JSONText.string(c))) }
         if let c = cgroupPath { m.append(("cgroupPath", JSONText.string(c))) }
         m.append(("cgroupCreated", JSONText.array(cgroupCreated.map(JSONText.string))))
+        if let h = hostRootMount { m.append(("hostRootMount", "\(h)")) }
         return JSONText.object(m)
     }
 

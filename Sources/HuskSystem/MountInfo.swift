@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// One line of /proc/<pid>/mountinfo.
 public struct MountInfoEntry: Sendable, Equatable {
     public var id: Int
@@ -15,6 +21,16 @@ public enum MountInfo {
     public static func read(pid: String = "self") throws(SystemCallError) -> [MountInfoEntry] {
         guard let text = try Files.readString("/proc/\(pid)/mountinfo") else { return [] }
         return parse(text)
+    }
+
+    /// The id of the topmost mount whose mount point is `path` (symlinks resolved) in this
+    /// process's mount namespace, or nil when `path` is no mount point.
+    public static func topMount(at path: String) -> Int? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        let real = String(cString: resolved)
+        free(resolved)
+        guard let entries = try? read() else { return nil }
+        return entries.last { $0.mountPoint == real }?.id
     }
 
     public static func parse(_ text: String) -> [MountInfoEntry] {

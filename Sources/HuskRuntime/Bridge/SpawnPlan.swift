@@ -93,6 +93,11 @@ public struct SpawnPlan: Sendable {
     public var overlay: (lower: [String], upper: String, work: String)? = nil
     public var rootPropagation: MountFlags = []
     public var rootfsReadonly = false
+    /// No mount namespace of its own: the rootfs is bound (rprivate) in the runtime's mount
+    /// namespace and entered with chroot; the caller unmounts it when the container goes.
+    public var rootfsChroot = false
+    /// An exec into such a container: chroot here (/proc/<init>/root) after joining.
+    public var enterRoot: FD? = nil
     public var mounts: [MountEntry] = []
     public var setupDev = false
     public var devices: [DeviceNode] = []

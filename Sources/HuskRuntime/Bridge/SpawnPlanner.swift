@@ -51,9 +51,14 @@ public enum SpawnPlanner {
             }
         }
         let joinsMount = out.joins.contains { $0.type == .mount }
+        // config-linux.md: a namespace type that is not listed is the runtime's. Without a
+        // mount namespace the root is entered by chroot and the container's mounts sit under
+        // the rootfs in the runtime's mount table until delete (runc does the same).
+        let inheritsMount = !own.contains("mount") && !joinsMount
 
-        // Root filesystem, mounts, devices.
-        if !joinsMount {
+        // Root filesystem, mounts, devices; in a mount namespace joined by path they are made
+        // there, as runc does.
+        do {
             guard let root = spec.root else { throw HuskError(.invalidArgument, "root: required field is missing") }
             plan.rootfs = Files.absolute(root.path, relativeTo: bundle)
             plan.rootfsReadonly = root.readonly ?? false
@@ -85,8 +90,18 @@ public enum SpawnPlanner {
                 if hasPts { plan.symlinks.append(("pts/ptmx", "/dev/ptmx")) }
                 if Files.exists("/proc/kcore") { plan.symlinks.append(("/proc/kcore", "/dev/core")) }
             }
-            plan.maskedPaths = unique(linux.maskedPaths ?? [])
-            plan.readonlyPaths = unique(linux.readonlyPaths ?? [])
+            if !inheritsMount {
+                plan.maskedPaths = unique(linux.maskedPaths ?? [])
+                plan.readonlyPaths = unique(linux.readonlyPaths ?? [])
+            } else {
+                plan.rootfsChroot = true
+                out.warnings.append(
+                    "linux.namespaces: no mount namespace: the container shares the runtime's; its root is entered with chroot and its mounts stay under \(plan.rootfs!) until delete")
+                if plan.rootPropagation != [] {
+                    out.warnings.append("linux.rootfsPropagation: ignored without a mount namespace of the container's own")
+                    plan.rootPropagation = []
+                }
+            }
         }
 
         if let h = spec.hostname, !h.isEmpty { plan.hostname = h }

@@ -146,6 +146,8 @@ public enum Spawner {
             c.overlay_work = arena.string(o.work)
         }
         c.rootfs_readonly = plan.rootfsReadonly ? 1 : 0
+        c.rootfs_chroot = plan.rootfsChroot ? 1 : 0
+        c.enter_root_fd = plan.enterRoot?.raw ?? -1
         let mounts = plan.mounts.map {
             cshim_mount(
                 source: $0.source.map { arena.string($0) }, target: arena.string($0.target),

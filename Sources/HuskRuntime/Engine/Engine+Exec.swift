@@ -27,6 +27,15 @@ extension Engine {
         var p = plan
         p.joins = [.init(fd: initPidfd.fd, type: namespaces)]
         p.pidNamespace = joinPid ? initPidfd.fd : nil
+        if p.rootfsChroot {
+            // The container was entered by chroot in the runtime's mount namespace: so is this.
+            p.rootfsChroot = false
+            do {
+                p.enterRoot = try FD.open("/proc/\(initPidfd.pid)/root", O_PATH | O_DIRECTORY)
+            } catch {
+                throw HuskError(.system, "cannot open the container's root", cause: error)
+            }
+        }
         do {
             p.cgroup = try cgroup.open()
         } catch {

@@ -92,11 +92,15 @@ public struct EngineContainer: Sendable {
     public let execTemplate: SpawnPlan
     /// The pipe gate (nil for a FIFO gate: its path opens it).
     public let gate: PipeGate?
+    /// A container without a mount namespace of its own: the bind of its rootfs in the
+    /// runtime's mount namespace (path, mount id), for `releaseHostRoot` at delete.
+    public let hostRoot: (path: String, mountID: Int)?
 
     public var pid: pid_t { process.pid }
 
     public init(id: String, process: SpawnedProcess, cgroup: Cgroup2Group, createdCgroups: [String], execTemplate: SpawnPlan,
-                gate: PipeGate?) {
+                gate: PipeGate?, hostRoot: (path: String, mountID: Int)? = nil) {
+        self.hostRoot = hostRoot
         self.id = id
         self.process = process
         self.cgroup = cgroup
@@ -146,12 +150,14 @@ extension Engine {
         }
         let mayWrite: @Sendable (String) -> Bool = { [mayWriteCgroup = r.mayWriteCgroup] in created.contains($0) || mayWriteCgroup($0) }
         var process: SpawnedProcess? = nil
+        var hostRootBefore: (path: String, mountID: Int?)? = nil
         do throws(HuskError) {
             try r.onCgroup?(group, created)
             for w in try applyResources(r.spec.linux?.resources, to: group, mayWrite: mayWrite, ignoreMissing: r.ignoreMissingControllers) {
                 r.warn(w)
             }
             var (plan, gateWriter) = try plan(r, group: group)
+            if plan.rootfsChroot, let rootfs = plan.rootfs { hostRootBefore = (rootfs, MountInfo.topMount(at: rootfs)) }
             do {
                 process = try Spawner.spawn(plan, atHooks: r.atHooks.flatMap { f in plan.hooksPeerFD.map { peer in { pid in f(pid, peer) } } })
             } catch {
@@ -159,13 +165,21 @@ extension Engine {
             }
             plan.hooksFD = nil
             plan.hooksPeerFD = nil
+            var hostRoot: (path: String, mountID: Int)? = nil
+            if let (path, before) = hostRootBefore, let top = MountInfo.topMount(at: path), top != before {
+                hostRoot = (path, top)
+            }
             return EngineContainer(
                 id: r.id, process: process!, cgroup: group, createdCgroups: created, execTemplate: execTemplate(plan),
-                gate: gateWriter.map(PipeGate.init))
+                gate: gateWriter.map(PipeGate.init), hostRoot: hostRoot)
         } catch {
             if let process {
                 try? process.pidfd.signal(SIGKILL)
                 _ = try? process.pidfd.wait()
+            }
+            // The child's bind of the rootfs in the runtime's mount namespace, if it got that far.
+            if let (path, before) = hostRootBefore, let top = MountInfo.topMount(at: path), top != before {
+                releaseHostRoot(path: path, mountID: top)
             }
             try? group.remove(prune: r.pruneAncestorsOnFailure ? mayWrite : { created.contains($0) })
             throw error
@@ -268,9 +282,20 @@ extension Engine {
         return execTemplate(plan)
     }
 
+    /// Unmounts the bind of a container's rootfs made in the runtime's mount namespace (a
+    /// container without one of its own), with everything mounted below it, when `mountID`
+    /// is still the topmost mount there. Returns whether it was there.
+    @discardableResult
+    public static func releaseHostRoot(path: String, mountID: Int) -> Bool {
+        guard MountInfo.topMount(at: path) == mountID else { return false }
+        try? Mount.unmount(path, detach: true)
+        return true
+    }
+
     /// What an exec in a container created from `plan` runs with.
     static func execTemplate(_ plan: SpawnPlan) -> SpawnPlan {
         var exec = SpawnPlan()
+        exec.rootfsChroot = plan.rootfsChroot
         exec.uid = plan.uid
         exec.gid = plan.gid
         exec.groups = plan.groups

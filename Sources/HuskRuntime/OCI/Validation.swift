@@ -154,15 +154,18 @@ extension Spec {
                 p.error("\(path).path", "\(nsPath): No such file or directory")
             }
         }
+        // A uts namespace joined by path takes the hostname too (runc, crun); the runtime's own
+        // (the type not listed) never does.
+        if hostname?.isEmpty == false && !types.contains("uts") {
+            p.error("hostname", "setting a hostname needs a uts namespace (add {\"type\": \"uts\"})")
+        }
+        if domainname?.isEmpty == false && !types.contains("uts") {
+            p.error("domainname", "setting a domainname needs a uts namespace (add {\"type\": \"uts\"})")
+        }
         if !types.contains("mount") {
-            p.error("linux.namespaces", "a mount namespace is required (add {\"type\": \"mount\"})")
-        }
-        let ownUTS = (linux.namespaces ?? []).contains { $0.type == "uts" && ($0.path ?? "").isEmpty }
-        if hostname?.isEmpty == false && !ownUTS {
-            p.error("hostname", "setting a hostname needs a new uts namespace")
-        }
-        if domainname?.isEmpty == false && !ownUTS {
-            p.error("domainname", "setting a domainname needs a new uts namespace")
+            // runc drops them too: without a mount namespace they would change the host.
+            if !(linux.maskedPaths ?? []).isEmpty { p.warn("linux.maskedPaths", "ignored without a mount namespace of the container's own") }
+            if !(linux.readonlyPaths ?? []).isEmpty { p.warn("linux.readonlyPaths", "ignored without a mount namespace of the container's own") }
         }
         if linux.uidMappings != nil || linux.gidMappings != nil {
             p.error("linux.uidMappings", "user namespaces are not supported yet")
