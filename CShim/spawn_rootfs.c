@@ -259,6 +259,13 @@ static void make_devices(struct child *c) {
         int dfd = open_parent_dir(c, d->path, last);
         if (mknodat(dfd, last, d->mode, makedev(d->major, d->minor)) < 0) {
             if (errno != EEXIST) cshim_child_fail(c, stage, errno, d->path);
+            // config-linux.md: a file already at the path that is not the requested device
+            // is an error (a node of the same type and numbers is taken as it is).
+            struct stat st;
+            if (fstatat(dfd, last, &st, AT_SYMLINK_NOFOLLOW) < 0) cshim_child_fail(c, stage, errno, d->path);
+            if ((st.st_mode & S_IFMT) != (d->mode & S_IFMT) ||
+                ((d->mode & S_IFMT) != S_IFIFO && st.st_rdev != makedev(d->major, d->minor)))
+                cshim_child_fail(c, stage, EEXIST, d->path);
         } else {
             if (fchmodat(dfd, last, d->mode & 07777, 0) < 0) cshim_child_fail(c, stage, errno, d->path);
             if (fchownat(dfd, last, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
@@ -294,8 +301,8 @@ static void mask_paths(struct child *c) {
             if (mount("tmpfs", cshim_child_fd_path(tbuf, fd), "tmpfs", MS_RDONLY, NULL) < 0)
                 cshim_child_fail(c, stage, errno, path);
         } else {
-            // CVE-2025-31133: bind the host's /dev/null, opened and verified before any of the
-            // container's files could be involved, never the container's /dev/null.
+            // CVE-2025-31133: bind the runtime's /dev/null, opened and verified before any of
+            // the container's files could be involved, never the container's /dev/null.
             if (mount(cshim_child_fd_path(nbuf, c->devnull_fd), cshim_child_fd_path(tbuf, fd), NULL, MS_BIND, NULL) < 0)
                 cshim_child_fail(c, stage, errno, path);
         }

@@ -189,7 +189,7 @@ public struct Container: Sendable {
                 Engine.kill(created.process.pidfd, cgroup: created.cgroup)
                 _ = try? created.process.pidfd.wait()
                 if let h = created.hostRoot { Engine.releaseHostRoot(path: h.path, mountID: h.mountID) }
-                try? Engine.delete(created.cgroup, prune: record.mayPrune)
+                try? Engine.delete(created.cgroup, keepGroup: !record.mayPrune(created.cgroup.path), prune: record.mayPrune)
                 throw error
             }
             return (Container(root: root, record: record), created.process)
@@ -402,7 +402,7 @@ public struct Container: Sendable {
         if let m = record.hostRootMount { Engine.releaseHostRoot(path: record.rootfs, mountID: m) }
         if let g = record.cgroup {
             do {
-                try Engine.delete(g, prune: record.mayPrune)
+                try Engine.delete(g, keepGroup: !record.mayPrune(g.path), prune: record.mayPrune)
             } catch {
                 throw HuskError(.system, "cannot remove the cgroup of container \(id)", cause: error.cause)
             }

@@ -54,7 +54,11 @@ public struct MountOptions: Equatable, Sendable {
             } else if o == "rro" {
                 recursiveReadonly = true
                 flags.insert(.readOnly)
-            } else if o == "rrw" || o == "remount" || o == "defaults" || o == "tmpcopyup" || o == "_netdev" {
+            } else if o == "remount" {
+                // MS_REMOUNT (runc's table): the mount already at the destination takes the
+                // other flags and data instead of a new one being mounted.
+                flags.insert(.remount)
+            } else if o == "rrw" || o == "defaults" || o == "tmpcopyup" || o == "_netdev" {
                 ignored.append(o)
             } else {
                 data.append(o)

@@ -153,6 +153,17 @@ public struct Cgroup2Group: Sendable, Equatable {
         try write("cgroup.freeze", on ? "1" : "0")
     }
 
+    /// Kills what is left and waits until the group is empty, keeping it (a group that
+    /// existed before the container that used it).
+    public func drain(timeout: Double = 10) throws(SystemCallError) {
+        let deadline = Clock.monotonicSeconds() + timeout
+        while exists && populated {
+            try? kill()
+            if Clock.monotonicSeconds() >= deadline { throw SystemCallError("cgroup.kill", directory, .resourceBusy) }
+            usleep(2000)
+        }
+    }
+
     /// Kills what is left, waits until the group is empty, then removes it, retrying while
     /// the kernel still reports it busy. Then walks up removing empty ancestors for which
     /// `prune` says yes, stopping at the first one still in use (creators retry when a parent

@@ -166,3 +166,89 @@ struct RuncNamespaceTests {
         #expect(ok.status == 0 && ok.stdout == "/tmp\n", "\(ok)")
     }
 }
+
+/// The runtime-spec corners issue 7's audit left open (issue 15 #7): cgroups that existed
+/// before the container, the `remount` mount option, and a device path already taken.
+@Suite("husk-runc: pre-existing cgroups, remount, existing device paths", .serialized)
+struct RuncSpecCornerTests {
+    @Test("a cgroup that existed before the container (linux.cgroupsPath outside Husk's subtree) is emptied but kept by a failed create and by delete",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func preexistingCgroupKept() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let mount = Host.cgroup2!
+        let path = "/husk-test-pre-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: mount.path + path, withIntermediateDirectories: false)
+        defer { rmdir(mount.path + path) }
+        var bundle = try TestBundle(in: scratch, args: ["/no/such/program"])
+        bundle.spec.linux?.cgroupsPath = path
+        bundle.spec.process?.terminal = false
+        try bundle.write()
+        let runc = Runc(scratch)
+        let failed = uniqueID("fail")
+        let f = runc.create(failed, bundle: bundle.path)
+        #expect(f.status != 0, "\(f)")
+        #expect(FileManager.default.fileExists(atPath: mount.path + path), "a failed create removed the cgroup that was there before it")
+        expectGone(failed, runc: runc, cgroup: "/husk/runc/\(failed)")
+
+        bundle.spec.process?.args = ["sleep", "600"]
+        try bundle.write()
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        #expect(runc("start", id).status == 0)
+        let pid = Int32(runc.state(id)?["pid"] as? Int ?? 0)
+        #expect(readText(mount.path + path + "/cgroup.procs").contains("\(pid)"))
+        #expect(runc("delete", "--force", id).status == 0)
+        #expect(FileManager.default.fileExists(atPath: mount.path + path), "delete removed the cgroup that was there before the container")
+        #expect(readText(mount.path + path + "/cgroup.procs").isEmpty)
+        #expect(!processExists(pid))
+        #expect(!FileManager.default.fileExists(atPath: runc.root + "/" + id))
+    }
+
+    @Test("the remount option remounts what is at the destination (runc: MS_REMOUNT) instead of being ignored",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func remountOption() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "grep -c ' /data ' /proc/self/mountinfo; grep ' /data ' /proc/self/mountinfo | cut -d' ' -f6; touch /data/x || echo refused"])
+        bundle.spec.mounts = (bundle.spec.mounts ?? []) + [
+            Spec.Mount(destination: "/data", type: "tmpfs", source: "tmpfs", options: ["size=1m"]),
+            Spec.Mount(destination: "/data", type: "tmpfs", source: "tmpfs", options: ["remount", "ro", "nosuid"]),
+        ]
+        bundle.spec.process?.terminal = false
+        try bundle.write()
+        let r = Runc(scratch)("run", "--bundle", bundle.path, uniqueID())
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        // One tmpfs at /data, read-only and nosuid now.
+        #expect(lines.first == "1", "\(r.stdout)")
+        #expect(lines.count > 1 && lines[1].hasPrefix("ro,") && lines[1].contains("nosuid"), "\(r.stdout)")
+        #expect(lines.last == "refused", "\(r.stdout)")
+    }
+
+    @Test("config-linux.md Devices: a file already at a device's path that is not that device is refused; the same node is taken as it is",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func existingDevicePath() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let plain = scratch.path + "/plain"
+        try "not a device".write(toFile: plain, atomically: false, encoding: .utf8)
+        var bundle = try TestBundle(in: scratch, args: ["sh", "-c", "ls -l /dev/thing"])
+        bundle.spec.process?.terminal = false
+        bundle.spec.mounts = (bundle.spec.mounts ?? []) + [Spec.Mount(destination: "/dev/thing", type: "bind", source: plain, options: ["bind"])]
+        bundle.spec.linux?.devices = [Spec.Device(type: "c", path: "/dev/thing", major: 1, minor: 3, fileMode: 0o666)]
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        let bad = runc("run", "--bundle", bundle.path, id)
+        #expect(bad.status != 0 && bad.stderr.contains("/dev/thing: a file that is not this device is already there"), "\(bad)")
+        expectGone(id, runc: runc)
+
+        // The host's /dev/null bound there is the node asked for: accepted.
+        bundle.spec.mounts = (bundle.spec.mounts ?? []).filter { $0.destination != "/dev/thing" }
+            + [Spec.Mount(destination: "/dev/thing", type: "bind", source: "/dev/null", options: ["bind"])]
+        try bundle.write()
+        let ok = runc("run", "--bundle", bundle.path, uniqueID())
+        #expect(ok.status == 0 && ok.stdout.contains("1,   3"), "\(ok)")
+    }
+}

@@ -66,6 +66,9 @@ public struct SpawnError: Error, CustomStringConvertible, Sendable, Equatable {
             return "exec: \"\(detail)\": executable file not found in $PATH"
         }
         if stage == .hook { return detail }
+        if stage == .devices && errno == .fileExists {
+            return "devices: \(detail): a file that is not this device is already there (config-linux.md: the runtime must refuse it)"
+        }
         if stage == .mount && errno == .tooManySymbolicLinkLevels {
             return "mount: \(detail): must be mounted on an ordinary directory, not a symlink"
         }

@@ -146,9 +146,13 @@ extension Engine {
     // MARK: - delete
 
     /// Removes the container's cgroup (killing what is left in it) and the empty ancestors
-    /// `prune` allows.
-    public static func delete(_ group: Cgroup2Group, timeout: Double = 10, prune: (String) -> Bool = { _ in false }) throws(HuskError) {
+    /// `prune` allows. With `keepGroup` (a group that existed before the container, outside
+    /// Husk's subtree) the group is only emptied.
+    public static func delete(
+        _ group: Cgroup2Group, timeout: Double = 10, keepGroup: Bool = false, prune: (String) -> Bool = { _ in false }
+    ) throws(HuskError) {
         do {
+            if keepGroup { return try group.drain(timeout: timeout) }
             try group.remove(timeout: timeout, prune: prune)
         } catch {
             throw HuskError(.system, "cannot remove cgroup \(group.directory)", cause: error)

@@ -181,7 +181,10 @@ extension Engine {
             if let (path, before) = hostRootBefore, let top = MountInfo.topMount(at: path), top != before {
                 releaseHostRoot(path: path, mountID: top)
             }
-            try? group.remove(prune: r.pruneAncestorsOnFailure ? mayWrite : { created.contains($0) })
+            let pruneAll = r.pruneAncestorsOnFailure
+            let prune: (String) -> Bool = { pruneAll ? mayWrite($0) : created.contains($0) }
+            // A group that existed before (outside Husk's subtree) is emptied, never removed.
+            if mayWrite(group.path) { try? group.remove(prune: prune) } else { try? group.drain() }
             throw error
         }
     }
