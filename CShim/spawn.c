@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +73,49 @@ static int set_failure(struct cshim_spawn_result *r, int stage, int err, const c
 
 static int spawn_outcome(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *result);
 
+static int write_proc_file(pid_t pid, const char *name, const char *text, size_t len) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    // An id map must be written with one write(2).
+    ssize_t w = write(fd, text, len);
+    int e = w == (ssize_t)len ? 0 : (w < 0 ? errno : EIO);
+    close(fd);
+    return e;
+}
+
+// The parent's part of a new user namespace: the id maps, then what the child could no
+// longer raise from inside (rlimits, a lower oom_score_adj). Returns 0 or an errno, with
+// the file that failed in *what.
+static int setup_user_namespace(const struct cshim_spawn_plan *plan, pid_t pid, const char **what) {
+    int e;
+    if ((e = write_proc_file(pid, "uid_map", plan->uid_map, strlen(plan->uid_map))) != 0) {
+        *what = "uid_map";
+        return e;
+    }
+    if (plan->gid_map && (e = write_proc_file(pid, "gid_map", plan->gid_map, strlen(plan->gid_map))) != 0) {
+        *what = "gid_map";
+        return e;
+    }
+    if (plan->set_oom_score_adj) {
+        char buf[16];
+        int n = snprintf(buf, sizeof buf, "%d", plan->oom_score_adj);
+        if ((e = write_proc_file(pid, "oom_score_adj", buf, (size_t)n)) != 0) {
+            *what = "oom_score_adj";
+            return e;
+        }
+    }
+    for (size_t i = 0; i < plan->nrlimits; i++) {
+        struct rlimit rl = {(rlim_t)plan->rlimits[i].soft, (rlim_t)plan->rlimits[i].hard};
+        if (prlimit(pid, (__rlimit_resource_t)plan->rlimits[i].resource, &rl, NULL) < 0) {
+            *what = "rlimits";
+            return errno;
+        }
+    }
+    return 0;
+}
+
 int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *result) {
     memset(result, 0, sizeof(*result));
     result->pid = -1;
@@ -102,6 +147,20 @@ int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *
         }
     }
 
+    // A new user namespace: the child waits on this pipe until its id maps are written.
+    int userns_sync[2] = {-1, -1};
+    if (plan->uid_map != NULL && pipe2(userns_sync, O_CLOEXEC) < 0) {
+        int e = errno;
+        if (saved_pidns >= 0) {
+            if (setns(saved_pidns, CLONE_NEWPID) < 0) abort();
+            close(saved_pidns);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return set_failure(result, CSHIM_STAGE_PIPE, e, "pipe2");
+    }
+
     int pidfd = -1;
     struct clone_args_v2 args;
     memset(&args, 0, sizeof(args));
@@ -121,6 +180,8 @@ int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *
         c.rootfd = -1;
         c.devnull_fd = -1;
         c.open_gate_fd = -1;
+        c.userns_sync_fd = userns_sync[0];
+        if (userns_sync[1] >= 0) close(userns_sync[1]);
         cshim_child_main(&c);
     }
     int clone_errno = errno;
@@ -133,12 +194,31 @@ int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(pipefd[1]);
 
+    if (userns_sync[0] >= 0) close(userns_sync[0]);
     if (pid < 0) {
         close(pipefd[0]);
+        if (userns_sync[1] >= 0) close(userns_sync[1]);
         return set_failure(result, CSHIM_STAGE_CLONE, clone_errno, "clone3");
     }
     result->pid = (pid_t)pid;
     result->pidfd = pidfd;
+    if (userns_sync[1] >= 0) {
+        const char *what = NULL;
+        int e = setup_user_namespace(plan, (pid_t)pid, &what);
+        if (e == 0 && write(userns_sync[1], "1", 1) != 1) {
+            e = errno ? errno : EPIPE;
+            what = "user namespace sync";
+        }
+        close(userns_sync[1]);
+        if (e != 0) {
+            cshim_pidfd_send_signal(pidfd, SIGKILL, 0);
+            reap(pidfd);
+            close(pidfd);
+            close(pipefd[0]);
+            result->pidfd = -1;
+            return set_failure(result, CSHIM_STAGE_USER_NAMESPACE, e, what);
+        }
+    }
 
     result->report_fd = pipefd[0];
     return spawn_outcome(plan, result);

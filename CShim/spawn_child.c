@@ -107,6 +107,14 @@ __attribute__((noreturn)) void cshim_child_fail(struct child *c, int stage, int 
 
 // MARK: - The child
 
+// In a user namespace (new or joined) the runtime's ids are not mapped: become its root, so
+// that what the setup creates (mount points, /dev) has an owner there (runc's nsexec does the
+// same). The capabilities stay: root of the namespace gets the permitted set.
+static void become_namespace_root(struct child *c) {
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) cshim_child_fail(c, CSHIM_STAGE_USER_NAMESPACE, errno, "setresgid 0 in the user namespace (is 0 mapped?)");
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) cshim_child_fail(c, CSHIM_STAGE_USER_NAMESPACE, errno, "setresuid 0 in the user namespace (is 0 mapped?)");
+}
+
 // CVE-2024-21626: the working directory must be inside the container's root. A cwd reached
 // through a leaked fd of the host has no path from this root, and getcwd says so.
 static void cshim_child_check_cwd(struct child *c) {
@@ -136,6 +144,19 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    // A new user namespace: nothing is done until the parent has written its id maps.
+    if (c->userns_sync_fd >= 0) {
+        char b;
+        ssize_t n;
+        do {
+            n = read(c->userns_sync_fd, &b, 1);
+        } while (n < 0 && errno == EINTR);
+        if (n != 1) _exit(127);  // the parent failed (and says why)
+        close(c->userns_sync_fd);
+        c->userns_sync_fd = -1;
+        become_namespace_root(c);
+    }
+
     // CVE-2019-5736: until execve this process is a copy of the runtime; make its /proc
     // entries (exe, mem, fd) unreachable for anything without CAP_SYS_PTRACE.
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) cshim_child_fail(c, CSHIM_STAGE_SETUP, errno, "dumpable");
@@ -148,7 +169,7 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     // Only the runtime writes hook states: its end closes here, so that its death is EOF.
     if (p->hooks_fd >= 0 && p->hooks_peer_fd >= 0) close(p->hooks_peer_fd);
 
-    if (p->set_oom_score_adj) {
+    if (p->set_oom_score_adj && p->uid_map == NULL) {  // else set by the parent
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         if (fd < 0) cshim_child_fail(c, CSHIM_STAGE_OOM_SCORE_ADJ, errno, "/proc/self/oom_score_adj");
         char buf[16];
@@ -167,10 +188,14 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
         close(fd);
     }
 
-    // Join existing namespaces (the pid namespace was entered by the parent thread).
+    // Join existing namespaces (the pid namespace was entered by the parent thread); a user
+    // namespace comes first in the list, so that the others are joined as its root.
     for (size_t i = 0; i < p->njoins; i++) {
         if (setns(p->joins[i].fd, p->joins[i].nstype) < 0) cshim_child_fail(c, CSHIM_STAGE_SETNS, errno, "setns");
     }
+    for (size_t i = 0; i < p->njoins; i++)
+        if (p->joins[i].nstype & CLONE_NEWUSER) become_namespace_root(c);
+    if (p->unshare_flags && unshare((int)p->unshare_flags) < 0) cshim_child_fail(c, CSHIM_STAGE_SETNS, errno, "unshare");
     // A container without a mount namespace of its own was entered by chroot: so is an exec.
     if (p->enter_root_fd >= 0) {
         if (fchdir(p->enter_root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
@@ -230,7 +255,7 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
         cshim_child_fail(c, CSHIM_STAGE_HOSTNAME, errno, p->domainname);
     if (!c->sysctls_done) cshim_child_write_sysctls(c);
 
-    for (size_t i = 0; i < p->nrlimits; i++) {
+    for (size_t i = 0; p->uid_map == NULL && i < p->nrlimits; i++) {  // else set by the parent
         struct rlimit rl = {(rlim_t)p->rlimits[i].soft, (rlim_t)p->rlimits[i].hard};
         if (syscall(SYS_prlimit64, 0, p->rlimits[i].resource, &rl, NULL) < 0) {
             char name[8];

@@ -73,6 +73,7 @@ struct child {
     int devnull_fd;   // O_PATH fd of the host's /dev/null, verified char 1:3
     int open_gate_fd; // the gate after it opened (a FIFO: failures write 'E' there), or -1
     int sysctls_done; // written already, in the rootfs before its read-only paths
+    int userns_sync_fd; // read end of the pipe the parent writes once the id maps are set, or -1
     char exe[PATH_MAX];
 };
 

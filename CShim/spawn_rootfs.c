@@ -199,10 +199,23 @@ static void do_mount(struct child *c, const struct cshim_mount *m) {
         unsigned long flags = MS_BIND | (m->flags & MS_REC);
         if (mount(cshim_child_fd_path(sbuf, srcfd), cshim_child_fd_path(tbuf, tfd), NULL, flags, NULL) < 0)
             cshim_child_fail(c, stage, errno, m->target);
-    } else {
-        if (mount(m->source ? m->source : "none", cshim_child_fd_path(tbuf, tfd), m->fstype, m->flags & ~MS_REC,
-                  m->data) < 0)
+    } else if (mount(m->source ? m->source : "none", cshim_child_fd_path(tbuf, tfd), m->fstype, m->flags & ~MS_REC,
+                     m->data) < 0) {
+        // In a user namespace that does not own the network namespace, sysfs cannot be
+        // mounted: the runtime's /sys is bound instead, read-only when asked (runc does too).
+        if (errno != EPERM || m->fstype == NULL || strcmp(m->fstype, "sysfs") != 0)
             cshim_child_fail(c, stage, errno, m->target);
+        if (mount("/sys", tbuf, NULL, MS_BIND | MS_REC, NULL) < 0) cshim_child_fail(c, stage, errno, m->target);
+        if (m->flags & MS_RDONLY) {
+            // Through the new mount's root, not the directory below it.
+            int rfd = open_in_root(c->rootfd, m->target, O_PATH);
+            if (rfd < 0) cshim_child_fail(c, stage, errno, m->target);
+            char rbuf[64];
+            if (mount(NULL, cshim_child_fd_path(rbuf, rfd), NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      NULL) < 0)
+                cshim_child_fail(c, stage, errno, m->target);
+            close(rfd);
+        }
     }
     close(tfd);
     if (srcfd >= 0 && srcfd != m->source_fd) close(srcfd);
@@ -250,6 +263,28 @@ static int open_parent_dir(struct child *c, const char *path, char last[NAME_MAX
     return dfd;
 }
 
+// A user namespace cannot make device nodes: the runtime's node at the same path is bound
+// over an empty file instead (runc does the same), after checking it is the device asked for.
+static void bind_device(struct child *c, int dfd, const char *last, const struct cshim_device *d) {
+    const int stage = CSHIM_STAGE_DEVICES;
+    int src = open(d->path, O_PATH | O_CLOEXEC);
+    if (src < 0) cshim_child_fail(c, stage, errno, d->path);
+    struct stat st;
+    if (fstat(src, &st) < 0) cshim_child_fail(c, stage, errno, d->path);
+    if ((st.st_mode & S_IFMT) != (d->mode & S_IFMT) || st.st_rdev != makedev(d->major, d->minor))
+        cshim_child_fail(c, stage, ENODEV, d->path);
+    int f = openat(dfd, last, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (f < 0) cshim_child_fail(c, stage, errno, d->path);
+    close(f);
+    int t = openat(dfd, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0) cshim_child_fail(c, stage, errno, d->path);
+    char sbuf[64], tbuf[64];
+    if (mount(cshim_child_fd_path(sbuf, src), cshim_child_fd_path(tbuf, t), NULL, MS_BIND, NULL) < 0)
+        cshim_child_fail(c, stage, errno, d->path);
+    close(t);
+    close(src);
+}
+
 static void make_devices(struct child *c) {
     const int stage = CSHIM_STAGE_DEVICES;
     const struct cshim_spawn_plan *p = c->plan;
@@ -258,7 +293,16 @@ static void make_devices(struct child *c) {
         char last[NAME_MAX + 1];
         int dfd = open_parent_dir(c, d->path, last);
         if (mknodat(dfd, last, d->mode, makedev(d->major, d->minor)) < 0) {
+            if (errno == EPERM && (d->mode & S_IFMT) != S_IFIFO) {
+                bind_device(c, dfd, last, d);
+                close(dfd);
+                continue;
+            }
             if (errno != EEXIST) cshim_child_fail(c, stage, errno, d->path);
+            if (!d->must_match) {  // one of the runtime's defaults: the image's file stays
+                close(dfd);
+                continue;
+            }
             // config-linux.md: a file already at the path that is not the requested device
             // is an error (a node of the same type and numbers is taken as it is).
             struct stat st;

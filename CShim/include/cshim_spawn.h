@@ -52,6 +52,7 @@ enum cshim_stage {
     CSHIM_STAGE_KEYRING = 30,
     CSHIM_STAGE_LOOPBACK = 31,
     CSHIM_STAGE_HOOK = 32,
+    CSHIM_STAGE_USER_NAMESPACE = 33, // writing the id maps of a new user namespace
 };
 
 /// Flags of one mount entry.
@@ -83,6 +84,7 @@ struct cshim_device {
     unsigned int minor;
     unsigned int uid;
     unsigned int gid;
+    int must_match;                 // a file already at path must be this device (linux.devices)
 };
 
 struct cshim_symlink {
@@ -122,6 +124,15 @@ struct cshim_spawn_plan {
     const struct cshim_ns_join *_Nullable joins;
     size_t njoins;
     int pid_ns_fd;                  // pid namespace (fd or pidfd) to create the child in, or -1
+    // A new user namespace (CLONE_NEWUSER in clone_flags): the parent writes these to
+    // /proc/<pid>/uid_map and gid_map ("inside outside count" lines), and sets the child's
+    // rlimits and oom_score_adj from outside (raising them needs the host's privileges),
+    // before the child goes past its first instruction. NULL: no maps to write.
+    const char *_Nullable uid_map;
+    const char *_Nullable gid_map;
+    // Namespaces the child unshares after its joins (never CLONE_NEWPID): a user namespace
+    // joined by path must own them, so they cannot be made by clone3.
+    uint64_t unshare_flags;
     int cgroup_fd;                  // cgroup2 directory to clone into, or -1
 
     // Standard streams: dup2'd onto 0, 1, 2 when >= 0; inherited otherwise.

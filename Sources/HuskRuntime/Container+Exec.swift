@@ -76,7 +76,7 @@ extension Container {
             guard let flag = Namespaces(name: ns.type) else { continue }
             switch ns.type {
             case "pid": joinsPid = true
-            case "user", "time": continue  // refused at create
+            case "time": continue  // refused at create
             default: joinFlags.insert(flag)
             }
         }

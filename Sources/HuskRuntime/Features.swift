@@ -48,12 +48,12 @@ public struct Features: Codable, Sendable {
         let supported = flagNames.filter(SeccompProfile.isFlagSupported)
         let actions = SeccompProfile.actions.subtracting(["SCMP_ACT_NOTIFY"]).sorted()
         let mountOptions =
-            MountOptions.flagTable.keys.sorted() + MountOptions.propagation.keys.sorted() + ["bind", "rbind", "rro"]
+            MountOptions.flagTable.keys.sorted() + MountOptions.propagation.keys.sorted() + ["bind", "rbind", "rro", "remount"]
         return Features(
             ociVersionMin: "1.0.0", ociVersionMax: Spec.version,
             hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"], mountOptions: mountOptions,
             linux: Linux(
-                namespaces: ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+                namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
                 capabilities: Array(Capabilities.names.prefix(Capabilities.lastCap + 1)),
                 cgroup: .init(v1: false, v2: true, systemd: false, systemdUser: false, rdma: false),
                 seccomp: .init(

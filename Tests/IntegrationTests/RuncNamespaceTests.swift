@@ -252,3 +252,145 @@ struct RuncSpecCornerTests {
         #expect(ok.status == 0 && ok.stdout.contains("1,   3"), "\(ok)")
     }
 }
+
+/// runtime-spec config-linux.md "User namespace mappings" (issue 15 #5): a new user namespace
+/// with the spec's maps written by the runtime before the container is set up, root in the
+/// container unprivileged on the host, device nodes and /sys that a user namespace cannot make
+/// bound from the runtime's, exec into it, and joining one by path.
+@Suite("husk-runc: user namespaces", .serialized)
+struct RuncUserNamespaceTests {
+    static let maps = [Spec.IDMapping(containerID: 0, hostID: 100_000, size: 65_536)]
+
+    static func userBundle(_ scratch: Scratch, args: [String], name: String = "bundle") throws -> TestBundle {
+        var bundle = try TestBundle(in: scratch, name: name, args: args)
+        bundle.spec.linux?.namespaces?.append(Spec.Namespace(type: "user"))
+        bundle.spec.linux?.uidMappings = maps
+        bundle.spec.linux?.gidMappings = maps
+        bundle.spec.process?.terminal = false
+        return bundle
+    }
+
+    @Test("the maps are the spec's; root inside is uid 100000 on the host and cannot write a host directory host root owns through a bind; what it creates in a shared directory is owned by 100000; /dev nodes and /sys work",
+          .enabled(if: Host.canRunContainers, Host.skipReason), arguments: [true, false])
+    func mappedRoot(ownNetwork: Bool) throws {
+        let scratch = Scratch("userns" + (ownNetwork ? "net" : "hostnet"))
+        defer { scratch.cleanup() }
+        // Bind sources are opened by the container's root, host uid 100000: the path must be
+        // searchable by it (as with runc).
+        chmod(scratch.path, 0o755)
+        let owned = scratch.path + "/owned", shared = scratch.path + "/shared"
+        try FileManager.default.createDirectory(atPath: owned, withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chmod(owned, 0o755)
+        chmod(shared, 0o1777)
+        var bundle = try Self.userBundle(scratch, args: ["sh", "-c", """
+            cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g
+            touch /owned/x 2>/dev/null && echo wrote-owned || echo refused-owned
+            touch /shared/made && echo made
+            echo hi > /dev/null && ls -l /dev/null | cut -c1
+            ls /sys/kernel >/dev/null && echo sys
+            """])
+        bundle.spec.mounts = (bundle.spec.mounts ?? []) + [
+            Spec.Mount(destination: "/owned", type: "bind", source: owned, options: ["rbind"]),
+            Spec.Mount(destination: "/shared", type: "bind", source: shared, options: ["rbind"]),
+        ]
+        // The rootfs belongs to host root: the mapped root cannot make mount points in it.
+        for d in ["owned", "shared"] { try FileManager.default.createDirectory(atPath: bundle.rootfs + "/" + d, withIntermediateDirectories: false) }
+        if !ownNetwork { bundle.spec.linux?.namespaces?.removeAll { $0.type == "network" } }
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        let r = runc("run", "--bundle", bundle.path, id)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(lines == ["0 100000 65536", "0 100000 65536", "0", "0", "refused-owned", "made", "c", "sys"], "\(r.stdout)")
+        var st = stat()
+        #expect(stat(shared + "/made", &st) == 0 && st.st_uid == 100_000 && st.st_gid == 100_000, "owner \(st.st_uid):\(st.st_gid)")
+        #expect(!FileManager.default.fileExists(atPath: owned + "/x"))
+        expectGone(id, runc: runc)
+    }
+
+    @Test("exec joins the user namespace too; the host sees the container's init as uid 100000",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func execAndHostView() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let bundle = try Self.userBundle(scratch, args: ["sleep", "600"])
+        try bundle.write()
+        let runc = Runc(scratch)
+        let id = uniqueID()
+        #expect(runc.create(id, bundle: bundle.path).status == 0)
+        #expect(runc("start", id).status == 0)
+        let pid = runc.state(id)?["pid"] as? Int ?? 0
+        let status = readText("/proc/\(pid)/status")
+        #expect(status.contains("Uid:\t100000\t100000\t100000\t100000"), "\(status)")
+        #expect(readText("/proc/\(pid)/uid_map").split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") == "0 100000 65536\n")
+        let e = runc("exec", id, "sh", "-c", "id -u; cat /proc/self/uid_map")
+        #expect(e.status == 0, "\(e.stderr)")
+        #expect(e.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+                == ["0", "0 100000 65536"], "\(e.stdout)")
+        #expect(runc("delete", "--force", id).status == 0)
+        expectGone(id, runc: runc, pid: Int32(pid))
+    }
+
+    @Test("a user namespace joined by path: the container is in it (its other new namespaces owned by it); with a new pid namespace it is refused",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func joinedByPath() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        // The namespace to join: another container's.
+        let holderBundle = try Self.userBundle(scratch, args: ["sleep", "600"], name: "holder")
+        try holderBundle.write()
+        let runc = Runc(scratch)
+        let holder = uniqueID("holder")
+        #expect(runc.create(holder, bundle: holderBundle.path).status == 0)
+        defer { runc("delete", "--force", holder) }
+        let hpid = runc.state(holder)?["pid"] as? Int ?? 0
+        let userns = "/proc/\(hpid)/ns/user"
+
+        var bundle = try TestBundle(in: scratch, args: ["sleep", "600"])
+        bundle.spec.process?.terminal = false
+        bundle.spec.linux?.namespaces?.append(Spec.Namespace(type: "user", path: userns))
+        try bundle.write()
+        let refused = runc.create(uniqueID("refused"), bundle: bundle.path)
+        #expect(refused.status != 0 && refused.stderr.contains("a user namespace joined by path with a new pid namespace"), "\(refused)")
+
+        // Without a pid namespace of its own there is no /proc to mount either (procfs needs a
+        // pid namespace the user namespace owns): the host checks from outside.
+        bundle.dropPidNamespace()
+        bundle.spec.mounts?.removeAll { $0.destination == "/proc" }
+        bundle.spec.linux?.maskedPaths = []
+        bundle.spec.linux?.readonlyPaths = []
+        try bundle.write()
+        let id = uniqueID()
+        let c = runc.create(id, bundle: bundle.path)
+        #expect(c.status == 0, "\(c.stderr)")
+        let pid = runc.state(id)?["pid"] as? Int ?? 0
+        func link(_ p: String) -> String { (try? FileManager.default.destinationOfSymbolicLink(atPath: p)) ?? "?" }
+        #expect(link("/proc/\(pid)/ns/user") == link(userns))
+        #expect(readText("/proc/\(pid)/status").contains("Uid:\t100000\t100000\t100000\t100000"))
+        // Its new mount namespace is not the holder's, and is owned by the joined user namespace
+        // (it could mount its /dev tmpfs and devpts there).
+        #expect(link("/proc/\(pid)/ns/mnt") != link("/proc/\(hpid)/ns/mnt"))
+        #expect(runc("delete", "--force", id).status == 0)
+        expectGone(id, runc: runc, pid: Int32(pid))
+    }
+
+    @Test("a user namespace without maps, or maps without a user namespace, is refused naming the field",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func badMaps() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var bundle = try Self.userBundle(scratch, args: ["true"])
+        bundle.spec.linux?.uidMappings = nil
+        try bundle.write()
+        let runc = Runc(scratch)
+        let a = runc.create(uniqueID("a"), bundle: bundle.path)
+        #expect(a.status != 0 && a.stderr.contains("linux.uidMappings: a new user namespace needs uid mappings"), "\(a)")
+        bundle.spec.linux?.uidMappings = Self.maps
+        bundle.spec.linux?.namespaces?.removeAll { $0.type == "user" }
+        try bundle.write()
+        let b = runc.create(uniqueID("b"), bundle: bundle.path)
+        #expect(b.status != 0 && b.stderr.contains("id mappings need a new user namespace"), "\(b)")
+    }
+}

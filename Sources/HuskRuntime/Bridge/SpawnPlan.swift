@@ -53,6 +53,9 @@ public struct SpawnPlan: Sendable {
         public var minor: UInt32
         public var uid: UInt32 = 0
         public var gid: UInt32 = 0
+        /// A device the spec asked for (linux.devices): a file already at its path must be this
+        /// device (config-linux.md). The runtime's default nodes leave an existing file alone.
+        public var mustMatch = false
     }
 
     public struct NamespaceJoin: Sendable {
@@ -70,6 +73,11 @@ public struct SpawnPlan: Sendable {
     public var unshareCgroupNamespace = false
     public var joins: [NamespaceJoin] = []
     public var pidNamespace: FD? = nil
+    /// A new user namespace's maps ("inside outside count" lines), written by the parent.
+    public var uidMap: String? = nil
+    public var gidMap: String? = nil
+    /// Namespaces unshared after the joins (owned by a user namespace joined by path).
+    public var unshareNamespaces: Namespaces = []
     public var cgroup: FD? = nil
 
     // Streams.

@@ -50,6 +50,20 @@ public enum SpawnPlanner {
                 own.insert(ns.type)
             }
         }
+        if own.contains("user") {
+            func lines(_ m: [Spec.IDMapping]?) -> String {
+                (m ?? []).map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
+            }
+            plan.uidMap = lines(linux.uidMappings)
+            plan.gidMap = lines(linux.gidMappings)
+        } else if out.joins.contains(where: { $0.type == .user }) {
+            // A user namespace joined by path is entered first and owns the new namespaces:
+            // they are unshared after the joins instead of made by clone3 (validation refuses
+            // a new pid namespace, which only clone can make).
+            out.joins.sort { a, b in a.type == .user && b.type != .user }
+            plan.unshareNamespaces = plan.newNamespaces.subtracting(.pid)
+            plan.newNamespaces = plan.newNamespaces.intersection(.pid)
+        }
         let joinsMount = out.joins.contains { $0.type == .mount }
         // config-linux.md: a namespace type that is not listed is the runtime's. Without a
         // mount namespace the root is entered by chroot and the container's mounts sit under
@@ -78,7 +92,8 @@ public enum SpawnPlanner {
             if plan.setupDev {
                 var devices = defaultDevices
                 for d in linux.devices ?? [] {
-                    let node = deviceNode(d)
+                    var node = deviceNode(d)
+                    node.mustMatch = true
                     devices.removeAll { $0.path == node.path }
                     devices.append(node)
                 }

@@ -12,7 +12,8 @@ import Musl
 public enum SpawnStage: Int32, Sendable {
     case none = 0, pipe, clone, pidNamespace, setup, stdio, setns, cgroupNamespace, oomScoreAdj, rootPropagation,
         rootfs, mount, devices, maskedPaths, readonlyPaths, pivotRoot, readonlyRoot, hostname, rlimits, closeFDs,
-        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring, loopback, hook
+        seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring, loopback, hook,
+        userNamespace
 
     public var name: String {
         switch self {
@@ -49,6 +50,7 @@ public enum SpawnStage: Int32, Sendable {
         case .keyring: return "session keyring"
         case .loopback: return "loopback"
         case .hook: return "hook"
+        case .userNamespace: return "user namespace"
         }
     }
 }
@@ -131,6 +133,9 @@ public enum Spawner {
         c.joins = arena.array(joins)
         c.njoins = joins.count
         c.pid_ns_fd = plan.pidNamespace?.raw ?? -1
+        c.uid_map = plan.uidMap.map { arena.string($0) }
+        c.gid_map = plan.gidMap.map { arena.string($0) }
+        c.unshare_flags = plan.unshareNamespaces.rawValue
         c.cgroup_fd = plan.cgroup?.raw ?? -1
         c.stdio = (plan.stdio[0]?.raw ?? -1, plan.stdio[1]?.raw ?? -1, plan.stdio[2]?.raw ?? -1)
         c.setsid = plan.setsid ? 1 : 0
@@ -162,7 +167,7 @@ public enum Spawner {
         c.setup_dev = plan.setupDev ? 1 : 0
         let devices = plan.devices.map {
             cshim_device(path: arena.string($0.path), mode: $0.mode, major: $0.major, minor: $0.minor, uid: $0.uid,
-                         gid: $0.gid)
+                         gid: $0.gid, must_match: $0.mustMatch ? 1 : 0)
         }
         c.devices = arena.array(devices)
         c.ndevices = devices.count

@@ -130,8 +130,8 @@ public struct Spec: Codable, Sendable, Equatable {
 
     public struct Linux: Codable, Sendable, Equatable {
         public var namespaces: [Namespace]?
-        public var uidMappings: JSONValue?
-        public var gidMappings: JSONValue?
+        public var uidMappings: [IDMapping]?
+        public var gidMappings: [IDMapping]?
         public var timeOffsets: JSONValue?
         public var devices: [Device]?
         public var cgroupsPath: String?
@@ -149,6 +149,19 @@ public struct Spec: Codable, Sendable, Equatable {
         public var memoryPolicy: JSONValue?
 
         public init() {}
+    }
+
+    /// One line of a user namespace's uid_map or gid_map.
+    public struct IDMapping: Codable, Sendable, Equatable {
+        public var containerID: UInt32
+        public var hostID: UInt32
+        public var size: UInt32
+
+        public init(containerID: UInt32, hostID: UInt32, size: UInt32) {
+            self.containerID = containerID
+            self.hostID = hostID
+            self.size = size
+        }
     }
 
     public struct Namespace: Codable, Sendable, Equatable {

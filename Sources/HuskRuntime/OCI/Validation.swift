@@ -148,7 +148,6 @@ extension Spec {
                 continue
             }
             if !types.insert(ns.type).inserted { p.error("\(path).type", "namespace \(ns.type) is listed twice") }
-            if ns.type == "user" { p.error("\(path)", "user namespaces are not supported yet") }
             if ns.type == "time" { p.error("\(path)", "time namespaces are not supported yet") }
             if let nsPath = ns.path, !nsPath.isEmpty, !Files.exists(nsPath) {
                 p.error("\(path).path", "\(nsPath): No such file or directory")
@@ -167,8 +166,23 @@ extension Spec {
             if !(linux.maskedPaths ?? []).isEmpty { p.warn("linux.maskedPaths", "ignored without a mount namespace of the container's own") }
             if !(linux.readonlyPaths ?? []).isEmpty { p.warn("linux.readonlyPaths", "ignored without a mount namespace of the container's own") }
         }
-        if linux.uidMappings != nil || linux.gidMappings != nil {
-            p.error("linux.uidMappings", "user namespaces are not supported yet")
+        // User namespaces (runc's checks): a new one needs both maps; maps need a new one.
+        let user = (linux.namespaces ?? []).first { $0.type == "user" }
+        let newUser = user != nil && (user?.path ?? "").isEmpty
+        if newUser {
+            if (linux.uidMappings ?? []).isEmpty { p.error("linux.uidMappings", "a new user namespace needs uid mappings") }
+            if (linux.gidMappings ?? []).isEmpty { p.error("linux.gidMappings", "a new user namespace needs gid mappings") }
+            for (field, maps) in [("linux.uidMappings", linux.uidMappings ?? []), ("linux.gidMappings", linux.gidMappings ?? [])] {
+                if maps.count > 340 { p.error(field, "\(maps.count) lines; the kernel takes at most 340") }
+                for (i, m) in maps.enumerated() where m.size == 0 { p.error("\(field)[\(i)].size", "must be at least 1") }
+            }
+        } else if !(linux.uidMappings ?? []).isEmpty || !(linux.gidMappings ?? []).isEmpty {
+            p.error("linux.uidMappings", "id mappings need a new user namespace (add {\"type\": \"user\"})")
+        }
+        if let user, !(user.path ?? "").isEmpty,
+            (linux.namespaces ?? []).contains(where: { $0.type == "pid" && ($0.path ?? "").isEmpty })
+        {
+            p.error("linux.namespaces", "a user namespace joined by path with a new pid namespace is not supported: join the pid namespace by path too, or leave it out")
         }
         if linux.timeOffsets != nil { p.error("linux.timeOffsets", "time namespaces are not supported yet") }
         if linux.intelRdt != nil { p.error("linux.intelRdt", "is not supported") }
