@@ -181,6 +181,7 @@ int cshim_spawn(const struct cshim_spawn_plan *plan, struct cshim_spawn_result *
         c.devnull_fd = -1;
         c.open_gate_fd = -1;
         c.userns_sync_fd = userns_sync[0];
+        c.apparmor_fd = -1;
         if (userns_sync[1] >= 0) close(userns_sync[1]);
         cshim_child_main(&c);
     }

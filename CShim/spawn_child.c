@@ -214,6 +214,13 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
             cshim_child_fail(c, CSHIM_STAGE_MASKED_PATHS, ENOTTY, "/dev/null");
     }
 
+    // The AppArmor attribute file, opened now: the container's /proc (if any) is not the
+    // runtime's, and the file belongs to this task, so writing it later through the fd works.
+    if (p->apparmor_profile != NULL) {
+        c->apparmor_fd = open("/proc/thread-self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
+        if (c->apparmor_fd < 0 && errno == ENOENT) c->apparmor_fd = open("/proc/thread-self/attr/exec", O_WRONLY | O_CLOEXEC);
+        if (c->apparmor_fd < 0) cshim_child_fail(c, CSHIM_STAGE_APPARMOR, errno, p->apparmor_profile);
+    }
     // Inside the target cgroup (CLONE_INTO_CGROUP) a new cgroup namespace is rooted there.
     if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0)
         cshim_child_fail(c, CSHIM_STAGE_CGROUP_NAMESPACE, errno, "unshare");
@@ -283,7 +290,7 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
             else if (p->stdio[i] == i) fcntl(i, F_SETFD, 0);
     }
     // Move the fds we still need above the preserved range, then lay the preserved ones out.
-    int keep[4 + 64];
+    int keep[5 + 64];
     size_t nkeep = 0;
     unsigned int top = 3 + (unsigned int)p->npreserve + 64;
     int report_fd = fcntl(c->report_fd, F_DUPFD_CLOEXEC, (int)top);
@@ -301,6 +308,12 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
         gate_fd = fcntl(p->gate_fd, F_DUPFD_CLOEXEC, (int)top);
         if (gate_fd < 0) cshim_child_fail(c, CSHIM_STAGE_CLOSE_FDS, errno, "gate");
         keep[nkeep++] = gate_fd;
+    }
+    if (c->apparmor_fd >= 0) {
+        int fd = fcntl(c->apparmor_fd, F_DUPFD_CLOEXEC, (int)top);
+        if (fd < 0) cshim_child_fail(c, CSHIM_STAGE_CLOSE_FDS, errno, "apparmor");
+        c->apparmor_fd = fd;
+        keep[nkeep++] = fd;
     }
     if (p->npreserve > 64) cshim_child_fail(c, CSHIM_STAGE_CLOSE_FDS, EINVAL, "preserve_fds");
     int moved[64];
@@ -344,6 +357,17 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     }
     umask(p->umask >= 0 ? (mode_t)p->umask : 022);
 
+    // The profile takes effect at execve; before no_new_privs, which would only allow a
+    // profile stacked under the current one (runc's order).
+    if (c->apparmor_fd >= 0) {
+        char cmd[512] = "exec ";
+        if (cshim_child_append(cmd, sizeof cmd, p->apparmor_profile) < 0)
+            cshim_child_fail(c, CSHIM_STAGE_APPARMOR, ENAMETOOLONG, p->apparmor_profile);
+        ssize_t n = cshim_child_len(cmd);
+        if (write(c->apparmor_fd, cmd, (size_t)n) != n) cshim_child_fail(c, CSHIM_STAGE_APPARMOR, errno, p->apparmor_profile);
+        close(c->apparmor_fd);
+        c->apparmor_fd = -1;
+    }
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         cshim_child_fail(c, CSHIM_STAGE_NO_NEW_PRIVS, errno, "prctl");
 

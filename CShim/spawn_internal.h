@@ -74,6 +74,7 @@ struct child {
     int open_gate_fd; // the gate after it opened (a FIFO: failures write 'E' there), or -1
     int sysctls_done; // written already, in the rootfs before its read-only paths
     int userns_sync_fd; // read end of the pipe the parent writes once the id maps are set, or -1
+    int apparmor_fd;    // /proc/thread-self/attr/apparmor/exec, opened while the host's /proc is there
     char exe[PATH_MAX];
 };
 

@@ -19,6 +19,7 @@ packages=(
   hyperfine time      # Scripts/bench.sh: timings and peak RSS
   iproute2
   qemu-system-x86 cpio kmod file  # Scripts/vm-test.sh: the pure cgroup v2 VM (its initramfs, depmod)
+  apparmor            # apparmor_parser: the pods' default profile, loaded in the VM tier's AppArmor kernel
 )
 
 missing=()

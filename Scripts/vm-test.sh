@@ -2,12 +2,12 @@
 # The VM tier (DESIGN §7, §9): runs tests that need a pure cgroup v2 hierarchy with the cpu,
 # memory, pids and hugetlb controllers inside a QEMU VM, against the binaries built on the host.
 #
-#   Scripts/vm-test.sh [FILTER]    # default filter: PodResourceTests|RuncResourceTests
+#   Scripts/vm-test.sh [FILTER]    # default filter: PodResourceTests|RuncResourceTests|AppArmorTests
 #   HUSK_VM_CMD='sh /some/script' Scripts/vm-test.sh   # run that instead (debugging), output shown
 #   HUSK_VM_TIMEOUT=S              # QEMU's time limit, default 900 s
 #
 # The VM: Debian's kernel (linux-image-amd64, extracted, never installed on the host) under
-# qemu-system-x86_64 with TCG (KVM is not used), `cgroup_no_v1=all`, a busybox initramfs that
+# qemu-system-x86_64 with TCG (KVM is not used), `cgroup_no_v1=all` and AppArmor on, a busybox initramfs that
 # loads the virtio and 9p modules, mounts the host's root read-only over virtio-9p
 # (multidevs=remap) plus a writable share for the results, gives the tests a tmpfs (over /tmp,
 # or another directory when the build is under /tmp) as TMPDIR, mounts cgroup2 at /sys/fs/cgroup with every controller handed down, and switch_roots
@@ -16,7 +16,7 @@
 # with the tests' status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-filter=${1:-PodResourceTests|RuncResourceTests}
+filter=${1:-PodResourceTests|RuncResourceTests|AppArmorTests}
 cache=/var/cache/husk/vm
 kver_pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 [ -n "$kver_pkg" ] || { echo "vm-test: no linux-image-amd64 in apt's lists (apt-get update)" >&2; exit 1; }
@@ -95,6 +95,9 @@ done
 cat >"$out/vm-run.sh" <<RUN
 mount -t tmpfs -o mode=1777 tmpfs $scratch
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=$scratch TMPDIR=$scratch/ CI=\${CI:-}
+# AppArmor (the kernel is booted with it): its profiles are loaded and listed through securityfs.
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+echo "vm: apparmor: \$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo absent)"
 # Loopback up: Foundation's Process (the tests run commands with it) needs 127.0.0.1.
 ip link set lo up 2>/dev/null || /bin/busybox ifconfig lo 127.0.0.1 up
 # Every controller handed down from the root (the VM's own hierarchy).
@@ -114,7 +117,7 @@ RUN
 start=$(date +%s)
 timeout "${HUSK_VM_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 2 -m 3072 -nographic -no-reboot \
   -kernel "$built/vmlinuz" -initrd "$built/initramfs.cpio.gz" \
-  -append "console=ttyS0 cgroup_no_v1=all panic=-1 quiet loglevel=3" \
+  -append "console=ttyS0 cgroup_no_v1=all apparmor=1 security=apparmor panic=-1 quiet loglevel=3" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs local,path="$out",mount_tag=out,security_model=passthrough \
   >"$out/console.log" 2>&1 </dev/null || true

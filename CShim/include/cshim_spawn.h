@@ -53,6 +53,7 @@ enum cshim_stage {
     CSHIM_STAGE_LOOPBACK = 31,
     CSHIM_STAGE_HOOK = 32,
     CSHIM_STAGE_USER_NAMESPACE = 33, // writing the id maps of a new user namespace
+    CSHIM_STAGE_APPARMOR = 34,
 };
 
 /// Flags of one mount entry.
@@ -212,6 +213,9 @@ struct cshim_spawn_plan {
     uint64_t cap_inheritable;
     uint64_t cap_ambient;
     int no_new_privs;
+    // AppArmor profile the program is confined by from its execve (written to
+    // /proc/thread-self/attr/apparmor/exec before no_new_privs), or NULL.
+    const char *_Nullable apparmor_profile;
     const void *_Nullable seccomp_filter; // struct sock_filter[]
     size_t seccomp_len;                   // number of instructions
     unsigned int seccomp_flags;           // SECCOMP_FILTER_FLAG_*

@@ -126,6 +126,23 @@ extension RuntimeService {
                 throw CRIError.invalidArgument("config.linux.security_context.seccomp_profile_path", "unsupported seccomp profile \"\(p)\"")
             }
         }
+        // AppArmor: the profile field, else the deprecated path string (containerd).
+        if sc.hasApparmor {
+            switch sc.apparmor.profileType {
+            case .runtimeDefault: sec.apparmor = .runtimeDefault
+            case .localhost: sec.apparmor = .localhost(name: String(sc.apparmor.localhostRef.trimmingPrefix("localhost/")))
+            default: sec.apparmor = .unconfined
+            }
+        } else {
+            switch sc.apparmorProfile {
+            case "": sec.apparmor = .unset
+            case "unconfined": sec.apparmor = .unconfined
+            case "runtime/default": sec.apparmor = .runtimeDefault
+            case let p where p.hasPrefix("localhost/"): sec.apparmor = .localhost(name: String(p.dropFirst("localhost/".count)))
+            case let p:
+                throw CRIError.invalidArgument("config.linux.security_context.apparmor_profile", "unsupported AppArmor profile \"\(p)\"")
+            }
+        }
         switch sc.namespaceOptions.pid {
         case .pod:
             guard sandbox.sharedPID else {

@@ -59,7 +59,7 @@ public struct Features: Codable, Sendable {
                 seccomp: .init(
                     enabled: true, actions: actions, operators: SeccompProfile.operators.keys.sorted(),
                     archs: SeccompProfile.architectures.keys.sorted(), knownFlags: flagNames, supportedFlags: supported),
-                apparmor: .init(enabled: false), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
+                apparmor: .init(enabled: AppArmor.isEnabled), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
                 mountExtensions: .init(idmap: .init(enabled: false))),
             annotations: ["io.husk.version": "0.1.0", "io.github.seccomp.libseccomp.version": "2.5"])
     }

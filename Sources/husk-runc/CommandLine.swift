@@ -135,7 +135,7 @@ enum RuncCLI {
                         FlagSpec(long: "preserve-fds", short: nil, takesValue: true, help: "pass N more fds (from 3) to the process"),
                         FlagSpec(long: "ignore-paused", short: nil, takesValue: false, help: "exec in a paused container too"),
                         FlagSpec(long: "cgroup", short: nil, takesValue: true, help: "sub-cgroup of the container to put the process in"),
-                        FlagSpec(long: "apparmor", short: nil, takesValue: true, help: "not supported (refused)"),
+                        FlagSpec(long: "apparmor", short: nil, takesValue: true, help: "AppArmor profile of the process (default: the container's)"),
                         FlagSpec(long: "process-label", short: nil, takesValue: true, help: "not supported (refused)"),
                         help,
                     ], minArgs: 1, maxArgs: 4096),

@@ -24,8 +24,8 @@ extension Runc {
         guard cl.args.count > 1 else {
             throw HuskError(.invalidArgument, "exec: no command given (usage: husk-runc exec [flags] ID COMMAND [ARGS...], or --process FILE)")
         }
-        for f in ["apparmor", "process-label"] where cl.value(f) != nil {
-            throw HuskError(.unsupported, "--\(f): \(f == "apparmor" ? "AppArmor" : "SELinux") is not applied by Husk")
+        if cl.value("process-label") != nil {
+            throw HuskError(.unsupported, "--process-label: SELinux is not applied by Husk")
         }
         guard var p = try container.spec().process else {
             throw HuskError(.invalidArgument, "the container's config.json has no process to start from")
@@ -62,6 +62,7 @@ extension Runc {
             p.capabilities = set
         }
         if cl.flag("no-new-privs") { p.noNewPrivileges = true }
+        if let profile = cl.value("apparmor") { p.apparmorProfile = profile }
         return p
     }
 

@@ -1435,9 +1435,6 @@ private func environment(_ text: String, separator: Character) -> [String: Strin
     return out
 }
 
-private func waitingMessage(_ pod: [String: Any], _ container: String) -> String? {
-    ((pod.container(container)?["state"] as? [String: Any])?["waiting"] as? [String: Any])?["message"] as? String
-}
 
 /// The last entry of a /proc/mounts text for `target`.
 private func mountEntry(_ mounts: String, _ target: String) -> (fsType: String, options: [String])? {

@@ -170,6 +170,11 @@ extension Dictionary where Key == String, Value == Any {
     func exitCode(_ name: String) -> Int? { terminated(name)?["exitCode"] as? Int }
 }
 
+/// The message of container `container`'s waiting state.
+func waitingMessage(_ pod: [String: Any], _ container: String) -> String? {
+    ((pod.container(container)?["state"] as? [String: Any])?["waiting"] as? [String: Any])?["message"] as? String
+}
+
 /// An event's time (eventTime, RFC 3339 with nanoseconds) as seconds since the epoch.
 func eventTime(_ e: [String: Any]) -> Double? {
     guard let s = e["eventTime"] as? String else { return nil }

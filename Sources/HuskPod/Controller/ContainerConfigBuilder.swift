@@ -118,6 +118,7 @@ struct ContainerConfigBuilder {
         sec.readonlyPaths = unmasked ? [] : Self.readonlyPaths
         sec.ownPIDNamespace = !pod.spec.shareProcessNamespace && !pod.spec.hostPID
         sec.seccomp = try seccomp()
+        sec.apparmor = try appArmor()
         c.security = sec
         try verifyRunAsNonRoot(c)
 
@@ -173,6 +174,35 @@ struct ContainerConfigBuilder {
                 reason: .createContainerConfigError,
                 message: "container has runAsNonRoot and image will run as root (pod: \"\(podRef)\", container: \(container.name))")
         }
+    }
+
+    /// The AppArmor profile: the container's field, else the pod's, else the deprecated
+    /// annotation `container.apparmor.security.beta.kubernetes.io/<name>` (runtime/default,
+    /// localhost/<profile>, unconfined), as kubelet reads them. A profile other than
+    /// Unconfined on a node without AppArmor is refused, with kubelet's admission message.
+    func appArmor() throws(ContainerConfigError) -> ContainerConfig.AppArmor {
+        var profile: ContainerConfig.AppArmor = .unset
+        if let p = container.securityContext?.appArmorProfile ?? pod.spec.securityContext.appArmorProfile {
+            switch p.type {
+            case .runtimeDefault: profile = .runtimeDefault
+            case .unconfined: profile = .unconfined
+            case .localhost: profile = .localhost(name: p.localhostProfile ?? "")
+            }
+        } else if let a = pod.metadata.annotations["container.apparmor.security.beta.kubernetes.io/\(container.name)"] {
+            switch a {
+            case "runtime/default": profile = .runtimeDefault
+            case "unconfined": profile = .unconfined
+            case let x where x.hasPrefix("localhost/") && x.count > "localhost/".count: profile = .localhost(name: String(x.dropFirst("localhost/".count)))
+            default:
+                throw ContainerConfigError(
+                    reason: .createContainerConfigError,
+                    message: "invalid AppArmor profile \"\(a)\" in annotation container.apparmor.security.beta.kubernetes.io/\(container.name): runtime/default, localhost/<profile> or unconfined")
+            }
+        }
+        if profile != .unset && profile != .unconfined && !AppArmor.isEnabled {
+            throw ContainerConfigError(reason: .createContainerConfigError, message: "Cannot enforce AppArmor: AppArmor is not enabled on the host")
+        }
+        return profile
     }
 
     /// The seccomp profile: privileged has none; the container's, else the pod's; Localhost

@@ -75,10 +75,14 @@ public struct PodSecurityContext: Sendable, Equatable {
     public var supplementalGroups: [Int64] = []
     public var sysctls: [(name: String, value: String)] = []
     public var seccompProfile: SeccompProfileSpec? = nil
+    /// Same shape as seccompProfile (type RuntimeDefault, Unconfined or Localhost with
+    /// localhostProfile: a loaded profile's name).
+    public var appArmorProfile: SeccompProfileSpec? = nil
 
     public static func == (a: PodSecurityContext, b: PodSecurityContext) -> Bool {
         a.runAsUser == b.runAsUser && a.runAsGroup == b.runAsGroup && a.runAsNonRoot == b.runAsNonRoot
             && a.supplementalGroups == b.supplementalGroups && a.seccompProfile == b.seccompProfile
+            && a.appArmorProfile == b.appArmorProfile
             && a.sysctls.map { $0.name + "=" + $0.value } == b.sysctls.map { $0.name + "=" + $0.value }
     }
 }
@@ -211,5 +215,6 @@ public struct ContainerSecurityContext: Sendable, Equatable {
     public var readOnlyRootFilesystem = false
     public var allowPrivilegeEscalation: Bool? = nil
     public var seccompProfile: SeccompProfileSpec? = nil
+    public var appArmorProfile: SeccompProfileSpec? = nil
     public var procMount: String? = nil
 }

@@ -68,6 +68,7 @@ extension PodSecurityContext {
             o["sysctls"] = .array(sysctls.map { .object(["name": .string($0.name), "value": .string($0.value)]) })
         }
         if let s = seccompProfile { o["seccompProfile"] = s.json }
+        if let s = appArmorProfile { o["appArmorProfile"] = s.json }
         return .object(o)
     }
 }
@@ -150,6 +151,7 @@ extension ContainerSpec {
             if s.readOnlyRootFilesystem { x["readOnlyRootFilesystem"] = .bool(true) }
             if let a = s.allowPrivilegeEscalation { x["allowPrivilegeEscalation"] = .bool(a) }
             if let p = s.seccompProfile { x["seccompProfile"] = p.json }
+            if let p = s.appArmorProfile { x["appArmorProfile"] = p.json }
             if let p = s.procMount { x["procMount"] = .string(p) }
             o["securityContext"] = .object(x)
         }

@@ -127,8 +127,8 @@ extension PodManifest {
         spec.terminationMessagePolicy = messagePolicy.isEmpty ? "File" : messagePolicy
         spec.securityContext = try c.optObject("securityContext") { (s) throws(FieldError) -> ContainerSecurityContext in
             w.check(s, known: ["runAsUser", "runAsGroup", "runAsNonRoot", "privileged", "capabilities", "readOnlyRootFilesystem",
-                               "allowPrivilegeEscalation", "seccompProfile", "procMount"],
-                    ignored: ["seLinuxOptions", "appArmorProfile", "windowsOptions"])
+                               "allowPrivilegeEscalation", "seccompProfile", "appArmorProfile", "procMount"],
+                    ignored: ["seLinuxOptions", "windowsOptions"])
             var x = ContainerSecurityContext()
             x.runAsUser = try s.optInt("runAsUser")
             x.runAsGroup = try s.optInt("runAsGroup")
@@ -142,6 +142,7 @@ extension PodManifest {
             x.readOnlyRootFilesystem = try s.optBool("readOnlyRootFilesystem") ?? false
             x.allowPrivilegeEscalation = try s.optBool("allowPrivilegeEscalation")
             x.seccompProfile = try s.optObject("seccompProfile") { (p) throws(FieldError) in try decodeSeccomp(p) }
+            x.appArmorProfile = try s.optObject("appArmorProfile") { (p) throws(FieldError) in try decodeSeccomp(p) }
             x.procMount = try s.optString("procMount")
             return x
         }

@@ -272,8 +272,8 @@ public enum PodManifest {
             HostAlias(ip: try a.string("ip"), hostnames: try a.optStringArray("hostnames") ?? [])
         } ?? []
         spec.securityContext = try s.optObject("securityContext") { (c) throws(FieldError) -> PodSecurityContext in
-            w.check(c, known: ["runAsUser", "runAsGroup", "runAsNonRoot", "supplementalGroups", "sysctls", "seccompProfile"],
-                    ignored: ["fsGroup", "fsGroupChangePolicy", "seLinuxOptions", "appArmorProfile", "windowsOptions",
+            w.check(c, known: ["runAsUser", "runAsGroup", "runAsNonRoot", "supplementalGroups", "sysctls", "seccompProfile", "appArmorProfile"],
+                    ignored: ["fsGroup", "fsGroupChangePolicy", "seLinuxOptions", "windowsOptions",
                               "supplementalGroupsPolicy", "seLinuxChangePolicy"])
             var x = PodSecurityContext()
             x.runAsUser = try c.optInt("runAsUser")
@@ -289,6 +289,7 @@ public enum PodManifest {
                 (try y.string("name"), try y.string("value"))
             } ?? []
             x.seccompProfile = try c.optObject("seccompProfile") { (p) throws(FieldError) in try decodeSeccomp(p) }
+            x.appArmorProfile = try c.optObject("appArmorProfile") { (p) throws(FieldError) in try decodeSeccomp(p) }
             return x
         } ?? PodSecurityContext()
         return spec

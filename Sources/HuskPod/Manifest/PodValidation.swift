@@ -183,6 +183,7 @@ struct Validator {
         }
         security(user: s.securityContext.runAsUser, group: s.securityContext.runAsGroup, path: "spec.securityContext")
         if let sp = s.securityContext.seccompProfile { seccomp(sp, path: "spec.securityContext.seccompProfile") }
+        if let ap = s.securityContext.appArmorProfile { appArmor(ap, path: "spec.securityContext.appArmorProfile") }
         for (i, g) in s.securityContext.supplementalGroups.enumerated() where g < 0 || g > Int64(UInt32.max) {
             fail("spec.securityContext.supplementalGroups[\(i)]", "must be between 0 and 4294967295")
         }
@@ -197,6 +198,19 @@ struct Validator {
     mutating func security(user: Int64?, group: Int64?, path: String) {
         if let u = user, u < 0 || u > Int64(UInt32.max) { fail("\(path).runAsUser", "must be between 0 and 4294967295") }
         if let g = group, g < 0 || g > Int64(UInt32.max) { fail("\(path).runAsGroup", "must be between 0 and 4294967295") }
+    }
+
+    /// Kubernetes' validateAppArmorProfileField: localhostProfile (a profile name) exactly
+    /// with Localhost, not blank, at most 4095 bytes.
+    mutating func appArmor(_ s: SeccompProfileSpec, path: String) {
+        if s.type == .localhost {
+            let p = s.localhostProfile ?? ""
+            if p.isEmpty { fail("\(path).localhostProfile", "Required value: must be set when AppArmor type is Localhost") }
+            else if p.trimmed() != p { fail("\(path).localhostProfile", "Invalid value: must not be padded with whitespace") }
+            else if p.utf8.count > 4095 { fail("\(path).localhostProfile", "Too long: must have at most 4095 bytes") }
+        } else if s.localhostProfile != nil {
+            fail("\(path).localhostProfile", "Invalid value: can only be set when AppArmor type is Localhost")
+        }
     }
 
     mutating func seccomp(_ s: SeccompProfileSpec, path: String) {
@@ -333,6 +347,7 @@ struct Validator {
                 fail("\(sp)", "cannot set `allowPrivilegeEscalation` to false and `privileged` to true")
             }
             if let s = sc.seccompProfile { seccomp(s, path: "\(sp).seccompProfile") }
+            if let a = sc.appArmorProfile { appArmor(a, path: "\(sp).appArmorProfile") }
             if let pm = sc.procMount, !["Default", "Unmasked"].contains(pm) {
                 fail("\(sp).procMount", "Unsupported value \"\(pm)\": Default or Unmasked")
             }

@@ -37,6 +37,17 @@ public struct ContainerConfig: Sendable {
         case localhost(path: String)
     }
 
+    /// The AppArmor profile (CRI `SecurityProfile` apparmor).
+    public enum AppArmor: Sendable, Equatable {
+        /// Nothing asked: the runtime's default profile where AppArmor is enabled and the
+        /// container is not privileged (containerd, after kubernetes#51746).
+        case unset
+        case runtimeDefault
+        case unconfined
+        /// A loaded profile of this name.
+        case localhost(name: String)
+    }
+
     /// CRI `LinuxContainerSecurityContext`.
     public struct Security: Sendable {
         public var privileged = false
@@ -55,6 +66,7 @@ public struct ContainerConfig: Sendable {
         public var maskedPaths: [String] = []
         public var readonlyPaths: [String] = []
         public var seccomp = Seccomp.unconfined
+        public var apparmor = AppArmor.unset
         /// The container has a pid namespace of its own (CRI NamespaceMode CONTAINER);
         /// otherwise it shares the sandbox's or the node's.
         public var ownPIDNamespace = true

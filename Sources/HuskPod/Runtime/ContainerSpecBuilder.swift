@@ -96,6 +96,7 @@ public struct ContainerSpecBuilder {
         proc.noNewPrivileges = sec.noNewPrivileges
         proc.oomScoreAdj = 1000  // BestEffort (no resources): kubelet's oom_score_adj
         proc.terminal = config.tty
+        proc.apparmorProfile = try apparmorProfile()
         s.process = proc
         s.root = Spec.Root(path: dir + "/rootfs", readonly: sec.readonlyRootfs)
 
@@ -161,6 +162,34 @@ public struct ContainerSpecBuilder {
         linux.seccomp = try seccomp(capabilities: Set(caps))
         s.linux = linux
         return s
+    }
+
+    /// The AppArmor profile of the process (containerd's generateApparmorSpecOpts): none where
+    /// AppArmor is off (asking for one there is refused) or for Unconfined; the runtime's
+    /// default (loaded on first use) when unset or RuntimeDefault, except for a privileged
+    /// container left unset; a Localhost profile must be loaded.
+    func apparmorProfile() throws(StartFailure) -> String? {
+        let asked = config.security.apparmor
+        guard AppArmor.isEnabled else {
+            if asked == .unset || asked == .unconfined { return nil }
+            throw StartFailure(.create, "apparmor is not supported")
+        }
+        switch asked {
+        case .unconfined: return nil
+        case .unset where config.security.privileged: return nil
+        case .unset, .runtimeDefault:
+            do {
+                try AppArmorDefault.ensureLoaded()
+            } catch {
+                throw StartFailure(.create, "cannot load the default AppArmor profile \(AppArmorDefault.name): \(error.message)")
+            }
+            return AppArmorDefault.name
+        case .localhost(let name):
+            guard AppArmor.loadedProfiles()?.contains(name) == true else {
+                throw StartFailure(.create, "apparmor profile not found \(name)")
+            }
+            return name
+        }
     }
 
     /// The profile `config.security.seccomp` names (containerd's WithSeccompProfile): a

@@ -117,6 +117,12 @@ extension ContainerConfig {
         case .runtimeDefault: sec["seccomp"] = .string("runtimeDefault")
         case .localhost(let path): sec["seccomp"] = .string("localhost/" + path)
         }
+        switch s.apparmor {
+        case .unset: break
+        case .runtimeDefault: sec["apparmor"] = .string("runtime/default")
+        case .unconfined: sec["apparmor"] = .string("unconfined")
+        case .localhost(let name): sec["apparmor"] = .string("localhost/" + name)
+        }
         o["security"] = .object(sec)
         if let terminationLog { o["terminationLog"] = .string(terminationLog) }
         if !labels.isEmpty { o["labels"] = .strings(labels) }
@@ -183,6 +189,13 @@ extension ContainerConfig {
                 case "runtimeDefault"?: sec.seccomp = .runtimeDefault
                 case let p? where p.hasPrefix("localhost/"): sec.seccomp = .localhost(path: String(p.dropFirst("localhost/".count)))
                 case let p?: throw s.error("seccomp", "unknown profile \"\(p)\"")
+                }
+                switch try s.optString("apparmor") {
+                case nil: sec.apparmor = .unset
+                case "runtime/default"?: sec.apparmor = .runtimeDefault
+                case "unconfined"?: sec.apparmor = .unconfined
+                case let p? where p.hasPrefix("localhost/"): sec.apparmor = .localhost(name: String(p.dropFirst("localhost/".count)))
+                case let p?: throw s.error("apparmor", "unknown profile \"\(p)\"")
                 }
                 security = sec
             }

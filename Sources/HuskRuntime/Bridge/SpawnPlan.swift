@@ -78,6 +78,8 @@ public struct SpawnPlan: Sendable {
     public var gidMap: String? = nil
     /// Namespaces unshared after the joins (owned by a user namespace joined by path).
     public var unshareNamespaces: Namespaces = []
+    /// The AppArmor profile the program runs under from its execve (nil: the runtime's).
+    public var apparmorProfile: String? = nil
     public var cgroup: FD? = nil
 
     // Streams.

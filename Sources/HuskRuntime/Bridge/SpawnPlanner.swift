@@ -162,6 +162,8 @@ public enum SpawnPlanner {
                 "process.capabilities.ambient: \(dropped) not raised: an ambient capability must also be permitted and inheritable")
         }
         plan.noNewPrivileges = process.noNewPrivileges ?? false
+        // Validation refused a profile on a host without AppArmor; "unconfined" there is moot.
+        if let profile = process.apparmorProfile, !profile.isEmpty, AppArmor.isEnabled { plan.apparmorProfile = profile }
 
         plan.cwd = process.cwd
         plan.argv = process.args ?? []

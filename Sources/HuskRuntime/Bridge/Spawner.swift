@@ -13,7 +13,7 @@ public enum SpawnStage: Int32, Sendable {
     case none = 0, pipe, clone, pidNamespace, setup, stdio, setns, cgroupNamespace, oomScoreAdj, rootPropagation,
         rootfs, mount, devices, maskedPaths, readonlyPaths, pivotRoot, readonlyRoot, hostname, rlimits, closeFDs,
         seccomp, capabilities, user, cwd, noNewPrivs, lookup, gate, exec, sysctl, console, keyring, loopback, hook,
-        userNamespace
+        userNamespace, apparmor
 
     public var name: String {
         switch self {
@@ -51,6 +51,7 @@ public enum SpawnStage: Int32, Sendable {
         case .loopback: return "loopback"
         case .hook: return "hook"
         case .userNamespace: return "user namespace"
+        case .apparmor: return "apparmor"
         }
     }
 }
@@ -200,6 +201,7 @@ public enum Spawner {
         c.cap_inheritable = plan.inheritable
         c.cap_ambient = plan.ambient
         c.no_new_privs = plan.noNewPrivileges ? 1 : 0
+        c.apparmor_profile = plan.apparmorProfile.map { arena.string($0) }
         if let sc = plan.seccomp {
             c.seccomp_filter = UnsafeRawPointer(arena.array(sc.instructions))
             c.seccomp_len = sc.count

@@ -87,7 +87,7 @@ public struct EngineContainer: Sendable {
     /// Ancestor groups `create` made, removed with the container when empty.
     public let createdCgroups: [String]
     /// What a process exec'd into this container runs with (user, groups, umask,
-    /// capabilities, no_new_privs, seccomp, env, cwd; not rlimits or oom_score_adj): the
+    /// capabilities, no_new_privs, seccomp, AppArmor profile, env, cwd; not rlimits or oom_score_adj): the
     /// container's own, as created.
     public let execTemplate: SpawnPlan
     /// The pipe gate (nil for a FIFO gate: its path opens it).
@@ -309,6 +309,7 @@ extension Engine {
         exec.inheritable = plan.inheritable
         exec.ambient = plan.ambient
         exec.noNewPrivileges = plan.noNewPrivileges
+        exec.apparmorProfile = plan.apparmorProfile
         exec.seccomp = plan.seccomp
         exec.env = plan.env
         exec.cwd = plan.cwd

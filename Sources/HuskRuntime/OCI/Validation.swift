@@ -102,8 +102,13 @@ extension Spec {
         if let adj = process.oomScoreAdj, adj < -1000 || adj > 1000 {
             p.error("process.oomScoreAdj", "\(adj) is outside -1000...1000")
         }
-        if process.apparmorProfile?.isEmpty == false {
-            p.warn("process.apparmorProfile", "AppArmor is not applied by Husk")
+        if let profile = process.apparmorProfile, !profile.isEmpty, profile != "unconfined" {
+            // runtime-spec config.md: a profile the host cannot apply is an error, not a warning.
+            if !AppArmor.isEnabled {
+                p.error("process.apparmorProfile", "\"\(profile)\" asked for, but AppArmor is not enabled on this host (leave the field out, or use \"unconfined\")")
+            } else if let loaded = AppArmor.loadedProfiles(), !loaded.contains(profile) {
+                p.error("process.apparmorProfile", "profile \"\(profile)\" is not loaded (load it with apparmor_parser -r FILE)")
+            }
         }
         if process.selinuxLabel?.isEmpty == false { p.warn("process.selinuxLabel", "SELinux is not applied by Husk") }
         if process.ioPriority != nil { p.error("process.ioPriority", "is not supported yet") }
