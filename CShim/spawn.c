@@ -277,4 +277,66 @@ int cshim_spawn_wait_exec(struct cshim_spawn_result *result) {
     // The child exits after reporting; the caller reaps it through its pidfd.
     return set_failure(result, m.stage, m.error, m.detail);
 }
+// MARK: - Idmapped mounts
+
+int cshim_mount_idmap(int treefd, int recursive, const char *uid_map, const char *gid_map, const char **what) {
+    int sync[2];
+    if (pipe2(sync, O_CLOEXEC) < 0) {
+        *what = "pipe2";
+        return errno;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    struct clone_args_v2 args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_PIDFD | CLONE_NEWUSER;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) {
+        // The child only holds the user namespace until the parent has its fd: raw calls only.
+        char b;
+        close(sync[1]);
+        while (read(sync[0], &b, 1) < 0 && errno == EINTR) {
+        }
+        _exit(0);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(sync[0]);
+    if (pid < 0) {
+        close(sync[1]);
+        *what = "clone3";
+        return clone_errno;
+    }
+    int e = write_proc_file((pid_t)pid, "uid_map", uid_map, strlen(uid_map));
+    if (e) *what = "uid_map";
+    if (!e && (e = write_proc_file((pid_t)pid, "gid_map", gid_map, strlen(gid_map))) != 0) *what = "gid_map";
+    int userns = -1;
+    if (!e) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+        userns = open(path, O_RDONLY | O_CLOEXEC);
+        if (userns < 0) {
+            e = errno;
+            *what = "the user namespace";
+        }
+    }
+    close(sync[1]);  // the child exits
+    reap(pidfd);
+    close(pidfd);
+    if (e) return e;
+    struct {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } attr = {0x00100000 /* MOUNT_ATTR_IDMAP */, 0, 0, (uint64_t)userns};
+    unsigned int flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    if (syscall(SYS_mount_setattr, treefd, "", flags, &attr, sizeof(attr)) < 0) {
+        e = errno;
+        *what = "mount_setattr";
+    }
+    close(userns);
+    return e;
+}
 #endif

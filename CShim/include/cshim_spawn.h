@@ -274,6 +274,13 @@ int cshim_run_hook(const struct cshim_hook *_Nonnull hook, const char *_Nonnull 
 /// (a positive errno, with stage/error/detail filled). Closes report_fd.
 int cshim_spawn_wait_exec(struct cshim_spawn_result *_Nonnull result);
 
+/// Makes the detached mount tree `treefd` (open_tree OPEN_TREE_CLONE) an idmapped mount
+/// (MOUNT_ATTR_IDMAP, recursively with `recursive`) through a user namespace with these maps
+/// ("inside outside count" lines), made for the purpose by a short-lived child. Returns 0 or
+/// an errno, with the step that failed in *what.
+int cshim_mount_idmap(int treefd, int recursive, const char *_Nonnull uid_map, const char *_Nonnull gid_map,
+                      const char *_Nullable *_Nonnull what);
+
 #ifdef __cplusplus
 }
 #endif

@@ -48,7 +48,7 @@ public struct Features: Codable, Sendable {
         let supported = flagNames.filter(SeccompProfile.isFlagSupported)
         let actions = SeccompProfile.actions.subtracting(["SCMP_ACT_NOTIFY"]).sorted()
         let mountOptions =
-            MountOptions.flagTable.keys.sorted() + MountOptions.propagation.keys.sorted() + ["bind", "rbind", "rro", "remount"]
+            MountOptions.flagTable.keys.sorted() + MountOptions.propagation.keys.sorted() + ["bind", "rbind", "rro", "remount", "idmap", "ridmap"]
         return Features(
             ociVersionMin: "1.0.0", ociVersionMax: Spec.version,
             hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"], mountOptions: mountOptions,
@@ -60,7 +60,7 @@ public struct Features: Codable, Sendable {
                     enabled: true, actions: actions, operators: SeccompProfile.operators.keys.sorted(),
                     archs: SeccompProfile.architectures.keys.sorted(), knownFlags: flagNames, supportedFlags: supported),
                 apparmor: .init(enabled: AppArmor.isEnabled), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
-                mountExtensions: .init(idmap: .init(enabled: false))),
+                mountExtensions: .init(idmap: .init(enabled: true))),
             annotations: ["io.husk.version": "0.1.0", "io.github.seccomp.libseccomp.version": "2.5"])
     }
 }

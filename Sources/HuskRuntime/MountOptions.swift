@@ -8,6 +8,9 @@ public struct MountOptions: Equatable, Sendable {
     public var bind = false
     public var recursive = false
     public var recursiveReadonly = false
+    /// idmap / ridmap (runtime-spec 1.1): the bind is shown through its id maps.
+    public var idmap = false
+    public var recursiveIdmap = false
     /// Options the kernel does not know as flags: passed to the filesystem ("mode=755").
     public var data: [String] = []
     /// Options Husk recognises but does not apply.
@@ -58,6 +61,9 @@ public struct MountOptions: Equatable, Sendable {
                 // MS_REMOUNT (runc's table): the mount already at the destination takes the
                 // other flags and data instead of a new one being mounted.
                 flags.insert(.remount)
+            } else if o == "idmap" || o == "ridmap" {
+                idmap = true
+                if o == "ridmap" { recursiveIdmap = true }
             } else if o == "rrw" || o == "defaults" || o == "tmpcopyup" || o == "_netdev" {
                 ignored.append(o)
             } else {

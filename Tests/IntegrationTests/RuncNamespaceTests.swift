@@ -394,3 +394,52 @@ struct RuncUserNamespaceTests {
         #expect(b.status != 0 && b.stderr.contains("id mappings need a new user namespace"), "\(b)")
     }
 }
+
+/// runtime-spec 1.1 idmapped mounts (mounts[].uidMappings/gidMappings, `idmap`): a bind shown
+/// through its maps, so a user-namespaced container's root owns what host root owns there,
+/// without a chown (issue 15, "volumes mounted with idmapped mounts").
+@Suite("husk-runc: idmapped mounts", .serialized)
+struct RuncIdmapTests {
+    @Test("a host directory owned by host root, bound with the container's maps: its root sees its own files and writes as host root; without idmap they are nobody's",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func idmappedBind() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        chmod(scratch.path, 0o755)
+        let src = scratch.path + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: false)
+        chmod(src, 0o755)
+        try "host\n".write(toFile: src + "/f", atomically: false, encoding: .utf8)
+        var bundle = try RuncUserNamespaceTests.userBundle(scratch, args: ["sh", "-c", "stat -c %u:%g /src/f /plain/f; echo c > /src/made && echo wrote; echo d > /plain/x 2>/dev/null || echo refused"])
+        for d in ["src", "plain"] { try FileManager.default.createDirectory(atPath: bundle.rootfs + "/" + d, withIntermediateDirectories: false) }
+        var idmapped = Spec.Mount(destination: "/src", type: "bind", source: src, options: ["bind", "idmap"])
+        idmapped.uidMappings = RuncUserNamespaceTests.maps
+        idmapped.gidMappings = RuncUserNamespaceTests.maps
+        bundle.spec.mounts = (bundle.spec.mounts ?? []) + [idmapped, Spec.Mount(destination: "/plain", type: "bind", source: src, options: ["bind"])]
+        try bundle.write()
+        let r = Runc(scratch)("run", "--bundle", bundle.path, uniqueID())
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "0:0\n65534:65534\nwrote\nrefused\n", "\(r.stdout)")
+        var st = stat()
+        #expect(stat(src + "/made", &st) == 0 && st.st_uid == 0 && st.st_gid == 0, "written as \(st.st_uid):\(st.st_gid), not as host root")
+        // The source itself was never chowned.
+        #expect(stat(src + "/f", &st) == 0 && st.st_uid == 0)
+    }
+
+    @Test("idmap on a mount that is not a bind, or without both maps, is refused naming the field",
+          .enabled(if: Host.canRunContainers, Host.skipReason))
+    func idmapRefused() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var bundle = try TestBundle(in: scratch, args: ["true"])
+        bundle.spec.process?.terminal = false
+        var m = Spec.Mount(destination: "/t", type: "tmpfs", source: "tmpfs", options: ["idmap"])
+        m.uidMappings = RuncUserNamespaceTests.maps
+        bundle.spec.mounts = (bundle.spec.mounts ?? []) + [m]
+        try bundle.write()
+        let r = Runc(scratch).create(uniqueID(), bundle: bundle.path)
+        #expect(r.status != 0, "\(r)")
+        #expect(r.stderr.contains("id-mapped mounts are supported for bind mounts only"), "\(r.stderr)")
+        #expect(r.stderr.contains("gidMappings: an id-mapped mount needs gid mappings"), "\(r.stderr)")
+    }
+}

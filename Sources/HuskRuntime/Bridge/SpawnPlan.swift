@@ -16,6 +16,10 @@ public struct SpawnPlan: Sendable {
         /// For binds: the source already opened (O_PATH) by the caller, e.g. a subPath resolved
         /// inside its volume.
         public var sourceFD: FD? = nil
+        /// A bind shown through an idmapped mount (runtime-spec mounts[].uidMappings): its id
+        /// maps, and whether the mapping covers the mounts below it (ridmap). The engine makes
+        /// the `sourceFD` from it.
+        public var idmap: (uidMap: String, gidMap: String, recursive: Bool)? = nil
 
         public init(source: String?, target: String, fstype: String?, data: String? = nil, flags: MountFlags = [],
                     propagation: MountFlags = [], options: Options = []) {

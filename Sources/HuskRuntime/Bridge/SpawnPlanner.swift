@@ -199,6 +199,10 @@ public enum SpawnPlanner {
         switch type {
         case _ where type == "bind" || opts.bind:
             makeBind(source: Files.absolute(m.source ?? "", relativeTo: bundle))
+            if let u = m.uidMappings, let g = m.gidMappings, !u.isEmpty, !g.isEmpty {
+                func lines(_ maps: [Spec.IDMapping]) -> String { maps.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined() }
+                entry.idmap = (lines(u), lines(g), opts.recursiveIdmap)
+            }
         case "cgroup", "cgroup2":
             if ownCgroupNS {
                 entry.fstype = "cgroup2"

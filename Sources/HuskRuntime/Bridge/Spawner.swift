@@ -255,6 +255,16 @@ public enum Spawner {
     }
 }
 
+extension Spawner {
+    /// Makes the detached tree `tree` an idmapped mount (MOUNT_ATTR_IDMAP) through a user
+    /// namespace with these maps, made for the purpose by a short-lived child.
+    public static func idmap(_ tree: FD, recursive: Bool, uidMap: String, gidMap: String) throws(SystemCallError) {
+        var what: UnsafePointer<CChar>? = nil
+        let e = cshim_mount_idmap(tree.raw, recursive ? 1 : 0, uidMap, gidMap, &what)
+        if e != 0 { throw SystemCallError(what.map { String(cString: $0) } ?? "mount_setattr", "", Errno(rawValue: e)) }
+    }
+}
+
 extension String {
     /// "net.ipv4.ip_forward" -> "net/ipv4/ip_forward" (sysctl keys may use / already).
     fileprivate func replacingDots() -> String {

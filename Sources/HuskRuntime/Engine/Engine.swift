@@ -207,6 +207,12 @@ extension Engine {
             plan.seccomp = program
             for w in warnings { r.warn(r.warningPrefix + w) }
         }
+        // Idmapped binds: a detached copy of the source, mapped here, attached by the child.
+        for i in plan.mounts.indices {
+            guard let idmap = plan.mounts[i].idmap, let source = plan.mounts[i].source else { continue }
+            plan.mounts[i].sourceFD = try idmappedTree(source, recursiveBind: plan.mounts[i].flags.contains(.recursive), idmap: idmap,
+                                                       target: plan.mounts[i].target)
+        }
         for j in planned.joins {
             plan.joins.append(.init(fd: try openNamespace(j.path, type: j.type, field: j.field), type: j.type))
         }
@@ -283,6 +289,26 @@ extension Engine {
         var plan = try SpawnPlanner.plan(spec: spec, bundle: bundle, cgroupDirectory: cgroupDirectory).plan
         if let sc = spec.linux?.seccomp { plan.seccomp = try SeccompProfile.compile(sc).0 }
         return execTemplate(plan)
+    }
+
+    /// A detached copy of `source` (its submounts too for an rbind) shown through an idmapped
+    /// mount with `idmap`'s maps (MOUNT_ATTR_IDMAP through a user namespace made for it).
+    static func idmappedTree(
+        _ source: String, recursiveBind: Bool, idmap: (uidMap: String, gidMap: String, recursive: Bool), target: String
+    ) throws(HuskError) -> FD {
+        let tree: FD
+        do {
+            let fd = try FD.open(source, O_PATH | O_CLOEXEC)
+            tree = try Mount.cloneTree(at: fd, recursive: recursiveBind)
+        } catch {
+            throw HuskError(.invalidArgument, "mount \(target): cannot open \(source)", cause: error)
+        }
+        do {
+            try Spawner.idmap(tree, recursive: idmap.recursive, uidMap: idmap.uidMap, gidMap: idmap.gidMap)
+        } catch {
+            throw HuskError(.invalidArgument, "mount \(target): cannot make \(source) an id-mapped mount", cause: error)
+        }
+        return tree
     }
 
     /// Unmounts the bind of a container's rootfs made in the runtime's mount namespace (a

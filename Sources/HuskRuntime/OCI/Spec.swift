@@ -117,8 +117,8 @@ public struct Spec: Codable, Sendable, Equatable {
         public var type: String?
         public var source: String?
         public var options: [String]?
-        public var uidMappings: JSONValue?
-        public var gidMappings: JSONValue?
+        public var uidMappings: [IDMapping]?
+        public var gidMappings: [IDMapping]?
 
         public init(destination: String, type: String? = nil, source: String? = nil, options: [String]? = nil) {
             self.destination = destination

@@ -128,11 +128,16 @@ extension Spec {
             let opts = m.options ?? []
             let isBind = m.type == "bind" || opts.contains("bind") || opts.contains("rbind")
             if isBind && (m.source ?? "").isEmpty { p.error("\(path).source", "a bind mount needs a source") }
-            if m.uidMappings != nil || m.gidMappings != nil {
-                p.error("\(path)", "id-mapped mounts are not supported yet")
-            }
-            for (j, o) in opts.enumerated() where o == "idmap" || o == "ridmap" {
-                p.error("\(path).options[\(j)]", "id-mapped mounts are not supported yet")
+            // Idmapped mounts (runtime-spec 1.1): binds only, both maps, idmap/ridmap need them.
+            let hasMaps = !(m.uidMappings ?? []).isEmpty || !(m.gidMappings ?? []).isEmpty
+            let asksIdmap = opts.contains("idmap") || opts.contains("ridmap")
+            if hasMaps || asksIdmap {
+                if !isBind { p.error("\(path)", "id-mapped mounts are supported for bind mounts only") }
+                if (m.uidMappings ?? []).isEmpty { p.error("\(path).uidMappings", "an id-mapped mount needs uid mappings") }
+                if (m.gidMappings ?? []).isEmpty { p.error("\(path).gidMappings", "an id-mapped mount needs gid mappings") }
+                for (field, maps) in [("uidMappings", m.uidMappings ?? []), ("gidMappings", m.gidMappings ?? [])] {
+                    for (j, x) in maps.enumerated() where x.size == 0 { p.error("\(path).\(field)[\(j)].size", "must be at least 1") }
+                }
             }
             if !isBind && (m.type ?? "").isEmpty {
                 p.error("\(path).type", "required for a mount that is not a bind mount")
