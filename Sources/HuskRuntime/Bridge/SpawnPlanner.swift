@@ -111,7 +111,7 @@ public enum SpawnPlanner {
             } else {
                 plan.rootfsChroot = true
                 out.warnings.append(
-                    "linux.namespaces: no mount namespace: the container shares the runtime's; its root is entered with chroot and its mounts stay under \(plan.rootfs!) until delete")
+                    "linux.namespaces: no mount namespace: the container shares the runtime's; its root is entered with chroot, which a process keeping CAP_SYS_CHROOT can leave, and its mounts stay under \(plan.rootfs!) until delete")
                 if plan.rootPropagation != [] {
                     out.warnings.append("linux.rootfsPropagation: ignored without a mount namespace of the container's own")
                     plan.rootPropagation = []
