@@ -38,6 +38,7 @@ enum GRPCHealth {
         }
     }
 
+    static let maxMessage = 4 << 20
     static let statusNames = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"]
     static let codeNames = [
         "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
@@ -104,6 +105,11 @@ enum GRPCHealth {
             case 0 where stream == 1:  // DATA
                 if flags & 0x8 != 0, let pad = payload.first { payload = Array(payload.dropFirst().dropLast(Int(pad))) }
                 data += payload
+                // grpc-go's default limit on a received message (4 MiB), so that a container
+                // cannot make the supervisor hold more than that.
+                if data.count > maxMessage + 5 {
+                    return (false, "error: health rpc probe failed: rpc error: code = ResourceExhausted desc = grpc: received message larger than max (\(data.count - 5) vs. \(maxMessage))")
+                }
                 if flags & 1 != 0 { ended = true }
             case 1 where stream == 1:  // HEADERS (response headers or trailers)
                 if flags & 0x8 != 0, let pad = payload.first { payload = Array(payload.dropFirst().dropLast(Int(pad))) }
@@ -119,9 +125,21 @@ enum GRPCHealth {
                 break
             }
         }
-        let code = Int(fields["grpc-status"] ?? "") ?? (fields[":status"] == "200" ? 2 : 14)
+        // grpc-go parses grpc-status as an int32 and names it as a uint32 (`Code(4294967295)`
+        // for -1); a value that is no int32 is its "malformed grpc-status" Internal error.
+        let code: Int
+        var desc = (fields["grpc-message"] ?? "").removingPercentEncoding()
+        if let text = fields["grpc-status"] {
+            if let v = Int32(text) {
+                code = Int(UInt32(bitPattern: v))
+            } else {
+                code = 13
+                desc = "transport: malformed grpc-status: \(text)"
+            }
+        } else {
+            code = fields[":status"] == "200" ? 2 : 14
+        }
         if code != 0 {
-            let desc = (fields["grpc-message"] ?? "").removingPercentEncoding()
             let name = code < codeNames.count ? codeNames[code] : "Code(\(code))"
             switch code {
             case 12: return (false, "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): \(desc)")
@@ -139,7 +157,10 @@ enum GRPCHealth {
                 guard let (v, next) = readVarint(data, i) else { break }
                 i = next
                 if key == 0x08 { status = v }
-                if key & 7 == 2 { i += Int(v) }
+                if key & 7 == 2 {
+                    guard v <= UInt64(data.count - i) else { break }
+                    i += Int(v)
+                }
             }
         }
         if status == 1 { return (true, "") }
@@ -369,7 +390,9 @@ enum HPACK {
                     guard let idx = Self.integer(b, &i, prefix: 7), let e = entry(idx) else { return nil }
                     out.append(e)
                 } else if first & 0xE0 == 0x20 {  // dynamic table size update
-                    guard let newMax = Self.integer(b, &i, prefix: 5) else { return nil }
+                    // Above SETTINGS_HEADER_TABLE_SIZE (the default, 4096, as we send no
+                    // other) it is a decoding error (RFC 7541 §6.3).
+                    guard let newMax = Self.integer(b, &i, prefix: 5), newMax <= 4096 else { return nil }
                     maxSize = newMax
                     evict()
                 } else {
