@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -238,6 +239,26 @@ static int spawn_outcome(const struct cshim_spawn_plan *plan, struct cshim_spawn
     result->report_fd = -1;
     struct child_msg m;
     int r = read_msg(fd, &m);
+    if (r == 1 && m.kind == MSG_PID) {
+        // The container is the first child's child, made ours (CLONE_PARENT): not reaped by
+        // anyone but us, so its pid cannot be reused before the pidfd is open.
+        pid_t second = (pid_t)m.error;
+        int second_fd = cshim_pidfd_open(second, 0);
+        int e = errno;
+        reap(pidfd);  // the first child exits after reporting
+        close(pidfd);
+        if (second_fd < 0) {
+            kill(second, SIGKILL);
+            while (waitpid(second, NULL, __WALL) < 0 && errno == EINTR) {
+            }
+            close(fd);
+            result->pidfd = -1;
+            return set_failure(result, CSHIM_STAGE_PID_NAMESPACE, e, "pidfd_open");
+        }
+        result->pid = second;
+        result->pidfd = pidfd = second_fd;
+        r = read_msg(fd, &m);
+    }
     if (r == 1 && (m.kind == MSG_READY || m.kind == MSG_HOOKS)) {
         result->report_fd = fd;
         result->at_hooks = m.kind == MSG_HOOKS;
@@ -339,4 +360,123 @@ int cshim_mount_idmap(int treefd, int recursive, const char *uid_map, const char
     close(userns);
     return e;
 }
+// MARK: - A helper that makes a mount for the parent
+
+// What a helper reports: an fd in the shared table, or an errno and the failed step.
+struct helper_out {
+    int fd;
+    int error;
+    const char *what;  // a string literal: the same address in the parent (no exec)
+};
+
+struct overlay_job {
+    const char *const *lower;
+    size_t nlower;
+    const char *upper, *work;
+    int userns_fd;
+};
+
+// Runs in the helper (a copy of the caller's memory, its fd table shared): raw calls only.
+static void overlay_job_run(const struct overlay_job *j, struct helper_out *o) {
+    if (unshare(CLONE_NEWNS) < 0) {
+        o->error = errno, o->what = "unshare (mount namespace)";
+        return;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        o->error = errno, o->what = "making / private";
+        return;
+    }
+    struct {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } attr = {0x00100000 /* MOUNT_ATTR_IDMAP */, 0, 0, (uint64_t)j->userns_fd};
+    for (size_t i = 0; i < j->nlower; i++) {
+        int tree = (int)syscall(SYS_open_tree, AT_FDCWD, j->lower[i], 1U /* OPEN_TREE_CLONE */ | O_CLOEXEC);
+        if (tree < 0) {
+            o->error = errno, o->what = "open_tree (a layer)";
+            return;
+        }
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+            o->error = errno, o->what = "mount_setattr idmap (a layer; does its filesystem support idmapped mounts?)";
+            close(tree);
+            return;
+        }
+        if (syscall(SYS_move_mount, tree, "", AT_FDCWD, j->lower[i], 4U /* MOVE_MOUNT_F_EMPTY_PATH */) < 0) {
+            o->error = errno, o->what = "move_mount (a layer)";
+            close(tree);
+            return;
+        }
+        close(tree);
+    }
+    int mnt = cshim_overlay_mount(j->lower, j->nlower, j->upper, j->work);
+    if (mnt < 0) {
+        o->error = -mnt, o->what = "overlay";
+        return;
+    }
+    o->fd = mnt;
+}
+
+// Runs the job in a short-lived child that shares the caller's fd table (CLONE_FILES: the fd
+// it makes is the caller's) and nothing else: not its memory, mount namespace or credentials,
+// so the caller's threads are untouched. The outcome comes back over a pipe.
+static int run_helper(const struct overlay_job *job, int *out_fd, const char **what) {
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        *what = "pipe2";
+        return errno;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pidfd = -1;
+    struct clone_args_v2 args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_PIDFD | CLONE_FILES;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) {
+        struct helper_out o = {-1, 0, NULL};
+        overlay_job_run(job, &o);
+        // The pipe is the caller's too (shared table): written, never closed here.
+        ssize_t n;
+        do {
+            n = write(pipefd[1], &o, sizeof(o));
+        } while (n < 0 && errno == EINTR);
+        _exit(0);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        *what = "clone3";
+        return clone_errno;
+    }
+    reap(pidfd);
+    close(pidfd);
+    struct helper_out o;
+    ssize_t n;
+    do {
+        n = read(pipefd[0], &o, sizeof(o));
+    } while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    if (n != (ssize_t)sizeof(o)) {
+        *what = "the helper process died";
+        return EIO;
+    }
+    if (o.error) {
+        *what = o.what;
+        return o.error;
+    }
+    *out_fd = o.fd;
+    return 0;
+}
+
+int cshim_overlay_idmapped(const char *const *lower, size_t nlower, const char *upper, const char *work, int userns_fd,
+                           int *out_fd, const char **what) {
+    struct overlay_job j = {lower, nlower, upper, work, userns_fd};
+    return run_helper(&j, out_fd, what);
+}
+
 #endif

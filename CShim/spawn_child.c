@@ -196,6 +196,23 @@ __attribute__((noreturn)) void cshim_child_main(struct child *c) {
     for (size_t i = 0; i < p->njoins; i++)
         if (p->joins[i].nstype & CLONE_NEWUSER) become_namespace_root(c);
     if (p->unshare_flags && unshare((int)p->unshare_flags) < 0) cshim_child_fail(c, CSHIM_STAGE_SETNS, errno, "unshare");
+    if (p->unshare_flags & CLONE_NEWPID) {
+        // A pid namespace the joined user namespace owns applies to children only: the
+        // container is a second child, the runtime's own (CLONE_PARENT) and PID 1 there.
+        // This one reports its pid and exits (runc's nsexec forks the same way).
+        struct {
+            uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        } args;
+        memset(&args, 0, sizeof(args));
+        args.flags = CLONE_PARENT;
+        long pid = syscall(SYS_clone3, &args, sizeof(args));
+        if (pid < 0) cshim_child_fail(c, CSHIM_STAGE_PID_NAMESPACE, errno, "clone3 (PID 1 of the new pid namespace)");
+        if (pid > 0) {
+            cshim_child_report(c, MSG_PID, 0, (int)pid, NULL);
+            _exit(0);
+        }
+        if (p->setsid && setsid() < 0) cshim_child_fail(c, CSHIM_STAGE_SETUP, errno, "setsid");
+    }
     // A container without a mount namespace of its own was entered by chroot: so is an exec.
     if (p->enter_root_fd >= 0) {
         if (fchdir(p->enter_root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)

@@ -56,7 +56,8 @@
 
 // MARK: - Messages from the child
 
-enum { MSG_ERROR = 1, MSG_READY = 2, MSG_HOOKS = 3 };
+// MSG_PID: the container is a second child (pid in `error`), the first one exits.
+enum { MSG_ERROR = 1, MSG_READY = 2, MSG_HOOKS = 3, MSG_PID = 4 };
 
 struct child_msg {
     int32_t kind;
@@ -86,6 +87,8 @@ CSHIM_HIDDEN __attribute__((noreturn)) void cshim_child_main(struct child *c);
 // Async-signal-safe string helpers (the parent uses them too).
 CSHIM_HIDDEN size_t cshim_child_len(const char *s);
 CSHIM_HIDDEN int cshim_child_append(char *dst, size_t cap, const char *src);
+CSHIM_HIDDEN int cshim_overlay_context(const char *const *lower, size_t nlower, const char *upper, const char *work, int plus);
+CSHIM_HIDDEN int cshim_overlay_mount(const char *const *lower, size_t nlower, const char *upper, const char *work);
 CSHIM_HIDDEN void cshim_child_copy(char *dst, size_t cap, const char *src);
 CSHIM_HIDDEN const char *cshim_child_fd_path(char buf[64], int fd);
 

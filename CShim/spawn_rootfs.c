@@ -381,37 +381,49 @@ static void readonly_paths(struct child *c) {
 
 // MARK: - Root filesystem
 
-// An overlay filesystem context with the plan's layers, upper and work dirs, created (ready
-// for fsmount); -errno on failure. `plus`: one lowerdir+ per layer (Linux 6.8), else a single
+// An overlay filesystem context with these layers, upper and work dirs, created (ready for
+// fsmount); -errno on failure. `plus`: one lowerdir+ per layer (Linux 6.8), else a single
 // lowerdir joined with ':' (snapshot paths never contain ':' or ','; one that does is refused).
-static int overlay_context(struct child *c, int plus) {
-    const struct cshim_spawn_plan *p = c->plan;
+// Used by the child and by the parent's idmapped-overlay helper (both own their memory).
+int cshim_overlay_context(const char *const *lower, size_t nlower, const char *upper, const char *work, int plus) {
     int fs = (int)syscall(SYS_fsopen, "overlay", 1U /* FSOPEN_CLOEXEC */);
     if (fs < 0) return -errno;
     int err = 0;
     if (plus) {
-        for (size_t i = 0; i < p->noverlay_lower && !err; i++)
-            if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "lowerdir+", p->overlay_lower[i], 0) < 0) err = errno;
+        for (size_t i = 0; i < nlower && !err; i++)
+            if (syscall(SYS_fsconfig, fs, 1 /* FSCONFIG_SET_STRING */, "lowerdir+", lower[i], 0) < 0) err = errno;
     } else {
-        static char joined[65536];  // the child's own copy (no CLONE_VM)
+        static char joined[65536];  // the process's own copy (no CLONE_VM)
         joined[0] = 0;
-        for (size_t k = 0; k < p->noverlay_lower && !err; k++) {
-            for (const char *q = p->overlay_lower[k]; *q; q++)
+        for (size_t k = 0; k < nlower && !err; k++) {
+            for (const char *q = lower[k]; *q; q++)
                 if (*q == ':' || *q == ',') err = EINVAL;
             if ((k > 0 && cshim_child_append(joined, sizeof joined, ":") < 0) ||
-                cshim_child_append(joined, sizeof joined, p->overlay_lower[k]) < 0)
+                cshim_child_append(joined, sizeof joined, lower[k]) < 0)
                 err = ENAMETOOLONG;
         }
         if (!err && syscall(SYS_fsconfig, fs, 1, "lowerdir", joined, 0) < 0) err = errno;
     }
-    if (!err && p->overlay_upper && syscall(SYS_fsconfig, fs, 1, "upperdir", p->overlay_upper, 0) < 0) err = errno;
-    if (!err && p->overlay_work && syscall(SYS_fsconfig, fs, 1, "workdir", p->overlay_work, 0) < 0) err = errno;
+    if (!err && upper && syscall(SYS_fsconfig, fs, 1, "upperdir", upper, 0) < 0) err = errno;
+    if (!err && work && syscall(SYS_fsconfig, fs, 1, "workdir", work, 0) < 0) err = errno;
     if (!err && syscall(SYS_fsconfig, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) err = errno;
     if (err) {
         close(fs);
         return -err;
     }
     return fs;
+}
+
+// The overlay mount: lowerdir+ per layer, or (before Linux 6.8, which passes lowerdir+ on as
+// legacy mount data and refuses it at create) one joined lowerdir. A detached mount fd, or -errno.
+int cshim_overlay_mount(const char *const *lower, size_t nlower, const char *upper, const char *work) {
+    int fs = cshim_overlay_context(lower, nlower, upper, work, 1);
+    if (fs == -EINVAL) fs = cshim_overlay_context(lower, nlower, upper, work, 0);
+    if (fs < 0) return fs;
+    int mnt = (int)syscall(SYS_fsmount, fs, 1U /* FSMOUNT_CLOEXEC */, 0);
+    int e = errno;
+    close(fs);
+    return mnt < 0 ? -e : mnt;
 }
 
 // The mount point of the mount that holds `path` (a directory): the highest ancestor with the
@@ -463,24 +475,18 @@ void cshim_child_setup_rootfs(struct child *c) {
         if (mount(NULL, "/", NULL, MS_PRIVATE, NULL) < 0) cshim_child_fail(c, CSHIM_STAGE_ROOT_PROPAGATION, errno, "/");
     }
 
-    if (p->overlay_lower != NULL && p->noverlay_lower > 0) {
+    if (p->rootfs_mount_fd >= 0) {
+        // A root the parent mounted (an overlay of idmapped layers): attached here.
+        if (syscall(SYS_move_mount, p->rootfs_mount_fd, "", AT_FDCWD, p->rootfs, 4U /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
+            cshim_child_fail(c, CSHIM_STAGE_ROOTFS, errno, p->rootfs);
+    } else if (p->overlay_lower != NULL && p->noverlay_lower > 0) {
         // The container's root: its image's layers plus its own upper dir, mounted here in
-        // the child's mount namespace with the new mount API (lowerdir+ per layer, Linux 6.8).
-        const int ostage = CSHIM_STAGE_ROOTFS;
-        int fs = overlay_context(c, 1);
-        if (fs < 0) {
-            // Before Linux 6.8 overlay has no lowerdir+ (older kernels pass it on as legacy
-            // mount data and refuse it at create): one "lowerdir" of the layers joined by ':'.
-            if (fs != -EINVAL) cshim_child_fail(c, ostage, -fs, "overlay");
-            fs = overlay_context(c, 0);
-            if (fs < 0) cshim_child_fail(c, ostage, -fs, "overlay");
-        }
-        int mnt = (int)syscall(SYS_fsmount, fs, 1U /* FSMOUNT_CLOEXEC */, 0);
-        if (mnt < 0) cshim_child_fail(c, ostage, errno, "overlay");
+        // the child's mount namespace with the new mount API.
+        int mnt = cshim_overlay_mount(p->overlay_lower, p->noverlay_lower, p->overlay_upper, p->overlay_work);
+        if (mnt < 0) cshim_child_fail(c, CSHIM_STAGE_ROOTFS, -mnt, "overlay");
         if (syscall(SYS_move_mount, mnt, "", AT_FDCWD, p->rootfs, 4U /* MOVE_MOUNT_F_EMPTY_PATH */) < 0)
-            cshim_child_fail(c, ostage, errno, p->rootfs);
+            cshim_child_fail(c, CSHIM_STAGE_ROOTFS, errno, p->rootfs);
         close(mnt);
-        close(fs);
     }
 
     // Bind the rootfs onto itself so it is a mount point pivot_root can use.

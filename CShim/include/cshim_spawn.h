@@ -171,6 +171,9 @@ struct cshim_spawn_plan {
     size_t noverlay_lower;
     const char *_Nullable overlay_upper;
     const char *_Nullable overlay_work;
+    // A root mounted by the parent (cshim_overlay_idmapped), attached at rootfs instead of the
+    // overlay above; or -1.
+    int rootfs_mount_fd;
     unsigned long root_propagation; // applied to "/" first; default MS_SLAVE|MS_REC
     int rootfs_readonly;
     // No mount namespace of its own (the runtime's is inherited, runtime-spec config-linux.md):
@@ -273,6 +276,15 @@ int cshim_run_hook(const struct cshim_hook *_Nonnull hook, const char *_Nonnull 
 /// After the gate was opened: waits until the child has exec'd (0) or reports its failure
 /// (a positive errno, with stage/error/detail filled). Closes report_fd.
 int cshim_spawn_wait_exec(struct cshim_spawn_result *_Nonnull result);
+
+/// The overlay root of a container in a user namespace: each layer an idmapped mount through
+/// `userns_fd` (so host root's files are the namespace's root's), attached over itself in a
+/// short-lived child's private mount namespace (overlay takes only layers of its caller's
+/// namespace before Linux 6.15), then the overlay made there with the caller's credentials
+/// and returned as a detached mount in *out_fd. Returns 0 or an errno, the step in *what.
+int cshim_overlay_idmapped(const char *_Nullable const *_Nonnull lower, size_t nlower, const char *_Nonnull upper,
+                           const char *_Nonnull work, int userns_fd, int *_Nonnull out_fd,
+                           const char *_Nullable *_Nonnull what);
 
 /// Makes the detached mount tree `treefd` (open_tree OPEN_TREE_CLONE) an idmapped mount
 /// (MOUNT_ATTR_IDMAP, recursively with `recursive`) through a user namespace with these maps

@@ -76,7 +76,6 @@ struct SpecTests {
         (#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"},{"type":"mount"}]}}"#, "linux.namespaces[1].type: namespace mount is listed twice"),
         (#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"},{"type":"user"}]}}"#, "linux.uidMappings: a new user namespace needs uid mappings"),
         (#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"}],"uidMappings":[{"containerID":0,"hostID":1000,"size":10}]}}"#, "linux.uidMappings: id mappings need a new user namespace"),
-        (#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"},{"type":"pid"},{"type":"user","path":"/proc/self/ns/user"}]}}"#, "linux.namespaces: a user namespace joined by path with a new pid namespace is not supported"),
         (#"{"ociVersion":"1.0.2","mounts":[{"destination":"/x","type":"tmpfs","source":"tmpfs","options":["idmap"]}]}"#, "mounts[0]: id-mapped mounts are supported for bind mounts only"),
         (#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}}"#, "linux.sysctl.net.ipv4.ip_forward: needs a new network namespace"),
         (#"{"ociVersion":"1.0.2","linux":{"devices":[{"type":"x","path":"/dev/x"}]}}"#, "linux.devices[0].type: unknown device type \"x\""),

@@ -333,11 +333,12 @@ struct RuncUserNamespaceTests {
         expectGone(id, runc: runc, pid: Int32(pid))
     }
 
-    @Test("a user namespace joined by path: the container is in it (its other new namespaces owned by it); with a new pid namespace it is refused",
+    @Test("a user namespace joined by path: the container is in it, its other new namespaces owned by it; its new pid namespace too: it is PID 1 there and mounts /proc",
           .enabled(if: Host.canRunContainers, Host.skipReason))
     func joinedByPath() throws {
         let scratch = Scratch()
         defer { scratch.cleanup() }
+        chmod(scratch.path, 0o755)
         // The namespace to join: another container's.
         let holderBundle = try Self.userBundle(scratch, args: ["sleep", "600"], name: "holder")
         try holderBundle.write()
@@ -348,30 +349,26 @@ struct RuncUserNamespaceTests {
         let hpid = runc.state(holder)?["pid"] as? Int ?? 0
         let userns = "/proc/\(hpid)/ns/user"
 
+        // Before, a new pid namespace here was refused (it needs one the joined user namespace
+        // owns, which clone3 from the runtime cannot make).
         var bundle = try TestBundle(in: scratch, args: ["sleep", "600"])
         bundle.spec.process?.terminal = false
         bundle.spec.linux?.namespaces?.append(Spec.Namespace(type: "user", path: userns))
-        try bundle.write()
-        let refused = runc.create(uniqueID("refused"), bundle: bundle.path)
-        #expect(refused.status != 0 && refused.stderr.contains("a user namespace joined by path with a new pid namespace"), "\(refused)")
-
-        // Without a pid namespace of its own there is no /proc to mount either (procfs needs a
-        // pid namespace the user namespace owns): the host checks from outside.
-        bundle.dropPidNamespace()
-        bundle.spec.mounts?.removeAll { $0.destination == "/proc" }
-        bundle.spec.linux?.maskedPaths = []
-        bundle.spec.linux?.readonlyPaths = []
         try bundle.write()
         let id = uniqueID()
         let c = runc.create(id, bundle: bundle.path)
         #expect(c.status == 0, "\(c.stderr)")
         let pid = runc.state(id)?["pid"] as? Int ?? 0
+        // PID 1 of its own pid namespace, with its /proc mounted (procfs needs a pid namespace
+        // the container's user namespace owns).
+        #expect(readText("/proc/\(pid)/status").contains("NSpid:\t\(pid)\t1\n"), "\(readText("/proc/\(pid)/status"))")
+        #expect(readText("/proc/\(pid)/mountinfo").contains(" / /proc rw,relatime - proc proc rw"), "\(readText("/proc/\(pid)/mountinfo"))")
         func link(_ p: String) -> String { (try? FileManager.default.destinationOfSymbolicLink(atPath: p)) ?? "?" }
         #expect(link("/proc/\(pid)/ns/user") == link(userns))
         #expect(readText("/proc/\(pid)/status").contains("Uid:\t100000\t100000\t100000\t100000"))
-        // Its new mount namespace is not the holder's, and is owned by the joined user namespace
-        // (it could mount its /dev tmpfs and devpts there).
+        // Its new namespaces are its own, not the holder's nor the host's.
         #expect(link("/proc/\(pid)/ns/mnt") != link("/proc/\(hpid)/ns/mnt"))
+        #expect(link("/proc/\(pid)/ns/pid") != link("/proc/\(hpid)/ns/pid") && link("/proc/\(pid)/ns/pid") != link("/proc/self/ns/pid"))
         #expect(runc("delete", "--force", id).status == 0)
         expectGone(id, runc: runc, pid: Int32(pid))
     }

@@ -105,6 +105,9 @@ public struct SpawnPlan: Sendable {
     public var rootfs: String? = nil
     /// An overlay mounted at `rootfs` in the child: lower dirs lowest first, upper, work.
     public var overlay: (lower: [String], upper: String, work: String)? = nil
+    /// A root mounted beforehand (an overlay of idmapped layers), attached at `rootfs`
+    /// instead of `overlay`.
+    public var rootfsMount: FD? = nil
     public var rootPropagation: MountFlags = []
     public var rootfsReadonly = false
     /// No mount namespace of its own: the rootfs is bound (rprivate) in the runtime's mount

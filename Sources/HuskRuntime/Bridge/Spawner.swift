@@ -154,6 +154,7 @@ public enum Spawner {
             c.overlay_upper = arena.string(o.upper)
             c.overlay_work = arena.string(o.work)
         }
+        c.rootfs_mount_fd = plan.rootfsMount?.raw ?? -1
         c.rootfs_readonly = plan.rootfsReadonly ? 1 : 0
         c.rootfs_chroot = plan.rootfsChroot ? 1 : 0
         c.enter_root_fd = plan.enterRoot?.raw ?? -1
@@ -263,6 +264,23 @@ extension Spawner {
         let e = cshim_mount_idmap(tree.raw, recursive ? 1 : 0, uidMap, gidMap, &what)
         if e != 0 { throw SystemCallError(what.map { String(cString: $0) } ?? "mount_setattr", "", Errno(rawValue: e)) }
     }
+}
+
+extension Spawner {
+    /// A container's overlay root in the user namespace `userNamespace` (a /proc/PID/ns/user fd
+    /// or a pidfd): its layers (lowest first) idmapped through it, mounted by a short-lived
+    /// child, returned detached for the container's child to attach.
+    public static func idmappedOverlay(lower: [String], upper: String, work: String, userNamespace: FD) throws(SystemCallError) -> FD {
+        let arena = Arena()
+        defer { arena.release() }
+        let layers = arena.stringArray(lower.reversed(), terminated: false)
+        var what: UnsafePointer<CChar>? = nil
+        var fd: Int32 = -1
+        let e = cshim_overlay_idmapped(layers!, lower.count, upper, work, userNamespace.raw, &fd, &what)
+        if e != 0 { throw SystemCallError(what.map { String(cString: $0) } ?? "overlay", upper, Errno(rawValue: e)) }
+        return FD(adopting: fd)
+    }
+
 }
 
 extension String {

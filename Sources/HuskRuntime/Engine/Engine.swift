@@ -57,6 +57,11 @@ public struct EngineRequest: Sendable {
     public var extraMounts: [SpawnPlan.MountEntry] = []
     /// An overlay mounted as the root in the child: lower dirs lowest first, upper, work.
     public var overlay: (lower: [String], upper: String, work: String)? = nil
+    /// With `overlay`: the user namespace (a pidfd of a process in it, or a /proc/PID/ns/user
+    /// fd) whose mapping the layers are seen through (an idmapped mount each), so that the
+    /// image's root-owned files are the namespace's root's. The overlay is then mounted by a
+    /// helper, with the runtime's credentials, and attached by the child.
+    public var overlayUserNamespace: FD? = nil
     public var preserveFDs: [FD] = []
     /// A new session keyring of this name (runc's default), or the caller's.
     public var sessionKeyring: String? = nil
@@ -216,11 +221,25 @@ extension Engine {
         for j in planned.joins {
             plan.joins.append(.init(fd: try openNamespace(j.path, type: j.type, field: j.field), type: j.type))
         }
-        plan.joins += r.joins
+        if r.joins.contains(where: { $0.type.contains(.user) }) {
+            // A user namespace joined through a pidfd (a pod's, pause's) is entered first
+            // and owns the new namespaces, as for one joined by path.
+            plan.joins = r.joins + plan.joins
+            plan.unshareNamespaces.formUnion(plan.newNamespaces.subtracting(.pid))
+            plan.newNamespaces.formIntersection(.pid)
+        } else {
+            plan.joins += r.joins
+        }
         if let p = planned.pidNamespacePath {
             plan.pidNamespace = try openNamespace(p, type: .pid, field: "linux.namespaces (pid)")
         }
         if let fd = r.pidNamespace { plan.pidNamespace = fd }
+        if plan.newNamespaces.contains(.pid), plan.joins.contains(where: { $0.type.contains(.user) }) {
+            // A new pid namespace must belong to the joined user namespace (its root mounts
+            // /proc for it): the child unshares it after the join and forks the container.
+            plan.newNamespaces.remove(.pid)
+            plan.unshareNamespaces.insert(.pid)
+        }
         do {
             plan.cgroup = try group.open()
         } catch {
@@ -228,7 +247,18 @@ extension Engine {
         }
         let filter = DeviceFilter.build(resources: r.spec.linux?.resources?.devices)
         try filter.attach(to: plan.cgroup!, path: group.directory)
-        if let overlay = r.overlay { plan.overlay = overlay }
+        if let overlay = r.overlay {
+            if let userns = r.overlayUserNamespace {
+                do {
+                    plan.rootfsMount = try Spawner.idmappedOverlay(lower: overlay.lower, upper: overlay.upper, work: overlay.work,
+                                                                   userNamespace: userns)
+                } catch {
+                    throw HuskError(.system, "cannot mount the container's root from id-mapped layers", cause: error)
+                }
+            } else {
+                plan.overlay = overlay
+            }
+        }
         plan.stdio = r.stdio
         if r.spec.process?.terminal == true, let socket = r.consoleSocket {
             plan.consoleSocket = socket

@@ -189,11 +189,6 @@ extension Spec {
         } else if !(linux.uidMappings ?? []).isEmpty || !(linux.gidMappings ?? []).isEmpty {
             p.error("linux.uidMappings", "id mappings need a new user namespace (add {\"type\": \"user\"})")
         }
-        if let user, !(user.path ?? "").isEmpty,
-            (linux.namespaces ?? []).contains(where: { $0.type == "pid" && ($0.path ?? "").isEmpty })
-        {
-            p.error("linux.namespaces", "a user namespace joined by path with a new pid namespace is not supported: join the pid namespace by path too, or leave it out")
-        }
         if linux.timeOffsets != nil { p.error("linux.timeOffsets", "time namespaces are not supported yet") }
         if linux.intelRdt != nil { p.error("linux.intelRdt", "is not supported") }
         if linux.personality != nil { p.error("linux.personality", "is not supported yet") }
