@@ -76,7 +76,17 @@ extension RuntimeService {
             }
             // containerd makes a missing host path a directory.
             x.createIfMissing = true
+            // kubelet's maps for an idmapped mount (every mount of a hostUsers: false pod).
+            x.uidMappings = m.uidMappings.map { .init(containerID: $0.containerID, hostID: $0.hostID, size: $0.length) }
+            x.gidMappings = m.gidMappings.map { .init(containerID: $0.containerID, hostID: $0.hostID, size: $0.length) }
             return x
+        }
+        // The container's user namespace is its pod's (containerd refuses any other).
+        let ns = c.linux.securityContext.namespaceOptions
+        let field = "config.linux.security_context.namespace_options.userns_options"
+        let asked = ns.hasUsernsOptions ? try RuntimeService.userNamespace(ns.usernsOptions, field: field) : nil
+        if ns.hasUsernsOptions, asked != sandbox.userNamespace {
+            throw CRIError.invalidArgument(field, "user namespace config for sandbox is different from container's")
         }
         config.stdin = c.stdin
         config.stdinOnce = c.stdinOnce

@@ -1,6 +1,7 @@
 import GRPCCore
 import HuskJSON
 import HuskPod
+import HuskRuntime
 import HuskSystem
 
 #if canImport(Glibc)
@@ -83,8 +84,8 @@ extension RuntimeService {
             // A sandbox's pid mode CONTAINER means each container its own (kubelet's default).
             pid: try mode("pid", ns.pid, allowed: [.pod, .container, .node]),
             ipc: try mode("ipc", ns.ipc, allowed: [.pod, .node]))
-        if ns.hasUsernsOptions, ns.usernsOptions.mode == .pod {
-            throw CRIError.invalidArgument("config.linux.security_context.namespace_options.userns_options", "user namespaces are not supported yet")
+        if ns.hasUsernsOptions {
+            s.userNamespace = try Self.userNamespace(ns.usernsOptions, field: "config.linux.security_context.namespace_options.userns_options")
         }
         s.sysctls = c.linux.sysctls
         // The pod's limits (kubelet puts them on its pod cgroup, which Husk makes itself).
@@ -92,6 +93,29 @@ extension RuntimeService {
             s.resources = try LinuxResources(c.linux.resources).spec()
         }
         return s
+    }
+
+    /// CRI `UserNamespace`: NODE is the node's; POD is the pod's own, with kubelet's maps,
+    /// which containerd takes as exactly one range each for uids and gids.
+    static func userNamespace(_ u: Runtime_V1_UserNamespace, field: String) throws -> PodSandboxConfig.UserNamespace? {
+        switch u.mode {
+        case .node:
+            guard u.uids.isEmpty && u.gids.isEmpty else { throw CRIError.invalidArgument(field, "mode NODE takes no mappings") }
+            return nil
+        case .pod:
+            guard u.uids.count == 1, u.gids.count == 1 else {
+                throw CRIError.invalidArgument(field, "mode POD needs exactly one uid and one gid mapping, got \(u.uids.count) and \(u.gids.count)")
+            }
+            func map(_ m: Runtime_V1_IDMapping) -> Spec.IDMapping { .init(containerID: m.containerID, hostID: m.hostID, size: m.length) }
+            let ns = PodSandboxConfig.UserNamespace(uids: u.uids.map(map), gids: u.gids.map(map))
+            guard ns.hostRoot != nil else { throw CRIError.invalidArgument(field, "the mappings must map container id 0") }
+            for m in ns.uids + ns.gids where m.size == 0 || UInt64(m.hostID) + UInt64(m.size) > UInt64(UInt32.max) {
+                throw CRIError.invalidArgument(field, "mapping \(m.containerID) \(m.hostID) \(m.size) is empty or passes the last id")
+            }
+            return ns
+        default:
+            throw CRIError.invalidArgument(field, "mode \(u.mode) is not supported for a user namespace (POD or NODE)")
+        }
     }
 
     func stopPodSandbox(request: Runtime_V1_StopPodSandboxRequest, context: ServerContext) async throws -> Runtime_V1_StopPodSandboxResponse {

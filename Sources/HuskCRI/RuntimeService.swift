@@ -94,6 +94,8 @@ final class RuntimeService: Runtime_V1_RuntimeService.SimpleServiceProtocol {
         var handler = Runtime_V1_RuntimeHandler()
         handler.name = ""
         handler.features = Runtime_V1_RuntimeHandlerFeatures()
+        // Pods with their own user namespace (mode POD, idmapped mounts): kubelet asks first.
+        handler.features.userNamespaces = true
         r.runtimeHandlers = [handler]
         r.features = Runtime_V1_RuntimeFeatures()
         if request.verbose {

@@ -1,6 +1,7 @@
 """Pod sandboxes and containers over CRI (cri-semantics.md §2-§4, §8): husk-serve driven by
 Python grpcio as kubelet drives containerd, and kill -9 of the daemon in the middle."""
 
+import json
 import os
 import signal
 import subprocess
@@ -609,3 +610,47 @@ def test_pid_namespace_target(serve, pb):
         create(serve, sid, config, "bad", "true", linux=pb.LinuxContainerConfig(security_context=pb.LinuxContainerSecurityContext(
             namespace_options=pb.NamespaceOption(pid=pb.TARGET, target_id=stopped))))
     assert "not running" in e.value.details()
+
+
+def test_user_namespace_pod(serve, pb):
+    """KEP-127 over CRI: userns_options mode POD with kubelet's range makes the pod's own user
+    namespace (pause's); containers join it; mounts with uid/gid mappings are idmapped; a
+    container asking for another user namespace than its sandbox's is refused."""
+    os.chmod(serve.dirs, 0o755)  # the pod's root walks down to its rootfs
+    status = serve.runtime.Status(pb.StatusRequest())
+    assert [h.features.user_namespaces for h in status.runtime_handlers] == [True]
+    host = 1 << 30
+    ids = [pb.IDMapping(host_id=host, container_id=0, length=65536)]
+    userns = pb.UserNamespace(mode=pb.POD, uids=ids, gids=ids)
+    sec = pb.LinuxSandboxSecurityContext(namespace_options=pb.NamespaceOption(userns_options=userns))
+    sid, config = run_sandbox(serve, linux=pb.LinuxPodSandboxConfig(security_context=sec))
+    vol = os.path.join(serve.dirs, "vol")
+    os.mkdir(vol)
+    with open(os.path.join(vol, "f"), "w") as f:
+        f.write("x")
+    ctx = pb.LinuxContainerSecurityContext(namespace_options=pb.NamespaceOption(userns_options=userns))
+    mount = pb.Mount(container_path="/vol", host_path=vol, uidMappings=ids, gidMappings=ids)
+    cid = create(serve, sid, config, "c", "sleep 60", linux=pb.LinuxContainerConfig(security_context=ctx), mounts=[mount])
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    r = serve.runtime.ExecSync(pb.ExecSyncRequest(container_id=cid, cmd=[
+        "/bin/sh", "-c", "cat /proc/self/uid_map; id -u; stat -c %u /vol/f /bin/busybox; touch /vol/g"], timeout=10))
+    assert r.exit_code == 0, r.stderr
+    lines = [" ".join(l.split()) for l in r.stdout.decode().splitlines()]
+    assert lines == [f"0 {host} 65536", "0", "0", "0"], lines
+    assert os.stat(os.path.join(vol, "g")).st_uid == 0  # written through the idmapped mount
+    st = serve.runtime.ContainerStatus(pb.ContainerStatusRequest(container_id=cid, verbose=True))
+    pid = json.loads(st.info["info"])["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        assert f"Uid:\t{host}\t" in f.read()
+    # Another user namespace than the sandbox's: refused.
+    other = pb.UserNamespace(mode=pb.NODE)
+    bad = pb.LinuxContainerSecurityContext(namespace_options=pb.NamespaceOption(userns_options=other))
+    with pytest.raises(grpc.RpcError) as e:
+        create(serve, sid, config, "bad", "true", linux=pb.LinuxContainerConfig(security_context=bad))
+    assert "user namespace config for sandbox is different from container's" in e.value.details()
+    # Two ranges for one pod: refused naming the field.
+    two = pb.UserNamespace(mode=pb.POD, uids=ids + ids, gids=ids)
+    sec2 = pb.LinuxSandboxSecurityContext(namespace_options=pb.NamespaceOption(userns_options=two))
+    with pytest.raises(grpc.RpcError) as e:
+        run_sandbox(serve, name="two", linux=pb.LinuxPodSandboxConfig(security_context=sec2))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "userns_options" in e.value.details()

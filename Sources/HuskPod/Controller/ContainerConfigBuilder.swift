@@ -142,6 +142,13 @@ struct ContainerConfigBuilder {
             c.mounts.append(.init(containerPath: container.terminationMessagePath, hostPath: path))
         }
         c.mounts += try volumeMounts(open: prepareVolumes)
+        if let userns = sandbox.config.userNamespace {
+            // kubelet's applyPlatformSpecificContainerConfig: every mount gets the pod's maps.
+            for i in c.mounts.indices {
+                c.mounts[i].uidMappings = userns.uids
+                c.mounts[i].gidMappings = userns.gids
+            }
+        }
         c.labels = [
             "io.kubernetes.container.name": container.name, "io.kubernetes.pod.name": pod.metadata.name,
             "io.kubernetes.pod.namespace": pod.metadata.namespace, "io.kubernetes.pod.uid": pod.metadata.uid,

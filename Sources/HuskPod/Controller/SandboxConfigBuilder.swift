@@ -32,6 +32,11 @@ struct SandboxConfigBuilder {
             return .init(proto: p.protocol, containerPort: Int32(clamping: p.containerPort), hostPort: Int32(clamping: h))
         }
         c.resources = CgroupResources.spec(CgroupResources.pod(pod, pidsLimit: paths.settings.pidsLimit(for: pod)))
+        if !spec.hostUsers {
+            // The range `husk run` recorded; none (or a bad record) leaves empty maps, which
+            // the sandbox refuses: such a pod never runs with the node's ids.
+            c.userNamespace = (try? UserNamespaces.read(paths.userNamespace)) ?? .init(uids: [], gids: [])
+        }
         return c
     }
 

@@ -39,6 +39,9 @@ public struct PodSpec: Sendable, Equatable {
     public var hostNetwork = false
     public var hostPID = false
     public var hostIPC = false
+    /// false: the pod gets a user namespace of its own (KEP-127), with a 65536-id range of
+    /// the node's that no other pod has.
+    public var hostUsers = true
     public var shareProcessNamespace = false
     public var dnsPolicy: DNSPolicy = .clusterFirst
     public var dnsConfig: DNSConfig? = nil

@@ -34,6 +34,7 @@ extension PodSpec {
         if hostNetwork { o["hostNetwork"] = .bool(true) }
         if hostPID { o["hostPID"] = .bool(true) }
         if hostIPC { o["hostIPC"] = .bool(true) }
+        if !hostUsers { o["hostUsers"] = .bool(false) }
         if shareProcessNamespace { o["shareProcessNamespace"] = .bool(true) }
         if let c = dnsConfig {
             var d: [String: JSONValue] = [:]

@@ -221,13 +221,13 @@ public enum PodManifest {
     static func decodeSpec(_ s: JSONReader, _ w: inout Warnings) throws(FieldError) -> PodSpec {
         w.check(s, known: [
             "initContainers", "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds",
-            "activeDeadlineSeconds", "hostname", "subdomain", "setHostnameAsFQDN", "hostNetwork", "hostPID", "hostIPC",
+            "activeDeadlineSeconds", "hostname", "subdomain", "setHostnameAsFQDN", "hostNetwork", "hostPID", "hostIPC", "hostUsers",
             "shareProcessNamespace", "dnsPolicy", "dnsConfig", "hostAliases", "securityContext",
         ], ignored: [
             "nodeName", "nodeSelector", "affinity", "tolerations", "serviceAccountName", "serviceAccount",
             "automountServiceAccountToken", "priorityClassName", "priority", "schedulerName", "imagePullSecrets",
             "enableServiceLinks", "preemptionPolicy", "overhead", "topologySpreadConstraints", "runtimeClassName",
-            "readinessGates", "ephemeralContainers", "os", "hostUsers", "resourceClaims", "resources", "schedulingGates",
+            "readinessGates", "ephemeralContainers", "os", "resourceClaims", "resources", "schedulingGates",
         ])
         var spec = PodSpec()
         spec.initContainers = try s.optArray("initContainers") { (c) throws(FieldError) in try decodeContainer(c, &w) } ?? []
@@ -250,6 +250,7 @@ public enum PodManifest {
         spec.hostNetwork = try s.optBool("hostNetwork") ?? false
         spec.hostPID = try s.optBool("hostPID") ?? false
         spec.hostIPC = try s.optBool("hostIPC") ?? false
+        spec.hostUsers = try s.optBool("hostUsers") ?? true
         spec.shareProcessNamespace = try s.optBool("shareProcessNamespace") ?? false
         if let d = try s.optString("dnsPolicy") {
             if let dp = DNSPolicy(rawValue: d) {

@@ -165,6 +165,13 @@ struct Validator {
         if let d = s.activeDeadlineSeconds, d <= 0 { fail("spec.activeDeadlineSeconds", "must be greater than 0") }
         if let h = s.hostname, !PodValidation.isDNSLabel(h) { fail("spec.hostname", "Invalid value \"\(h)\": must be a DNS-1123 label") }
         if let d = s.subdomain, !PodValidation.isDNSLabel(d) { fail("spec.subdomain", "Invalid value \"\(d)\": must be a DNS-1123 label") }
+        // The API server's validateHostUsers: a pod in a user namespace of its own cannot
+        // use the node's network, pid or IPC namespace (its namespaces belong to its user namespace).
+        if !s.hostUsers {
+            for (field, on) in [("hostNetwork", s.hostNetwork), ("hostPID", s.hostPID), ("hostIPC", s.hostIPC)] where on {
+                fail("spec.\(field)", "Forbidden: when `hostUsers` is false")
+            }
+        }
         if s.shareProcessNamespace && s.hostPID {
             fail("spec.shareProcessNamespace", "ShareProcessNamespace and HostPID cannot both be enabled")
         }

@@ -20,6 +20,10 @@ public struct ContainerConfig: Sendable {
         /// The host path already opened and detached (`open_tree`), for a subPath resolved
         /// inside its volume: the child attaches this, never the path (CVE-2017-1002101).
         public var opened: FD? = nil
+        /// CRI Mount uid_mappings/gid_mappings: the mount is idmapped with them (kubelet sets
+        /// the pod's user namespace maps on every mount of a `hostUsers: false` pod).
+        public var uidMappings: [Spec.IDMapping] = []
+        public var gidMappings: [Spec.IDMapping] = []
 
         public init(containerPath: String, hostPath: String, readonly: Bool = false, propagation: Propagation = .private) {
             self.containerPath = containerPath

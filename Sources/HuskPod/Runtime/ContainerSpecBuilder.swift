@@ -131,6 +131,14 @@ public struct ContainerSpecBuilder {
         let shmSource = sandbox.config.ownIPC ? sandbox.paths.shm : "/dev/shm"
         mounts.append(Spec.Mount(destination: "/dev/shm", type: "bind", source: shmSource, options: ["rbind", "rprivate", "rw"]))
         mounts.removeAll { userTargets.contains(Files.clean($0.destination)) }
+        if let userns = sandbox.config.userNamespace {
+            // containerd gives its sandbox files the pod's maps too (not /dev/shm).
+            for i in mounts.indices where ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"].contains(mounts[i].destination) {
+                mounts[i].uidMappings = userns.uids
+                mounts[i].gidMappings = userns.gids
+                mounts[i].options = (mounts[i].options ?? []) + ["idmap"]
+            }
+        }
         // Parents before children (containerd's sortMounts).
         s.mounts = mounts.enumerated().sorted {
             let a = $0.element.destination.split(separator: "/").count, b = $1.element.destination.split(separator: "/").count
@@ -247,6 +255,23 @@ public struct ContainerSpecBuilder {
             case .private: entry.propagation = [.private, .recursive]
             }
             entry.sourceFD = m.opened
+            if !m.uidMappings.isEmpty || !m.gidMappings.isEmpty {
+                // CRI Mount uid/gid mappings: an idmapped bind (runc's `idmap`: the mount
+                // itself, not what is mounted below it).
+                guard !m.uidMappings.isEmpty, !m.gidMappings.isEmpty else {
+                    throw StartFailure(.create, "mount \(m.containerPath): uid and gid mappings go together")
+                }
+                let maps = (Spec.IDMapping.mapText(m.uidMappings), Spec.IDMapping.mapText(m.gidMappings))
+                if let opened = m.opened {
+                    do {
+                        try Spawner.idmap(opened, recursive: false, uidMap: maps.0, gidMap: maps.1)
+                    } catch {
+                        throw StartFailure(.create, "mount \(m.containerPath): cannot make \(m.hostPath) an id-mapped mount: \(error)")
+                    }
+                } else {
+                    entry.idmap = (maps.0, maps.1, false)
+                }
+            }
             out.append(entry)
         }
         return out

@@ -83,6 +83,8 @@ public struct PodPaths: Sendable {
     public var keeperPid: String { state + "/keeper.pid" }
     /// `<pid>.<starttime>`: how the keeper saw orphaned processes of the pod end.
     public var exits: String { state + "/exits" }
+    /// kubelet's `userns` file: the ids of a `hostUsers: false` pod's user namespace.
+    public var userNamespace: String { state + "/userns" }
     /// An empty read-only directory: the pause process's root.
     public var pauseRoot: String { state + "/pause-root" }
 

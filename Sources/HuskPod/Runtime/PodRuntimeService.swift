@@ -168,6 +168,20 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
         var joinFlags: Namespaces = []
         if sandbox.config.ownNetwork { joinFlags.formUnion([.network, .uts]) }
         if sandbox.config.ownIPC { joinFlags.insert(.ipc) }
+        if let userns = sandbox.config.userNamespace {
+            // The pod's user namespace first (pause's); the layers are seen through its maps
+            // (idmapped, never chowned) and the upper dir's root is its root's, as
+            // containerd's overlay snapshotter does with remapped ids.
+            joinFlags.insert(.user)
+            do {
+                request.overlayUserNamespace = try FD.open("/proc/\(pause.pid)/ns/user", O_RDONLY)
+                if let root = userns.hostRoot, chown(dir + "/upper", root.uid, root.gid) != 0 {
+                    throw SystemCallError("chown", dir + "/upper", currentErrno)
+                }
+            } catch {
+                throw failure(.create, "cannot prepare the root of container \(config.name) for the pod's user namespace: \(error)")
+            }
+        }
         if !joinFlags.isEmpty { request.joins.append(.init(fd: pause.fd, type: joinFlags)) }
         if let target {
             // CRI TARGET: the other container's pid namespace.
@@ -390,7 +404,8 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
         p.argv = argv
         p.env = h.engine.execTemplate.env + extra
         p.stdio = stdio
-        let all: Namespaces = [.mount, .uts, .ipc, .network, .cgroup]
+        var all: Namespaces = [.mount, .uts, .ipc, .network, .cgroup]
+        if sandbox.config.userNamespace != nil { all.insert(.user) }
         do {
             return try Engine.exec(p, into: h.process.pidfd, namespaces: all, joinPid: true, cgroup: h.cgroup, terminal: tty ? .returned : .none)
         } catch {

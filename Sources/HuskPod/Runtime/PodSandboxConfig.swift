@@ -85,6 +85,26 @@ public struct PodSandboxConfig: Sendable, Equatable {
     public var sysctls: [String: String] = [:]
     /// The limits of the pod's cgroup (kubelet's ResourceConfigForPod).
     public var resources: Spec.Resources? = nil
+    /// CRI `UserNamespace` with mode POD: the pod's own user namespace with these maps (one
+    /// range each, container id 0, as kubelet allocates them); nil: the node's.
+    public var userNamespace: UserNamespace? = nil
+
+    /// The maps of a pod's user namespace.
+    public struct UserNamespace: Sendable, Equatable {
+        public var uids: [Spec.IDMapping]
+        public var gids: [Spec.IDMapping]
+
+        public init(uids: [Spec.IDMapping], gids: [Spec.IDMapping]) {
+            self.uids = uids
+            self.gids = gids
+        }
+
+        /// The host ids of the namespace's root (its uid and gid 0).
+        public var hostRoot: (uid: UInt32, gid: UInt32)? {
+            guard let u = uids.first(where: { $0.containerID == 0 }), let g = gids.first(where: { $0.containerID == 0 }) else { return nil }
+            return (u.hostID, g.hostID)
+        }
+    }
 
     public init(metadata: Metadata, hostname: String, logDirectory: String) {
         self.metadata = metadata

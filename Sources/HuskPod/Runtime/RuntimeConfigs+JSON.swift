@@ -7,6 +7,22 @@ import HuskSystem
 /// sandbox's supervisor): HuskJSON both ways, no Codable in the supervisor. The image of a
 /// container travels by id and is looked up in the store by the side that reads it.
 
+extension Spec.IDMapping {
+    /// `[containerID, hostID, size]`.
+    static func json(_ maps: [Spec.IDMapping]) -> JSONValue {
+        .array(maps.map { .array([.number(Double($0.containerID)), .number(Double($0.hostID)), .number(Double($0.size))]) })
+    }
+
+    static func read(_ r: JSONReader, _ key: String) throws(FieldError) -> [Spec.IDMapping] {
+        try r.optArray(key) { (m) throws(FieldError) -> Spec.IDMapping in
+            guard case .array(let v) = m.value, v.count == 3, case .number(let c) = v[0], case .number(let h) = v[1], case .number(let n) = v[2],
+                  let c32 = UInt32(exactly: c), let h32 = UInt32(exactly: h), let n32 = UInt32(exactly: n)
+            else { throw m.error(nil, "an id mapping is [containerID, hostID, size]") }
+            return Spec.IDMapping(containerID: c32, hostID: h32, size: n32)
+        } ?? []
+    }
+}
+
 extension PodSandboxConfig {
     public var json: JSONValue {
         var o: [String: JSONValue] = [
@@ -34,6 +50,7 @@ extension PodSandboxConfig {
         if !annotations.isEmpty { o["annotations"] = .strings(annotations) }
         if !sysctls.isEmpty { o["sysctls"] = .strings(sysctls) }
         if let unified = resources?.unified, !unified.isEmpty { o["resources"] = .object(["unified": .strings(unified)]) }
+        if let u = userNamespace { o["userNamespace"] = .object(["uids": Spec.IDMapping.json(u.uids), "gids": Spec.IDMapping.json(u.gids)]) }
         return .object(o)
     }
 
@@ -63,6 +80,9 @@ extension PodSandboxConfig {
             namespaces = Namespaces(network: try mode("network", .pod), pid: try mode("pid", .container), ipc: try mode("ipc", .pod))
         }
         resources = try Spec.Resources.unified(r)
+        if let u = r.child("userNamespace") {
+            userNamespace = UserNamespace(uids: try Spec.IDMapping.read(u, "uids"), gids: try Spec.IDMapping.read(u, "gids"))
+        }
     }
 }
 
@@ -86,6 +106,8 @@ extension ContainerConfig {
                 case .bidirectional: x["propagation"] = .string("bidirectional")
                 }
                 if m.createIfMissing { x["createIfMissing"] = .bool(true) }
+                if !m.uidMappings.isEmpty { x["uidMappings"] = Spec.IDMapping.json(m.uidMappings) }
+                if !m.gidMappings.isEmpty { x["gidMappings"] = Spec.IDMapping.json(m.gidMappings) }
                 return .object(x)
             })
         }
@@ -155,6 +177,8 @@ extension ContainerConfig {
                 case let p?: throw m.error("propagation", "unknown propagation \"\(p)\"")
                 }
                 x.createIfMissing = try m.optBool("createIfMissing") ?? false
+                x.uidMappings = try Spec.IDMapping.read(m, "uidMappings")
+                x.gidMappings = try Spec.IDMapping.read(m, "gidMappings")
                 return x
             } ?? []
             devices = try r.optArray("devices") { (d) throws(FieldError) -> Device in

@@ -79,11 +79,41 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         }
     }
 
+    /// pause's root: an empty directory. In a user namespace of the pod's own it is under the
+    /// pod's data, which its root (a host id without rights over host root's 0700
+    /// directories) must be able to walk through, as the containers' roots.
+    var pauseRoot: String { config.userNamespace == nil ? paths.pauseRoot : paths.data + "/pause-root" }
+
     func prepareDirectories() throws(HuskError) {
+        if let userns = config.userNamespace, userns.uids.isEmpty || userns.gids.isEmpty || userns.hostRoot == nil {
+            throw HuskError(.invalidArgument, "the pod asks for a user namespace of its own but has no id range (\(paths.userNamespace) is missing or invalid)")
+        }
+        if config.userNamespace != nil {
+            // The roots are entered by the namespace's root: every directory above them must
+            // be searchable by others. Husk's own (--root and its pods/) are made so, as
+            // containerd makes its root and state directories 0711; those above are checked.
+            let root = paths.settings.root
+            for dir in [root, root + "/pods"] {
+                var st = stat()
+                if stat(dir, &st) == 0, st.st_mode & 0o011 != 0o011 { chmod(dir, (st.st_mode & 0o7777) | 0o011) }
+            }
+            var dir = ""
+            for part in root.split(separator: "/").dropLast() {
+                dir += "/" + part
+                var st = stat()
+                if stat(dir, &st) == 0, st.st_mode & 0o001 == 0 {
+                    throw HuskError(
+                        .invalidArgument,
+                        "spec.hostUsers: false: the pod's root user (host uid \(config.userNamespace?.hostRoot?.uid ?? 0)) cannot reach \(paths.data): \(dir) is mode \(String(st.st_mode & 0o7777, radix: 8)); make it searchable by others (chmod o+x \(dir)) or use another --root")
+                }
+            }
+        }
+        let mode: mode_t = config.userNamespace == nil ? 0o750 : 0o711
         do {
-            try Files.makeDirectories(paths.pauseRoot, mode: 0o755)
-            try Files.makeDirectories(paths.data + "/containers", mode: 0o750)
-            chmod(paths.data, 0o750)
+            try Files.makeDirectories(pauseRoot, mode: 0o755)
+            try Files.makeDirectories(paths.data + "/containers", mode: mode)
+            chmod(paths.data, mode)
+            chmod(paths.data + "/containers", mode)
         } catch {
             throw HuskError(.system, "cannot create the pod's directories", cause: error)
         }
@@ -118,8 +148,15 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         if config.sharedPID { plan.newNamespaces.insert(.pid) }
         plan.loopbackUp = ownNetwork
         if ownNetwork { plan.hostname = hostname }
+        if let userns = config.userNamespace {
+            // The pod's user namespace, made with pause (containerd makes it with the pod's
+            // network namespace): every namespace of the pod belongs to it.
+            plan.newNamespaces.insert(.user)
+            plan.uidMap = Spec.IDMapping.mapText(userns.uids)
+            plan.gidMap = Spec.IDMapping.mapText(userns.gids)
+        }
         // pause sees nothing: an empty read-only root, uid/gid 65535, no capabilities (§11).
-        plan.rootfs = paths.pauseRoot
+        plan.rootfs = pauseRoot
         plan.rootfsReadonly = true
         plan.uid = 65535
         plan.gid = 65535

@@ -203,6 +203,11 @@ public enum PodDirectory {
             try Files.writeAtomically(nameFile, Array((pod.metadata.uid + "\n").utf8), mode: 0o600)
             do {
                 if mkdir(paths.state, 0o700) != 0 { throw HuskError(.system, "cannot create \(paths.state): \(currentErrno.text)") }
+                if !pod.spec.hostUsers {
+                    // Under the names lock, which every launch holds: the records are the allocation.
+                    let taken = (Files.list(podsDir(settings)) ?? []).map { podsDir(settings) + "/" + $0 + "/userns" }
+                    _ = try UserNamespaces.allocate(pool: try UserNamespaces.pool(), taken: taken, file: paths.userNamespace)
+                }
                 let record = PodRecord(pod: pod, settings: settings)
                 try Files.writeAtomically(paths.podJSON, Array(record.json.serialized().utf8), mode: 0o600)
             } catch {

@@ -51,11 +51,8 @@ public enum SpawnPlanner {
             }
         }
         if own.contains("user") {
-            func lines(_ m: [Spec.IDMapping]?) -> String {
-                (m ?? []).map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
-            }
-            plan.uidMap = lines(linux.uidMappings)
-            plan.gidMap = lines(linux.gidMappings)
+            plan.uidMap = Spec.IDMapping.mapText(linux.uidMappings ?? [])
+            plan.gidMap = Spec.IDMapping.mapText(linux.gidMappings ?? [])
         } else if out.joins.contains(where: { $0.type == .user }) {
             // A user namespace joined by path is entered first and owns the new namespaces:
             // they are unshared after the joins instead of made by clone3 (validation refuses
@@ -200,8 +197,7 @@ public enum SpawnPlanner {
         case _ where type == "bind" || opts.bind:
             makeBind(source: Files.absolute(m.source ?? "", relativeTo: bundle))
             if let u = m.uidMappings, let g = m.gidMappings, !u.isEmpty, !g.isEmpty {
-                func lines(_ maps: [Spec.IDMapping]) -> String { maps.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined() }
-                entry.idmap = (lines(u), lines(g), opts.recursiveIdmap)
+                entry.idmap = (Spec.IDMapping.mapText(u), Spec.IDMapping.mapText(g), opts.recursiveIdmap)
             }
         case "cgroup", "cgroup2":
             if ownCgroupNS {

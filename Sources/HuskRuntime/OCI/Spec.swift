@@ -162,6 +162,11 @@ public struct Spec: Codable, Sendable, Equatable {
             self.hostID = hostID
             self.size = size
         }
+
+        /// The maps as /proc/PID/uid_map takes them: "inside outside count" lines.
+        public static func mapText(_ maps: [IDMapping]) -> String {
+            maps.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
+        }
     }
 
     public struct Namespace: Codable, Sendable, Equatable {
