@@ -5,8 +5,7 @@ import HuskRuntime
 import HuskSystem
 
 // Container and sandbox stats (cri-semantics.md §3): read from the cgroups and the upper dirs
-// directly, no supervisor is asked. The metrics RPCs (descriptors, pod sandbox metrics)
-// answer UNIMPLEMENTED.
+// directly, no supervisor is asked. The metrics RPCs are in +Metrics.
 extension RuntimeService {
     func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws -> Runtime_V1_ContainerStatsResponse {
         let (client, c) = try container(request.containerID)
@@ -95,25 +94,6 @@ extension RuntimeService {
             m.podSandboxStats = part
             return m
         }
-    }
-
-    func listMetricDescriptors(
-        request: Runtime_V1_ListMetricDescriptorsRequest, context: ServerContext
-    ) async throws -> Runtime_V1_ListMetricDescriptorsResponse {
-        throw CRIError.notImplemented("ListMetricDescriptors")
-    }
-
-    func listPodSandboxMetrics(
-        request: Runtime_V1_ListPodSandboxMetricsRequest, context: ServerContext
-    ) async throws -> Runtime_V1_ListPodSandboxMetricsResponse {
-        throw CRIError.notImplemented("ListPodSandboxMetrics")
-    }
-
-    func streamPodSandboxMetrics(
-        request: Runtime_V1_StreamPodSandboxMetricsRequest, response: RPCWriter<Runtime_V1_StreamPodSandboxMetricsResponse>,
-        context: ServerContext
-    ) async throws {
-        throw CRIError.notImplemented("StreamPodSandboxMetrics")
     }
 }
 

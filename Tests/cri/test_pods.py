@@ -654,3 +654,45 @@ def test_user_namespace_pod(serve, pb):
     with pytest.raises(grpc.RpcError) as e:
         run_sandbox(serve, name="two", linux=pb.LinuxPodSandboxConfig(security_context=sec2))
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "userns_options" in e.value.details()
+
+
+def test_metrics(serve, pb):
+    """ListMetricDescriptors / ListPodSandboxMetrics (kubelet's /metrics/cadvisor with
+    PodAndContainerStatsFromCRI): cAdvisor names, containerd 2.2's label keys, each metric's
+    values as many as its descriptor's keys, figures from the container's cgroup."""
+    descs = {d.name: d for d in serve.runtime.ListMetricDescriptors(pb.ListMetricDescriptorsRequest()).descriptors}
+    for name in ["container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_memory_usage_bytes",
+                 "container_memory_rss", "container_processes", "container_network_receive_bytes_total"]:
+        assert name in descs and descs[name].help, name
+    assert list(descs["container_memory_rss"].label_keys) == ["pod", "namespace", "container", "id", "image"]
+    assert list(descs["container_network_receive_bytes_total"].label_keys)[-1] == "interface"
+    sid, config = run_sandbox(serve)
+    cid = create(serve, sid, config, "busy", "head -c 50000000 /dev/zero | tail -c 1 >/dev/null; sleep 60")
+    serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+    time.sleep(1)
+    pods = serve.runtime.ListPodSandboxMetrics(pb.ListPodSandboxMetricsRequest()).pod_metrics
+    assert [p.pod_sandbox_id for p in pods] == [sid]
+    [cm] = pods[0].container_metrics
+    assert cm.container_id == cid
+    got = {}
+    for m in list(pods[0].metrics) + list(cm.metrics):
+        assert m.name in descs, m.name
+        assert len(m.label_values) == len(descs[m.name].label_keys), (m.name, m.label_values)
+        assert abs(m.timestamp - time.time_ns()) < 60 * 10**9
+        got.setdefault(m.name, []).append(m)
+    cpu = got["container_cpu_usage_seconds_total"][0]
+    assert cpu.metric_type == pb.COUNTER
+    assert list(cpu.label_values) == ["web", "default", "busy", cid, "busybox:1.36"]
+    assert got["container_processes"][0].value.value >= 1
+    # Memory figures where the host gives cgroup v2 the memory controller (not on a hybrid host).
+    mount = next(l.split()[4] for l in open("/proc/self/mountinfo") if " - cgroup2 " in l)
+    if os.path.exists(os.path.join(mount, "husk", sid, "busy", "memory.current")):
+        usage = got["container_memory_usage_bytes"][0]
+        assert usage.metric_type == pb.GAUGE and usage.value.value > 0
+        assert got["container_memory_working_set_bytes"][0].value.value <= usage.value.value
+    else:
+        assert "container_memory_usage_bytes" not in got
+    assert abs(got["container_last_seen"][0].value.value - time.time()) < 60
+    # Stream: the same sandboxes.
+    streamed = [p.pod_sandbox_id for r in serve.runtime.StreamPodSandboxMetrics(pb.StreamPodSandboxMetricsRequest()) for p in r.pod_sandbox_metrics]
+    assert streamed == [sid]
