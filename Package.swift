@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "husk", targets: ["husk"]),
         .executable(name: "husk-runc", targets: ["husk-runc"]),
         .executable(name: "husk-serve", targets: ["husk-serve"]),
+        .executable(name: "husk-pull", targets: ["husk-pull"]),
         .library(name: "HuskRuntime", targets: ["HuskRuntime"]),
     ],
     dependencies: [
@@ -35,6 +36,11 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         // Without its default traits: they pull Foundation in for stream helpers we do not use.
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: []),
+        // Registry pulls (HuskRegistry, husk-pull only): an HTTP/TLS client and TOML for
+        // containerd's hosts.toml.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The C core: syscall wrappers and the child-side executor (DESIGN §3).
@@ -130,6 +136,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The registry client (OCI distribution API, auth, hosts.toml), linked only into husk-pull.
+        .target(
+            name: "HuskRegistry",
+            dependencies: [
+                "HuskImage", "HuskJSON", "HuskSystem",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The pull helper `husk`, the supervisors and `husk serve` run for registry images.
+        .executableTarget(
+            name: "husk-pull",
+            dependencies: ["HuskImage", "HuskJSON", "HuskRegistry", "HuskSystem"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "husk-runc",
             dependencies: ["HuskJSON", "HuskRuntime", "HuskSystem"],
@@ -177,7 +202,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["HuskImage", "HuskJSON", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk", "husk-fuzz"],
+            dependencies: ["HuskImage", "HuskJSON", "HuskPod", "HuskRuntime", "HuskSystem", "CShim", "husk-runc", "husk", "husk-fuzz", "husk-pull", "HuskRegistry"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,5 +1,6 @@
 import GRPCCore
 import HuskImage
+import HuskJSON
 import HuskPod
 import HuskSystem
 
@@ -71,10 +72,11 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
         } catch {
             throw CRIError.invalidArgument("image.image", error.message)
         }
-        // request.auth is for registries; a local layout needs none, so it is not used.
         // request.sandbox_config chooses a snapshotter in containerd; Husk has one store.
-        let specs = config.settings.imageSources
+        let settings = config.settings
+        let specs = settings.imageSources
         let store = self.store
+        let credentials = request.hasAuth ? Self.credentials(request.auth) : nil
         let record: ImageRecord = try await Blocking.run {
             var sources: [LayoutSource] = []
             for spec in specs {
@@ -84,22 +86,40 @@ final class ImageService: Runtime_V1_ImageService.SimpleServiceProtocol {
                     throw RPCError(code: .failedPrecondition, message: "image source: \(error.message)")
                 }
             }
-            if sources.isEmpty {
-                throw RPCError(
-                    code: .failedPrecondition,
-                    message: "cannot pull \(ref): no image source is configured (--image-source or the config file); husk does not pull from registries yet")
+            if try Resolver.source(of: ref, in: sources) != nil {
+                return try store.pull(ref, written: text, sources: sources)
             }
-            guard try Resolver.source(of: ref, in: sources) != nil else {
+            guard settings.registries else {
+                if sources.isEmpty {
+                    throw RPCError(
+                        code: .failedPrecondition,
+                        message: "cannot pull \(ref): no image source is configured (--image-source or the config file) and registries are off (--no-registries)")
+                }
                 let tried = sources.map(\.description).joined(separator: ", ")
-                throw CRIError.notFound(
-                    "image \"\(text)\" (\(ref)) is in no image source; tried the OCI layouts \(tried) (husk does not pull from registries yet)")
+                throw CRIError.notFound("image \"\(text)\" (\(ref)) is in no image source; tried the OCI layouts \(tried) (registries are off)")
             }
-            return try store.pull(ref, written: text, sources: sources)
+            do throws(ImageError) {
+                return try RegistryHelper.pull(ref, written: text, settings: settings, store: store, credentials: credentials, progress: nil)
+            } catch {
+                throw RPCError(code: error.message.contains(": not found") ? .notFound : .unknown, message: error.message)
+            }
         }
         CRILog.info("PullImage: \(ref) is image \(record.id)")
         var r = Runtime_V1_PullImageResponse()
         r.imageRef = record.id.description
         return r
+    }
+
+    /// CRI's AuthConfig as husk-pull takes it (containerd's ParseAuth order: username and
+    /// password, identity token, then `auth`).
+    static func credentials(_ a: Runtime_V1_AuthConfig) -> JSONValue? {
+        var o: [String: JSONValue] = [:]
+        if !a.username.isEmpty { o["username"] = .string(a.username) }
+        if !a.password.isEmpty { o["password"] = .string(a.password) }
+        if !a.auth.isEmpty { o["auth"] = .string(a.auth) }
+        if !a.identityToken.isEmpty { o["identitytoken"] = .string(a.identityToken) }
+        if !a.registryToken.isEmpty { o["registrytoken"] = .string(a.registryToken) }
+        return o.isEmpty ? nil : .object(o)
     }
 
     // MARK: - Remove

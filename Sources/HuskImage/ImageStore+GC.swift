@@ -101,9 +101,14 @@ extension ImageStore {
                 }
             }
             for name in Files.list(ingestDir) ?? [] {
-                // <hex>.<pid>.<rand>
+                // <hex>.<pid>.<rand>; a registry download's <hex>.partial and <hex>.lock stay
+                // a day, for the next pull to resume (or while one writes it).
                 let parts = name.split(separator: ".")
                 if parts.count == 3, let pid = Int32(parts[1]), kill(pid, 0) == 0 { continue }
+                if parts.count == 2, parts[1] == "partial" || parts[1] == "lock" {
+                    var st = stat()
+                    if stat(ingestDir + "/" + name, &st) == 0, Double(time(nil)) - Double(st.st_mtim.tv_sec) < 86400 { continue }
+                }
                 if unlink(ingestDir + "/" + name) == 0 { report.leftovers.append(ingestDir + "/" + name) }
             }
             report.blobs.sort()

@@ -16,6 +16,10 @@ public enum PullEvent: Sendable {
     case unpacked(layer: Digest, bytes: UInt64, seconds: Double)
 }
 
+/// Pulls an image that no layout serves: from its registry (the caller's registry client, in
+/// a helper process: the HTTP stack stays out of every other binary). nil: registries are off.
+public typealias RegistryPull = @Sendable (_ ref: ImageReference, _ written: String) throws(ImageError) -> ImageRecord
+
 extension ImageStore {
     /// Makes the image of `written` available as its pull policy says (nil: Kubernetes'
     /// default for the reference) and returns it, and whether it came from a source now.
@@ -23,8 +27,10 @@ extension ImageStore {
     ///  - IfNotPresent: a source is touched only when the store lacks it.
     ///  - Always: resolved from the sources every time; a source that lacks it is
     ///    `ErrImagePull` even when the store has an older copy.
+    /// A reference that no layout serves goes to `registry` when there is one.
     public func ensure(
-        _ written: String, policy: PullPolicy?, sources: [LayoutSource], progress: (@Sendable (PullEvent) -> Void)? = nil
+        _ written: String, policy: PullPolicy?, sources: [LayoutSource], registry: RegistryPull? = nil,
+        progress: (@Sendable (PullEvent) -> Void)? = nil
     ) throws(ImageError) -> (ImageRecord, pulled: Bool) {
         let ref = try ImageReference(parsing: written)
         let policy = policy ?? PullPolicy.defaultFor(written)
@@ -37,6 +43,9 @@ extension ImageStore {
         case .always:
             break
         }
+        if let registry, try Resolver.source(of: ref, in: sources) == nil {
+            return (try registry(ref, written), true)
+        }
         return (try pull(ref, written: written, sources: sources, progress: progress), true)
     }
 
@@ -46,14 +55,26 @@ extension ImageStore {
         _ ref: ImageReference, written: String, sources: [LayoutSource], progress: (@Sendable (PullEvent) -> Void)? = nil
     ) throws(ImageError) -> ImageRecord {
         let r = try Resolver.resolve(ref, written: written, in: sources)
-        progress?(.resolved(reference: ref.description, manifest: r.manifestDescriptor.digest, source: r.source.description))
+        progress?(.resolved(reference: ref.description, manifest: r.manifestDescriptor.digest, source: r.source))
+        if let layout = r.layout {
+            for layer in r.manifest.layers {
+                guard let loc = try layout.blob(layer.digest) else {
+                    throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": the source \(layout) lacks layer \(layer.digest)")
+                }
+                try ingest(layer, from: loc) { done in progress?(.copying(blob: layer.digest, done: done, total: layer.size)) }
+            }
+        }
+        return try record(r, ref: ref, progress: progress)
+    }
+
+    /// The end of every pull, once the layers' blobs are in the store: the manifest and the
+    /// config stored, the layers unpacked, the record written (last: until then no half image
+    /// is visible) and the tag moved to it.
+    public func record(_ r: ResolvedImage, ref: ImageReference, progress: (@Sendable (PullEvent) -> Void)? = nil) throws(ImageError) -> ImageRecord {
         try ingest(r.manifestDescriptor, bytes: r.manifestBytes)
         try ingest(r.manifest.config, bytes: r.configBytes)
-        for layer in r.manifest.layers {
-            guard let loc = try r.source.blob(layer.digest) else {
-                throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": the source \(r.source) lacks layer \(layer.digest)")
-            }
-            try ingest(layer, from: loc) { done in progress?(.copying(blob: layer.digest, done: done, total: layer.size)) }
+        for layer in r.manifest.layers where !hasBlob(layer) {
+            throw ImageError(reason: .errImagePull, message: "layer \(layer.digest) is not in the store")
         }
         try unpackLayers(r.manifest.layers, diffIDs: r.config.rootfs.diff_ids, progress: progress)
 
@@ -61,7 +82,7 @@ extension ImageStore {
         var record = ImageRecord(
             id: r.manifest.config.digest, repoTags: ref.tagged.map { [$0] } ?? [],
             repoDigests: [ref.repository + "@" + r.manifestDescriptor.digest.description], manifest: r.manifestDescriptor,
-            config: r.config, layers: r.manifest.layers, size: size, pulledAt: Clock.rfc3339Nano(), source: r.source.description)
+            config: r.config, layers: r.manifest.layers, size: size, pulledAt: Clock.rfc3339Nano(), source: r.source)
         try withLock { () throws(ImageError) -> Void in
             var index = try readIndex()
             // A tag names one image: it moves to the new one.

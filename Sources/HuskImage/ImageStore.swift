@@ -254,3 +254,142 @@ public final class ImageStore: Sendable {
         String(holder.map { $0 == "/" ? "_" : $0 })
     }
 }
+
+// MARK: - Blobs written as they arrive (registry pulls)
+
+extension ImageStore {
+    /// A writer for blob `d`, or nil when the store has it. It waits while another process
+    /// writes the same blob (so two pulls download it once) and resumes what an interrupted
+    /// download left.
+    public func openBlob(_ d: Descriptor) throws(ImageError) -> BlobWriter? {
+        if hasBlob(d) { return nil }
+        let lockPath = ingestDir + "/\(d.digest.hex).lock"
+        let lock = try lockFile(lockPath, what: "blob \(d.digest)")
+        if hasBlob(d) {
+            unlink(lockPath)
+            flock(lock.raw, LOCK_UN)
+            return nil
+        }
+        do {
+            return try BlobWriter(store: self, descriptor: d, lock: lock, lockPath: lockPath)
+        } catch {
+            unlink(lockPath)
+            flock(lock.raw, LOCK_UN)
+            throw error
+        }
+    }
+}
+
+/// One blob being written into the store as it downloads: appended to `ingest/<hex>.partial`,
+/// which stays when the download is cut (the next writer resumes from its end), its digest
+/// computed on the way. `commit` checks size and digest, syncs and renames it into blobs/:
+/// nothing unverified is ever there. One writer per blob at a time (flock).
+public final class BlobWriter: @unchecked Sendable {  // one task writes it
+    public let descriptor: Descriptor
+    /// Bytes written so far (where a resumed download starts).
+    public private(set) var offset: Int64 = 0
+    let store: ImageStore
+    let partial: String
+    let lockPath: String
+    var lock: FD?
+    var out: FD
+    var ctx: UnsafeMutableRawPointer
+
+    init(store: ImageStore, descriptor d: Descriptor, lock: FD, lockPath: String) throws(ImageError) {
+        self.store = store
+        descriptor = d
+        self.lock = lock
+        self.lockPath = lockPath
+        partial = store.ingestDir + "/\(d.digest.hex).partial"
+        do {
+            out = try FD.open(partial, O_RDWR | O_CREAT, mode: 0o600)
+        } catch {
+            throw ImageError(reason: .storeError, message: "cannot write blob \(d.digest): \(error)")
+        }
+        ctx = carchive_sha256_new()!
+        // What an earlier attempt wrote counts (re-hashed), unless it is longer than the blob.
+        var st = stat()
+        let have = fstat(out.raw, &st) == 0 ? Int64(st.st_size) : 0
+        if have > d.size {
+            restart()
+        } else if have > 0 {
+            var buf = [UInt8](repeating: 0, count: 1 << 20)
+            var at: Int64 = 0
+            while at < have {
+                let n = buf.withUnsafeMutableBytes { pread(out.raw, $0.baseAddress, Int(min(Int64($0.count), have - at)), off_t(at)) }
+                if n <= 0 { break }
+                buf.withUnsafeBytes { carchive_sha256_update(ctx, $0.baseAddress!, n) }
+                at += Int64(n)
+            }
+            if at == have {
+                offset = have
+            } else {
+                restart()
+            }
+        }
+    }
+
+    deinit {
+        var sum = [UInt8](repeating: 0, count: 32)
+        carchive_sha256_final(ctx, &sum)  // frees the context
+        close()
+    }
+
+    /// Drops what was written (a server that ignored Range sends the blob from its start).
+    public func restart() {
+        ftruncate(out.raw, 0)
+        var sum = [UInt8](repeating: 0, count: 32)
+        carchive_sha256_final(ctx, &sum)
+        ctx = carchive_sha256_new()!
+        offset = 0
+    }
+
+    /// Appends the next bytes of the blob.
+    public func append(_ bytes: UnsafeRawBufferPointer) throws(ImageError) {
+        guard offset + Int64(bytes.count) <= descriptor.size else {
+            throw ImageError(reason: .errImagePull, message: "blob \(descriptor.digest): the registry sent more than the \(descriptor.size) bytes its descriptor says: refused")
+        }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(out.raw, base + done, bytes.count - done, off_t(offset) + off_t(done))
+            if n < 0 && currentErrno == .interrupted { continue }
+            guard n > 0 else { throw ImageError(reason: .storeError, message: "cannot write blob \(descriptor.digest): \(currentErrno.text)") }
+            done += n
+        }
+        carchive_sha256_update(ctx, base, bytes.count)
+        offset += Int64(bytes.count)
+    }
+
+    /// Checks the whole blob against its descriptor and moves it into the store; a mismatch
+    /// removes what was downloaded.
+    public func commit() throws(ImageError) {
+        defer { close() }
+        let d = descriptor
+        var sum = [UInt8](repeating: 0, count: 32)
+        carchive_sha256_final(ctx, &sum)
+        ctx = carchive_sha256_new()!
+        guard offset == d.size else {
+            throw ImageError(reason: .errImagePull, message: "blob \(d.digest): got \(offset) bytes, its descriptor says \(d.size)")
+        }
+        let actual = Digest(bytes: sum)
+        guard actual == d.digest else {
+            unlink(partial)
+            throw ImageError(reason: .errImagePull, message: "blob \(d.digest) has digest \(actual): it was corrupted on the way; nothing was kept")
+        }
+        do {
+            try syscall("fsync", partial) { fsync(out.raw) }
+            try syscall("rename", store.blobPath(d.digest)) { rename(partial, store.blobPath(d.digest)) }
+        } catch {
+            throw ImageError(reason: .storeError, message: "cannot store blob \(d.digest): \(error)")
+        }
+    }
+
+    /// Lets the next writer of this blob go (what was written stays for it to resume).
+    public func close() {
+        guard let lock else { return }
+        unlink(lockPath)
+        flock(lock.raw, LOCK_UN)
+        self.lock = nil
+    }
+}

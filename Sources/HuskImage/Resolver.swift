@@ -3,12 +3,26 @@ import HuskSystem
 
 /// A reference resolved in a source: the manifest for this platform, its config, verified.
 public struct ResolvedImage: Sendable {
-    public let source: LayoutSource
+    /// Where it came from, for the record and messages (a layout, a registry host).
+    public let source: String
     public let manifestDescriptor: Descriptor
     public let manifest: ImageManifest
     public let manifestBytes: [UInt8]
     public let configBytes: [UInt8]
     public let config: ImageConfig
+    /// The layout its layers are read from; nil for a registry (the caller fetched them).
+    public var layout: LayoutSource? = nil
+
+    public init(source: String, manifestDescriptor: Descriptor, manifest: ImageManifest, manifestBytes: [UInt8],
+                configBytes: [UInt8], config: ImageConfig, layout: LayoutSource? = nil) {
+        self.source = source
+        self.manifestDescriptor = manifestDescriptor
+        self.manifest = manifest
+        self.manifestBytes = manifestBytes
+        self.configBytes = configBytes
+        self.config = config
+        self.layout = layout
+    }
 }
 
 public enum Resolver {
@@ -79,35 +93,39 @@ public enum Resolver {
     }
 
     static func readIndex(_ d: Descriptor, source: LayoutSource) throws(ImageError) -> ImageIndex {
-        let r = try parseJSON(try source.readBlob(d), what: "index \(d.digest)", reason: .errImagePull)
+        try decodeIndex(try source.readBlob(d), d)
+    }
+
+    /// An index's bytes, checked against its descriptor's media type.
+    public static func decodeIndex(_ bytes: [UInt8], _ d: Descriptor) throws(ImageError) -> ImageIndex {
+        let r = try parseJSON(bytes, what: "index \(d.digest)", reason: .errImagePull)
         try checkShape(r, d, what: "index")
         return try decodeJSON("index \(d.digest)", reason: .errImagePull) { () throws(FieldError) in try ImageIndex(json: r) }
     }
 
-    static func descend(
-        _ d: Descriptor, ref: ImageReference, written: String, source: LayoutSource, platform: Platform, depth: Int
-    ) throws(ImageError) -> ResolvedImage {
-        if depth > 4 { throw ImageError(reason: .errImagePull, message: "image index nesting deeper than 4 levels at \(d.digest)") }
-        if MediaType.indexes.contains(d.mediaType) {
-            let index = try readIndex(d, source: source)
-            let fits = index.manifests.filter { m in
-                guard let p = m.platform else { return false }
-                return p.os == platform.os && p.architecture == platform.architecture
-                    && (p.variant == nil || platform.variant == nil || p.variant == platform.variant)
-            }
-            // Nested indexes without platforms (an index of indexes) are searched in order.
-            let next = fits.first ?? index.manifests.first { $0.platform == nil && MediaType.indexes.contains($0.mediaType) }
-                ?? (index.manifests.count == 1 && index.manifests[0].platform == nil ? index.manifests.first : nil)
-            guard let next else {
-                let has = index.manifests.compactMap { $0.platform?.description }.joined(separator: ", ")
-                throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": no manifest for \(platform) in its index (has: \(has.isEmpty ? "none with a platform" : has))")
-            }
-            return try descend(next, ref: ref, written: written, source: source, platform: platform, depth: depth + 1)
+    /// The entry of `index` for `platform`: os and architecture, the variant when both say
+    /// one; an index of indexes without platforms is searched in order.
+    public static func select(_ index: ImageIndex, platform: Platform, written: String) throws(ImageError) -> Descriptor {
+        let fits = index.manifests.filter { m in
+            guard let p = m.platform else { return false }
+            return p.os == platform.os && p.architecture == platform.architecture
+                && (p.variant == nil || platform.variant == nil || p.variant == platform.variant)
         }
+        let next = fits.first ?? index.manifests.first { $0.platform == nil && MediaType.indexes.contains($0.mediaType) }
+            ?? (index.manifests.count == 1 && index.manifests[0].platform == nil ? index.manifests.first : nil)
+        guard let next else {
+            let has = index.manifests.compactMap { $0.platform?.description }.joined(separator: ", ")
+            throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": no manifest for \(platform) in its index (has: \(has.isEmpty ? "none with a platform" : has))")
+        }
+        return next
+    }
+
+    /// An image manifest's bytes, checked: an image (its config an image config) whose layers
+    /// Husk can unpack.
+    public static func decodeManifest(_ bytes: [UInt8], _ d: Descriptor, written: String) throws(ImageError) -> ImageManifest {
         guard MediaType.manifests.contains(d.mediaType) else {
             throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": \(d.digest) has media type \(d.mediaType), not an image manifest or index")
         }
-        let bytes = try source.readBlob(d)
         let mr = try parseJSON(bytes, what: "manifest \(d.digest)", reason: .errImagePull)
         try checkShape(mr, d, what: "manifest")
         let manifest = try decodeJSON("manifest \(d.digest)", reason: .errImagePull) { () throws(FieldError) in
@@ -119,8 +137,12 @@ public enum Resolver {
         for (i, l) in manifest.layers.enumerated() where MediaType.layerCompression(l.mediaType) == nil {
             throw ImageError(reason: .errImagePull, message: "manifest \(d.digest): layers[\(i)] has media type \(l.mediaType), which Husk cannot unpack")
         }
-        let configBytes = try source.readBlob(manifest.config)
-        let cr = try parseJSON(configBytes, what: "config \(manifest.config.digest)", reason: .errImagePull)
+        return manifest
+    }
+
+    /// An image config's bytes, checked against its manifest and this node's platform.
+    public static func decodeConfig(_ bytes: [UInt8], manifest: ImageManifest, platform: Platform, written: String) throws(ImageError) -> ImageConfig {
+        let cr = try parseJSON(bytes, what: "config \(manifest.config.digest)", reason: .errImagePull)
         let config = try decodeJSON("config \(manifest.config.digest)", reason: .errImagePull) { () throws(FieldError) in
             try ImageConfig(json: cr)
         }
@@ -130,7 +152,22 @@ public enum Resolver {
         if let os = config.os, let arch = config.architecture, os != platform.os || arch != platform.architecture {
             throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": the image is for \(os)/\(arch), this node is \(platform)")
         }
-        return ResolvedImage(source: source, manifestDescriptor: d, manifest: manifest, manifestBytes: bytes,
-                             configBytes: configBytes, config: config)
+        return config
+    }
+
+    static func descend(
+        _ d: Descriptor, ref: ImageReference, written: String, source: LayoutSource, platform: Platform, depth: Int
+    ) throws(ImageError) -> ResolvedImage {
+        if depth > 4 { throw ImageError(reason: .errImagePull, message: "image index nesting deeper than 4 levels at \(d.digest)") }
+        if MediaType.indexes.contains(d.mediaType) {
+            let next = try select(try readIndex(d, source: source), platform: platform, written: written)
+            return try descend(next, ref: ref, written: written, source: source, platform: platform, depth: depth + 1)
+        }
+        let bytes = MediaType.manifests.contains(d.mediaType) ? try source.readBlob(d) : []
+        let manifest = try decodeManifest(bytes, d, written: written)
+        let configBytes = try source.readBlob(manifest.config)
+        let config = try decodeConfig(configBytes, manifest: manifest, platform: platform, written: written)
+        return ResolvedImage(source: source.description, manifestDescriptor: d, manifest: manifest, manifestBytes: bytes,
+                             configBytes: configBytes, config: config, layout: source)
     }
 }

@@ -50,6 +50,15 @@ public struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("max-layer-size"), help: "Refuse a layer that unpacks to more bytes than this (decompression bombs). Default 64 GiB.")
     public var maxLayerSize: UInt64?
 
+    @Option(name: .customLong("registry-config"), help: "Registry hosts configuration, containerd's layout: DIR/<host>/hosts.toml (mirrors, server, ca, client, skip_verify). Default: /etc/husk/certs.d.")
+    public var registryConfig: String?
+
+    @Option(name: .customLong("auth-file"), help: "docker's config.json with registry credentials. Default: $REGISTRY_AUTH_FILE, then ~/.docker/config.json.")
+    public var authFile: String?
+
+    @Flag(name: .customLong("no-registries"), help: "Pull only from the image sources (OCI layouts), never from a registry.")
+    public var noRegistries = false
+
     /// The config file: `imageSources` ([REPO=]PATH strings) and `maxLayerSize` (bytes).
     public struct ConfigFile: Decodable {
         public var imageSources: [String]?
@@ -97,6 +106,9 @@ public struct GlobalOptions: ParsableArguments {
         s.podPidsLimit = podPidsLimit
         s.memoryQoS = memoryQoS
         s.ignoreMissingControllers = ignoreMissingControllers
+        s.registries = !noRegistries
+        if let d = registryConfig { s.registryConfigDir = Files.absolute(d) }
+        s.authFile = authFile.map { Files.absolute($0) }
         return s
     }
 

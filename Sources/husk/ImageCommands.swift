@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import HuskImage
+import HuskJSON
 import HuskOptions
 import HuskPod
 import HuskSystem
@@ -12,6 +13,8 @@ struct Pull: ParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @Option(name: .long, help: "Always, IfNotPresent or Never (default: Kubernetes' default for the reference).")
     var policy: String?
+    @Option(name: .long, help: "Registry credentials USER:PASSWORD for this pull (before the auth file's).")
+    var creds: String?
     @Argument(help: "The image reference (busybox, docker.io/library/busybox:1.36, name@sha256:...).")
     var reference: String
 
@@ -20,7 +23,13 @@ struct Pull: ParsableCommand {
             let store = try globals.store()
             let policy = try policy.map { try PullPolicy(parsing: $0) }
             let progress = Progress(enabled: Out.stderrIsTerminal)
-            let (img, pulled) = try store.ensure(reference, policy: policy, sources: try globals.sources()) { progress.report($0) }
+            var credentials: JSONValue? = nil
+            if let creds {
+                guard let colon = creds.firstIndex(of: ":") else { throw HuskError(.invalidArgument, "--creds is USER:PASSWORD") }
+                credentials = .object(["username": .string(String(creds[..<colon])), "password": .string(String(creds[creds.index(after: colon)...]))])
+            }
+            let registry = RegistryHelper.puller(try globals.settings(), store: store, credentials: credentials) { progress.report($0) }
+            let (img, pulled) = try store.ensure(reference, policy: policy, sources: try globals.sources(), registry: registry) { progress.report($0) }
             progress.finish()
             let ref = try ImageReference(parsing: reference)
             if pulled {

@@ -20,6 +20,8 @@ extension Host {
 struct HuskCLI {
     let root: String
     var sources: [String] = []
+    /// Registry pulls: off unless a test serves a registry (no test reaches the network).
+    var registries: [String] = ["--no-registries"]
 
     init(_ scratch: Scratch, sources: [String] = []) {
         root = scratch.path + "/husk-root"
@@ -32,7 +34,7 @@ struct HuskCLI {
     }
 
     func run(_ args: [String], timeout: TimeInterval = 120) -> RunResult {
-        IntegrationTests.run([huskPath, "--root", root] + sources.flatMap { ["--image-source", $0] } + args, timeout: timeout)
+        IntegrationTests.run([huskPath, "--root", root] + registries + sources.flatMap { ["--image-source", $0] } + args, timeout: timeout)
     }
 
     var store: ImageStore { try! ImageStore(root: root) }

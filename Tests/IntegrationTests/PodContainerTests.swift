@@ -1170,7 +1170,7 @@ struct PodContainerTests {
             """, name: "second.yaml")
         try #require(r2.status == 0, "husk run -d: \(r2.stderr)\(supervisorLogs(husk))")
         let present = "Container image \"busybox:1.36\" already present on machine"
-        let pulled = #/^Successfully pulled image "busybox:1\.36" in [0-9.]+(ns|µs|ms|s) \([0-9.]+(ns|µs|ms|s) including waiting\)\. Image size: [0-9]+ bytes\.$/#
+        let pulled = #/^Successfully pulled image "busybox:1\.36" in ([0-9]+ms|[0-9]+(\.[0-9]{1,3})?s|0s) \(([0-9]+ms|[0-9]+(\.[0-9]{1,3})?s|0s) including waiting\)\. Image size: [0-9]+ bytes\.$/#
         let first = husk.events("first")
         #expect(events(first, "Pulling", "a").map { $0["message"] as? String } == ["Pulling image \"busybox:1.36\""], "\(events(first, "Pulling", "a"))")
         let aPulled = events(first, "Pulled", "a").compactMap { $0["message"] as? String }

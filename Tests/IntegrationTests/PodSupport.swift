@@ -54,9 +54,12 @@ struct PodHusk {
     var state: String { scratch.path + "/state" }
     var logDir: String { scratch.path + "/logs" }
 
+    /// Registry pulls: off unless a test serves a registry (no test reaches the network).
+    var registries = false
+
     var globals: [String] {
         ["--root", root, "--state", state, "--log-dir", logDir, "--image-source", "busybox=" + BusyboxLayout.path,
-         "--cni-conf-dir", scratch.path + "/no-cni"] + extra
+         "--cni-conf-dir", scratch.path + "/no-cni"] + (registries ? [] : ["--no-registries"]) + extra
     }
 
     @discardableResult

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import time
 
 import grpc
@@ -163,3 +164,53 @@ def test_pull_from_a_corrupt_layout(start, pb, layout, tmpdirs):
     assert e.value.code() == grpc.StatusCode.UNKNOWN
     assert manifest["layers"][0]["digest"] in e.value.details() and "nothing was kept" in e.value.details()
     assert list(d.images.ListImages(pb.ListImagesRequest()).images) == []
+
+
+def test_pull_from_registry_with_auth(start, layout, pb, tmpdirs):
+    """PullImage from a registry (issue 14) with CRI's AuthConfig: refused without
+    credentials or with wrong ones (naming the registry, never the password), pulled with
+    them; the image then has a repo digest from that registry."""
+    import socket
+    for tool in ("/usr/bin/docker-registry", "/usr/bin/htpasswd", "/usr/bin/skopeo"):
+        if not os.path.exists(tool):
+            pytest.skip(f"needs {tool} (Scripts/install-deps.sh installs it)")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    reg = os.path.join(tmpdirs, "registry")
+    os.makedirs(reg)
+    htpasswd = subprocess.run(["htpasswd", "-Bbn", "kube", "pw-kube"], check=True, capture_output=True, text=True).stdout
+    with open(os.path.join(reg, "htpasswd"), "w") as f:
+        f.write(htpasswd)
+    with open(os.path.join(reg, "config.yml"), "w") as f:
+        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {reg}/data\n"
+                f"http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: husk\n    path: {reg}/htpasswd\n")
+    proc = subprocess.Popen(["docker-registry", "serve", os.path.join(reg, "config.yml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", "kube:pw-kube",
+                        f"oci:{layout.path}:1.36", f"docker://127.0.0.1:{port}/library/busybox:1.36"],
+                       check=True, capture_output=True)
+        os.makedirs(os.path.join(tmpdirs, "certs.d"), exist_ok=True)
+        d = start("--registry-config", os.path.join(tmpdirs, "certs.d"))
+        image = f"127.0.0.1:{port}/library/busybox:1.36"
+        with pytest.raises(grpc.RpcError) as e:
+            d.images.PullImage(pb.PullImageRequest(image=spec(pb, image)))
+        assert "no basic auth credentials" in e.value.details(), e.value.details()
+        with pytest.raises(grpc.RpcError) as e:
+            d.images.PullImage(pb.PullImageRequest(image=spec(pb, image), auth=pb.AuthConfig(username="kube", password="bad-pw")))
+        assert "authorization failed" in e.value.details() and "bad-pw" not in e.value.details()
+        ref = d.images.PullImage(pb.PullImageRequest(image=spec(pb, image), auth=pb.AuthConfig(username="kube", password="pw-kube"))).image_ref
+        st = d.images.ImageStatus(pb.ImageStatusRequest(image=spec(pb, image))).image
+        assert st.id == ref
+        assert any(x.startswith(f"127.0.0.1:{port}/library/busybox@sha256:") for x in st.repo_digests), st.repo_digests
+    finally:
+        proc.kill()
+        proc.wait()

@@ -217,11 +217,13 @@ extension PodSupervisor {
         }
         let started = Clock.monotonicSeconds()
         do {
-            let (image, pulled) = try store.ensure(c.image, policy: c.imagePullPolicy, sources: sources)
+            let (image, pulled) = try store.ensure(c.image, policy: c.imagePullPolicy, sources: sources,
+                                                   registry: RegistryHelper.puller(settings, store: store))
             let layers = try store.snapshotPaths(image)
             try store.lease("pod-\(pod.metadata.uid)-\(c.name)", image: image.id)
             if pulled {
-                let took = goDuration(Clock.monotonicSeconds() - started)
+                // kubelet prints the durations truncated to milliseconds.
+                let took = goDuration(((Clock.monotonicSeconds() - started) * 1000).rounded(.down) / 1000)
                 events.normal("Pulled", "Successfully pulled image \"\(c.image)\" in \(took) (\(took) including waiting). Image size: \(image.size) bytes.", st)
                 m.locked { pullBackoff[c.image] = nil }
             } else {

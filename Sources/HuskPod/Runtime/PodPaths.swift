@@ -23,6 +23,13 @@ public struct HuskSettings: Sendable, Equatable {
     public var memoryQoS = false
     /// Limits whose controller the host lacks are warned about and skipped, not refused.
     public var ignoreMissingControllers = false
+    /// Images that no layout serves are pulled from their registries (through `husk-pull`).
+    public var registries = true
+    /// containerd's per-host registry configuration (`<dir>/<host>/hosts.toml`).
+    public var registryConfigDir: String? = "/etc/husk/certs.d"
+    /// docker's config.json with registry credentials; nil: $REGISTRY_AUTH_FILE, then
+    /// ~/.docker/config.json.
+    public var authFile: String? = nil
 
     public init() {}
 
@@ -38,6 +45,9 @@ public struct HuskSettings: Sendable, Equatable {
         if let p = podPidsLimit { o["podPidsLimit"] = .number(Double(p)) }
         if memoryQoS { o["memoryQoS"] = .bool(true) }
         if ignoreMissingControllers { o["ignoreMissingControllers"] = .bool(true) }
+        if !registries { o["registries"] = .bool(false) }
+        if let d = registryConfigDir { o["registryConfigDir"] = .string(d) }
+        if let f = authFile { o["authFile"] = .string(f) }
         return .object(o)
     }
 
@@ -54,6 +64,9 @@ public struct HuskSettings: Sendable, Equatable {
         podPidsLimit = try r.optInt("podPidsLimit")
         memoryQoS = try r.optBool("memoryQoS") ?? false
         ignoreMissingControllers = try r.optBool("ignoreMissingControllers") ?? false
+        registries = try r.optBool("registries") ?? true
+        registryConfigDir = try r.optString("registryConfigDir")
+        authFile = try r.optString("authFile")
     }
 }
 

@@ -1,0 +1,108 @@
+import HuskImage
+import HuskJSON
+import HuskRegistry
+import HuskSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// husk-pull: the registry client of `husk pull`, pods and `husk serve`, in a process of its own
+// so that the HTTP and TLS stack is linked into nothing else (not husk-runc, not the
+// supervisors). Not meant to be run by hand:
+//
+//   husk-pull --root DIR [--registry-config DIR] [--auth-file FILE] [--max-layer-size N]
+//             [--platform OS/ARCH[/VARIANT]] REFERENCE
+//
+// Credentials come on stdin as JSON (CRI AuthConfig fields; empty: none) so they never show in
+// argv. stdout is one JSON object per line: progress events, then {"image": "<id>"} or
+// {"error": {"reason": ..., "message": ...}}; the exit status is 0 or 1.
+
+func emit(_ v: JSONValue) {
+    _ = Output.writeAll(1, Array((v.serialized() + "\n").utf8))
+}
+
+func fail(_ reason: ImageError.Reason, _ message: String) -> Never {
+    emit(.object(["error": .object(["reason": .string(reason.rawValue), "message": .string(message)])]))
+    exit(1)
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+var root: String? = nil, configDir: String? = nil, authFile: String? = nil, maxLayer: UInt64? = nil
+var platform = Platform.host
+var reference: String? = nil
+while !args.isEmpty {
+    let a = args.removeFirst()
+    func value() -> String {
+        guard !args.isEmpty else { fail(.errImagePull, "husk-pull: \(a) needs a value") }
+        return args.removeFirst()
+    }
+    switch a {
+    case "--root": root = value()
+    case "--registry-config": configDir = value()
+    case "--auth-file": authFile = value()
+    case "--max-layer-size": maxLayer = UInt64(value())
+    case "--platform":
+        let p = value().split(separator: "/").map(String.init)
+        guard p.count >= 2 else { fail(.errImagePull, "husk-pull: --platform is OS/ARCH[/VARIANT]") }
+        platform = Platform(architecture: p[1], os: p[0], variant: p.count > 2 ? p[2] : nil)
+    default:
+        guard reference == nil, !a.hasPrefix("-") else { fail(.errImagePull, "husk-pull: unexpected argument \(a)") }
+        reference = a
+    }
+}
+guard let root, let written = reference else { fail(.errImagePull, "husk-pull: usage: husk-pull --root DIR REFERENCE") }
+
+let ref: ImageReference
+do {
+    ref = try ImageReference(parsing: written)
+} catch {
+    fail(error.reason, error.message)
+}
+
+// Credentials: what the caller passed (CRI's AuthConfig, husk pull --creds), else the auth file.
+var credentials: Credentials? = nil
+let input = (try? FD(adopting: dup(0)).readAll()) ?? []
+if !input.allSatisfy({ $0 == 0x20 || $0 == 0x0a }) {
+    do {
+        credentials = try Credentials(json: JSONReader(try JSONParser.parse(input)))
+    } catch {
+        fail(.errImagePull, "husk-pull: the credentials on stdin are not valid: \(error)")
+    }
+}
+if credentials == nil || credentials!.isEmpty {
+    do {
+        credentials = try Credentials.lookup(registry: ref.domain, authFile: authFile)
+    } catch {
+        fail(.errImagePull, "Failed to pull image \"\(written)\": \(error.message)")
+    }
+}
+
+var options = ImageStoreOptions()
+if let maxLayer { options.maxLayerBytes = maxLayer }
+let store: ImageStore
+do {
+    store = try ImageStore(root: root, options: options)
+} catch {
+    fail(error.reason, error.message)
+}
+
+var puller = RegistryPuller(store: store, configDirectory: configDir, credentials: credentials)
+puller.platform = platform
+let progress: @Sendable (PullEvent) -> Void = { e in
+    switch e {
+    case .resolved(let reference, let manifest, let source):
+        emit(.object(["event": .string("resolved"), "reference": .string(reference), "manifest": .string(manifest.description), "source": .string(source)]))
+    case .copying(let blob, let done, let total):
+        emit(.object(["event": .string("copying"), "blob": .string(blob.description), "done": .number(Double(done)), "total": .number(Double(total))]))
+    case .unpacked(let layer, let bytes, let seconds):
+        emit(.object(["event": .string("unpacked"), "layer": .string(layer.description), "bytes": .number(Double(bytes)), "seconds": .number(seconds)]))
+    }
+}
+do {
+    let record = try await puller.pull(ref, written: written, progress: progress)
+    emit(.object(["image": .string(record.id.description)]))
+    exit(0)
+} catch {
+    fail(error.reason, error.message)
+}

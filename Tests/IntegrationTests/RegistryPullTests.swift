@@ -1,0 +1,374 @@
+import Foundation
+import HuskImage
+import HuskSystem
+import Testing
+
+extension Host {
+    static var canRunRegistry: Bool {
+        canRunPods && FileManager.default.isExecutableFile(atPath: "/usr/bin/docker-registry")
+            && FileManager.default.isExecutableFile(atPath: "/usr/bin/htpasswd") && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")
+    }
+    static var registrySkipReason: Comment {
+        "needs docker-registry, htpasswd (apache2-utils) and openssl (Scripts/install-deps.sh installs them)"
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, closed: a race only with other programs).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: a.sin_port))
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port` within `timeout`.
+func waitForPort(_ port: Int, timeout: TimeInterval = 10) -> Bool {
+    let end = Date().addingTimeInterval(timeout)
+    while Date() < end {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = UInt16(port).bigEndian
+        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
+        close(fd)
+        if ok { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
+/// Debian's docker-registry (the distribution registry) on 127.0.0.1 with its storage in the
+/// test's scratch dir; optionally htpasswd Basic auth and TLS. Stopped (SIGKILL) by `stop()`.
+final class TestRegistry: @unchecked Sendable {
+    let port: Int
+    let dir: String
+    let process = Process()
+    let tls: Bool
+
+    init(_ scratch: Scratch, name: String = "registry", user: (String, String)? = nil, tls: (cert: String, key: String)? = nil) throws {
+        dir = scratch.path + "/" + name
+        try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+        port = freePort()
+        self.tls = tls != nil
+        var config = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: \(dir)/data
+            http:
+              addr: 127.0.0.1:\(port)
+
+            """
+        if let tls { config += "  tls:\n    certificate: \(tls.cert)\n    key: \(tls.key)\n" }
+        if let (u, p) = user {
+            let h = run(["/usr/bin/htpasswd", "-Bbn", u, p])
+            try h.stdout.write(toFile: dir + "/htpasswd", atomically: true, encoding: .utf8)
+            config += "auth:\n  htpasswd:\n    realm: husk-test\n    path: \(dir)/htpasswd\n"
+        }
+        try config.write(toFile: dir + "/config.yml", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/docker-registry")
+        process.arguments = ["serve", dir + "/config.yml"]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        guard waitForPort(port) else {
+            stop()
+            throw HuskError(.system, "docker-registry did not listen on \(port)")
+        }
+    }
+
+    var host: String { "127.0.0.1:\(port)" }
+
+    /// The busybox test image pushed as `library/busybox:TAG` (skopeo from the layout).
+    func push(tag: String = "1.36", source: String = "1.36", creds: (String, String)? = nil) {
+        var args = ["/usr/bin/skopeo", "copy", "--dest-tls-verify=false"]
+        if let (u, p) = creds { args += ["--dest-creds", "\(u):\(p)"] }
+        args += ["oci:\(BusyboxLayout.path):\(source)", "docker://\(host)/library/busybox:\(tag)"]
+        let r = run(args, timeout: 120)
+        #expect(r.status == 0, "skopeo copy: \(r.stderr)")
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Tests/registry/proxy.py in front of a registry: Bearer auth, injected failures, corrupted
+/// and cut blobs, and a log of what it forwarded.
+final class TestProxy: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    let log: String
+
+    init(_ scratch: Scratch, upstream: String, options: String = "{}") throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/registry/proxy.py"
+        let portFile = scratch.path + "/proxy-\(UUID().uuidString.prefix(6)).port"
+        log = portFile + ".log"
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = [script, portFile, upstream, log, options]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let end = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: portFile) && Date() < end { usleep(20_000) }
+        port = Int(readText(portFile)) ?? 0
+        guard port > 0 else {
+            stop()
+            throw HuskError(.system, "the proxy did not start")
+        }
+    }
+
+    var host: String { "127.0.0.1:\(port)" }
+    var lines: [String] { readText(log).split(separator: "\n").map(String.init) }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Issue 14: pulls from registries (OCI distribution API) by `husk pull` and by pods, with
+/// containerd's resolver behaviour, authentication, hosts.toml and verified, resumable blobs.
+@Suite("Registry pulls", .serialized, .enabled(if: Host.canRunRegistry, Host.registrySkipReason))
+struct RegistryPullTests {
+    func husk(_ scratch: Scratch, _ extra: [String] = []) -> HuskCLI {
+        var h = HuskCLI(scratch)
+        h.registries = extra
+        return h
+    }
+
+    /// Blob files in a store.
+    func blobs(_ root: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root + "/images/blobs/sha256")) ?? []).sorted()
+    }
+
+    @Test("anonymous pull over plain HTTP (localhost is HTTP without configuration, as containerd): the image, its repo digest and source; a pod runs it with kubelet's Pulling/Pulled events; a tag that is not there is ErrImagePull ... not found")
+    func anonymous() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push()
+        let h = husk(scratch)
+        let ref = "\(registry.host)/library/busybox:1.36"
+        let r = h("pull", ref)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("Pulled \(ref) (image sha256:"), "\(r.stdout)")
+        let img = try #require(try h.store.image(matching: ref))
+        #expect(img.repoDigests.first?.hasPrefix("\(registry.host)/library/busybox@sha256:") == true, "\(img.repoDigests)")
+        #expect(img.source == "http://\(registry.host)/library/busybox", "\(img.source)")
+        let again = h("pull", ref)
+        #expect(again.stdout.hasPrefix("Image is up to date for \(ref)"), "\(again.stdout)")
+
+        let missing = h("pull", "\(registry.host)/library/busybox:9.9")
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("husk: ErrImagePull: Failed to pull image \"\(registry.host)/library/busybox:9.9\": failed to pull and unpack image")
+                && missing.stderr.contains(": not found"), "\(missing.stderr)")
+
+        // A pod: kubelet's events, the container runs the registry's image.
+        var pods = PodHusk(scratch)
+        pods.registries = true
+        defer { pods.cleanup() }
+        let started = pods.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: reg}
+            spec:
+              containers:
+              - name: c
+                image: \(registry.host)/library/busybox:1.36
+                imagePullPolicy: Always
+                command: ["sh", "-c", "echo from-registry; sleep 60"]
+            """)
+        #expect(started.status == 0, "\(started.stderr)")
+        let pod = pods.wait("reg", timeout: 30) { $0.stateKind("c") == "running" }
+        #expect(pod?.stateKind("c") == "running", "\(String(describing: pod?.status))")
+        let pulled = events(pods.events("reg"), "Pulled", "c").compactMap { $0["message"] as? String }
+        let pattern = #/^Successfully pulled image "127\.0\.0\.1:[0-9]+/library/busybox:1\.36" in ([0-9]+ms|[0-9]+(\.[0-9]{1,3})?s) \(([0-9]+ms|[0-9]+(\.[0-9]{1,3})?s) including waiting\)\. Image size: [0-9]+ bytes\.$/#
+        #expect(pulled.count == 1 && (try? pattern.wholeMatch(in: pulled[0])) != nil, "\(pulled)")
+    }
+
+    @Test("htpasswd Basic auth: no credentials, wrong ones and the right ones (--creds, and docker's config.json with a base64 auth); the password is never printed")
+    func basicAuth() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch, user: ("alice", "s3cret-pw"))
+        defer { registry.stop() }
+        registry.push(creds: ("alice", "s3cret-pw"))
+        let ref = "\(registry.host)/library/busybox:1.36"
+        let none = husk(scratch)("pull", ref)
+        #expect(none.status != 0 && none.stderr.contains("pull access denied, repository does not exist or may require authorization: no basic auth credentials"), "\(none.stderr)")
+        let wrong = husk(scratch)("pull", "--creds", "alice:wrong-pw", ref)
+        #expect(wrong.status != 0 && wrong.stderr.contains("pull access denied") && wrong.stderr.contains("authorization failed"), "\(wrong.stderr)")
+        #expect(!wrong.stderr.contains("wrong-pw"))
+        let right = husk(scratch)("pull", "--creds", "alice:s3cret-pw", ref)
+        #expect(right.status == 0, "\(right.stderr)")
+        // docker's config.json, another store.
+        let auth = Data("alice:s3cret-pw".utf8).base64EncodedString()
+        try #"{"auths": {"\#(registry.host)": {"auth": "\#(auth)"}}}"#.write(toFile: scratch.path + "/config.json", atomically: true, encoding: .utf8)
+        var other = HuskCLI(scratch)
+        other.registries = ["--auth-file", scratch.path + "/config.json"]
+        let viaFile = IntegrationTests.run([huskPath, "--root", scratch.path + "/root2"] + other.registries + ["pull", ref])
+        #expect(viaFile.status == 0, "\(viaFile.stderr)")
+        #expect(!viaFile.stdout.contains("s3cret") && !viaFile.stderr.contains("s3cret"))
+    }
+
+    @Test("Bearer tokens: the challenge's realm asked for a token for repository:library/busybox:pull (anonymously, then with Basic credentials when the token server wants them), which every request then carries")
+    func bearer() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push()
+        let anon = try TestProxy(scratch, upstream: registry.host, options: #"{"token": true}"#)
+        defer { anon.stop() }
+        let r = husk(scratch)("pull", "\(anon.host)/library/busybox:1.36")
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = anon.lines
+        #expect(log.contains { $0.hasPrefix("TOKEN scope=repository:library/busybox:pull service=husk-test basic=no") }, "\(log)")
+        #expect(log.filter { $0.hasPrefix("GET /v2/library/busybox/blobs/") }.allSatisfy { $0.hasSuffix("auth=Bearer") }, "\(log)")
+
+        let withUser = try TestProxy(scratch, upstream: registry.host, options: #"{"token": true, "user": "bob", "password": "pw-bob"}"#)
+        defer { withUser.stop() }
+        let ref = "\(withUser.host)/library/busybox:1.36"
+        let denied = IntegrationTests.run([huskPath, "--root", scratch.path + "/r2", "pull", ref])
+        #expect(denied.status != 0 && denied.stderr.contains("pull access denied") && denied.stderr.contains("failed to fetch anonymous token"), "\(denied.stderr)")
+        let ok = IntegrationTests.run([huskPath, "--root", scratch.path + "/r3", "pull", "--creds", "bob:pw-bob", ref])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(withUser.lines.contains { $0.hasSuffix("basic=yes") }, "\(withUser.lines)")
+    }
+
+    @Test("a blob corrupted on the way is refused by its digest and nothing of it is stored; a blob cut halfway is resumed with Range and the pull succeeds")
+    func corruptAndResume() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push()
+        let bad = try TestProxy(scratch, upstream: registry.host, options: #"{"corrupt": true}"#)
+        defer { bad.stop() }
+        let root = scratch.path + "/bad-root"
+        let r = IntegrationTests.run([huskPath, "--root", root, "pull", "\(bad.host)/library/busybox:1.36"])
+        #expect(r.status != 0 && r.stderr.contains("it was corrupted on the way; nothing was kept"), "\(r.stderr)")
+        #expect(blobs(root).isEmpty, "stored: \(blobs(root))")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: root + "/images/ingest")) ?? []).filter { $0.hasSuffix(".partial") }.isEmpty)
+
+        let cut = try TestProxy(scratch, upstream: registry.host, options: #"{"cut": 1, "cut_min": 10000}"#)
+        defer { cut.stop() }
+        let root2 = scratch.path + "/cut-root"
+        let ok = IntegrationTests.run([huskPath, "--root", root2, "pull", "\(cut.host)/library/busybox:1.36"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(cut.lines.contains { $0.contains("/blobs/") && $0.contains("range=bytes=") }, "no ranged request: \(cut.lines)")
+    }
+
+    @Test("429 with Retry-After and 500 are retried; 403 is refused with the registry's words; a 404 repository is not found")
+    func statuses() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push()
+        for (status, extra) in [(429, #", "retry_after": 1"#), (500, "")] {
+            let p = try TestProxy(scratch, upstream: registry.host, options: #"{"fail": {"status": \#(status), "count": 2, "path": "/v2/library/busybox/manifests/"}\#(extra)}"#)
+            defer { p.stop() }
+            let r = IntegrationTests.run([huskPath, "--root", scratch.path + "/root-\(status)", "pull", "\(p.host)/library/busybox:1.36"])
+            #expect(r.status == 0, "\(status): \(r.stderr)")
+            #expect(p.lines.filter { $0.contains("/manifests/1.36") }.count >= 3, "\(p.lines)")
+        }
+        let forbidden = try TestProxy(scratch, upstream: registry.host, options: #"{"fail": {"status": 403, "path": "/v2/"}}"#)
+        defer { forbidden.stop() }
+        let r = IntegrationTests.run([huskPath, "--root", scratch.path + "/root-403", "pull", "\(forbidden.host)/library/busybox:1.36"])
+        #expect(r.status != 0 && r.stderr.contains("403 Forbidden") && r.stderr.contains("testfail: injected 403"), "\(r.stderr)")
+        let none = IntegrationTests.run([huskPath, "--root", scratch.path + "/root-404", "pull", "\(registry.host)/library/nothing:1.0"])
+        #expect(none.status != 0 && none.stderr.contains("not found"), "\(none.stderr)")
+    }
+
+    @Test("hosts.toml: a mirror that is down is passed over for the next; TLS with the CA hosts.toml names is trusted, without it the certificate is refused")
+    func hostsToml() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        // A CA and a certificate for 127.0.0.1, made here.
+        let d = scratch.path + "/tls"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd \(d)
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=husk-test-ca 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\\n' > ext
+            openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+            """
+        let made = run(["/bin/sh", "-c", script])
+        try #require(made.status == 0, "openssl: \(made.stderr)")
+        let registry = try TestRegistry(scratch, tls: (d + "/srv.pem", d + "/srv.key"))
+        defer { registry.stop() }
+        registry.push()
+        let config = scratch.path + "/certs.d"
+        let hostDir = config + "/" + registry.host
+        try FileManager.default.createDirectory(atPath: hostDir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: d + "/ca.pem", toPath: hostDir + "/ca.pem")
+        let dead = freePort()
+        try """
+            server = "https://\(registry.host)"
+            ca = "ca.pem"
+
+            [host."http://127.0.0.1:\(dead)"]
+              capabilities = ["pull", "resolve"]
+            """.write(toFile: hostDir + "/hosts.toml", atomically: true, encoding: .utf8)
+        let ref = "\(registry.host)/library/busybox:1.36"
+        let ok = IntegrationTests.run([huskPath, "--root", scratch.path + "/r1", "--registry-config", config, "pull", ref])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let img = try ImageStore(root: scratch.path + "/r1").image(matching: ref)
+        #expect(img?.source == "https://\(registry.host)/library/busybox", "\(String(describing: img?.source))")
+        // The same without the CA: refused.
+        try "server = \"https://\(registry.host)\"\n".write(toFile: hostDir + "/hosts.toml", atomically: true, encoding: .utf8)
+        let refused = IntegrationTests.run([huskPath, "--root", scratch.path + "/r2", "--registry-config", config, "pull", ref])
+        #expect(refused.status != 0 && refused.stderr.lowercased().contains("certificate"), "\(refused.stderr)")
+    }
+
+    @Test("two pulls of one image at once download each blob once; Always pulls again but downloads nothing that did not change")
+    func concurrentAndAlways() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push()
+        let p = try TestProxy(scratch, upstream: registry.host)
+        defer { p.stop() }
+        let ref = "\(p.host)/library/busybox:1.36"
+        let root = scratch.path + "/shared-root"
+        let group = DispatchGroup()
+        let results = ResultsBox()
+        for _ in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                results.append(IntegrationTests.run([huskPath, "--root", root, "pull", ref]))
+                group.leave()
+            }
+        }
+        group.wait()
+        #expect(results.all.allSatisfy { $0.status == 0 }, "\(results.all.map(\.stderr))")
+        let img = try #require(try ImageStore(root: root).image(matching: ref))
+        let layer = "GET /v2/library/busybox/blobs/\(img.layers[0].digest)"
+        #expect(p.lines.filter { $0.hasPrefix(layer + " ") }.count == 1, "the layer was downloaded more than once: \(p.lines)")
+        let before = p.lines.count
+        let always = IntegrationTests.run([huskPath, "--root", root, "pull", "--policy", "Always", ref])
+        #expect(always.status == 0 && always.stdout.hasPrefix("Pulled"), "\(always)")
+        let after = Array(p.lines.dropFirst(before))
+        #expect(after.contains { $0.contains("/manifests/1.36") }, "Always asks the registry: \(after)")
+        #expect(!after.contains { $0.contains("/blobs/") }, "nothing changed, nothing is downloaded: \(after)")
+    }
+}
