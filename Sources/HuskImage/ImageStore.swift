@@ -205,7 +205,7 @@ public final class ImageStore: Sendable {
     }
 
     /// Writes a blob held in memory (already verified by the resolver).
-    func ingest(_ d: Descriptor, bytes: [UInt8]) throws(ImageError) {
+    public func ingest(_ d: Descriptor, bytes: [UInt8]) throws(ImageError) {
         if hasBlob(d) { return }
         guard Digest.of(bytes) == d.digest, Int64(bytes.count) == d.size else {
             throw ImageError(reason: .errImagePull, message: "blob \(d.digest) does not match its descriptor")

@@ -357,6 +357,20 @@ public final class RegistryClient: @unchecked Sendable {  // tokens under `auth`
         return (Descriptor(mediaType: type, digest: Digest.of(body), size: Int64(body.count)), body)
     }
 
+    /// HEAD of a manifest (containerd resolves a tag so first): its descriptor when the
+    /// registry says its digest and size, nil when it does not or refuses HEAD.
+    public func head(_ reference: String, what: String) async throws(RegistryError) -> Descriptor? {
+        let url = url("manifests/" + reference)
+        let r = try await send(.HEAD, url, headers: [("Accept", Self.manifestAccept)], what: what)
+        try await drain(r)
+        if r.status.code == 404 { throw RegistryError("\(what): not found", notFound: true) }
+        guard r.status.code == 200, let d = r.headers["Docker-Content-Digest"].first.flatMap({ Digest($0) }),
+              let size = r.headers["Content-Length"].first.flatMap({ Int64($0) }),
+              let type = r.headers["Content-Type"].first?.split(separator: ";").first.map({ $0.trimmedSpaces() }), !type.isEmpty
+        else { return nil }
+        return Descriptor(mediaType: type, digest: d, size: size)
+    }
+
     /// A small blob (an image config) into memory, checked against its descriptor.
     public func smallBlob(_ d: Descriptor, what: String) async throws(RegistryError) -> [UInt8] {
         let url = url("blobs/" + d.digest.description)

@@ -62,9 +62,26 @@ public struct RegistryPuller: Sendable {
         throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": " + Self.wrap(ref, message))
     }
 
+    /// A document the store has, read back and checked against its descriptor.
+    func stored(_ d: Descriptor) -> [UInt8]? {
+        guard store.hasBlob(d), let b = (try? Files.read(store.blobPath(d.digest))) ?? nil, Int64(b.count) == d.size,
+              Digest.of(b) == d.digest
+        else { return nil }
+        return b
+    }
+
     func pull(_ ref: ImageReference, written: String, client: RegistryClient, progress: (@Sendable (PullEvent) -> Void)?) async throws -> ImageRecord {
         let name = ref.digest?.description ?? ref.tag ?? "latest"
-        var (descriptor, bytes) = try await client.manifest(name, what: ref.description)
+        // A tag is resolved with HEAD first: when its digest names a document the store has
+        // (an Always pull of an unchanged image), nothing more is downloaded.
+        var known: Descriptor? = nil
+        if ref.digest == nil, let d = try await client.head(name, what: ref.description), store.hasBlob(d) { known = d }
+        var (descriptor, bytes): (Descriptor, [UInt8])
+        if let known, let b = stored(known) {
+            (descriptor, bytes) = (known, b)
+        } else {
+            (descriptor, bytes) = try await client.manifest(name, what: ref.description)
+        }
         if let want = ref.digest, descriptor.digest != want {
             throw RegistryError("manifest \(want): the registry sent content with digest \(descriptor.digest): refused")
         }
@@ -73,8 +90,15 @@ public struct RegistryPuller: Sendable {
             depth += 1
             if depth > 4 { throw RegistryError("image index nesting deeper than 4 levels at \(descriptor.digest)") }
             let index = try Resolver.decodeIndex(bytes, descriptor)
+            // Kept, so that the next HEAD of this tag finds it here.
+            try store.ingest(descriptor, bytes: bytes)
             let next = try Resolver.select(index, platform: platform, written: written)
-            let (d, b) = try await client.manifest(next.digest.description, mediaType: next.mediaType, what: "\(ref.repository)@\(next.digest)")
+            var (d, b): (Descriptor, [UInt8])
+            if let local = stored(next) {
+                (d, b) = (next, local)
+            } else {
+                (d, b) = try await client.manifest(next.digest.description, mediaType: next.mediaType, what: "\(ref.repository)@\(next.digest)")
+            }
             guard d.digest == next.digest, Int64(b.count) == next.size else {
                 throw RegistryError("manifest \(next.digest): the registry sent content with digest \(d.digest): refused")
             }
@@ -86,9 +110,7 @@ public struct RegistryPuller: Sendable {
         // What the store has is not downloaded again (an Always pull of an unchanged image
         // asks for its manifest only).
         var configBytes: [UInt8]
-        if store.hasBlob(manifest.config), let b = (try? Files.read(store.blobPath(manifest.config.digest))) ?? nil,
-           Digest.of(b) == manifest.config.digest
-        {
+        if let b = stored(manifest.config) {
             configBytes = b
         } else {
             configBytes = try await client.smallBlob(manifest.config, what: "config \(manifest.config.digest)")

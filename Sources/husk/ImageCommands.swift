@@ -77,6 +77,7 @@ struct Images: ParsableCommand {
     @OptionGroup var globals: GlobalOptions
     @Option(name: .shortAndLong, help: "table or json") var output: OutputFormat = .table
     @Flag(name: .shortAndLong, help: "Print image IDs only.") var quiet = false
+    @Flag(name: .long, help: "Show the repo digest (the manifest's, as the registry or layout named it), as crictl images --digests.") var digests = false
 
     func run() throws {
         try runReporting {
@@ -100,12 +101,15 @@ struct Images: ParsableCommand {
                 struct List: Encodable { let images: [Item] }
                 Out.out(try Out.json(List(images: items)))
             case .table:
-                var rows = [["IMAGE", "TAG", "IMAGE ID", "SIZE"]]
+                var rows = [["IMAGE", "TAG"] + (digests ? ["DIGEST"] : []) + ["IMAGE ID", "SIZE"]]
                 for img in images {
                     let tags = img.repoTags.isEmpty ? [img.repoDigests.first.map { String($0.split(separator: "@")[0]) + ":<none>" } ?? "<none>:<none>"] : img.repoTags
                     for t in tags {
                         let colon = t.lastIndex(of: ":")!
-                        rows.append([String(t[..<colon]), String(t[t.index(after: colon)...]), img.id.short, Out.size(img.size)])
+                        let repo = String(t[..<colon])
+                        // crictl's DIGEST: the first 13 hex digits of the repo digest of this repository.
+                        let digest = img.repoDigests.first { $0.hasPrefix(repo + "@") }.map { String($0.split(separator: ":").last?.prefix(13) ?? "") } ?? "<none>"
+                        rows.append([repo, String(t[t.index(after: colon)...])] + (digests ? [digest] : []) + [img.id.short, Out.size(img.size)])
                     }
                 }
                 Out.out(Out.table(rows))

@@ -172,6 +172,10 @@ struct RegistryPullTests {
         #expect(img.source == "http://\(registry.host)/library/busybox", "\(img.source)")
         let again = h("pull", ref)
         #expect(again.stdout.hasPrefix("Image is up to date for \(ref)"), "\(again.stdout)")
+        let listed = h("images", "--digests").stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        let hex = String(img.repoDigests[0].split(separator: ":").last!.prefix(13))
+        #expect(listed.first == ["IMAGE", "TAG", "DIGEST", "IMAGE", "ID", "SIZE"] && listed.dropFirst().first?.prefix(3) == ["\(registry.host)/library/busybox", "1.36", hex][...],
+                "\(listed)")
 
         let missing = h("pull", "\(registry.host)/library/busybox:9.9")
         #expect(missing.status != 0)
@@ -368,7 +372,17 @@ struct RegistryPullTests {
         let always = IntegrationTests.run([huskPath, "--root", root, "pull", "--policy", "Always", ref])
         #expect(always.status == 0 && always.stdout.hasPrefix("Pulled"), "\(always)")
         let after = Array(p.lines.dropFirst(before))
-        #expect(after.contains { $0.contains("/manifests/1.36") }, "Always asks the registry: \(after)")
-        #expect(!after.contains { $0.contains("/blobs/") }, "nothing changed, nothing is downloaded: \(after)")
+        // containerd's resolution: HEAD of the tag; its digest is in the store, so no GET at all.
+        #expect(after == ["HEAD /v2/library/busybox/manifests/1.36 range= auth="], "Always asks the registry, and only that: \(after)")
+        // The tag moved: the new manifest and what changed are downloaded.
+        registry.push(tag: "1.36", source: "quit")
+        let moved = p.lines.count
+        let again = IntegrationTests.run([huskPath, "--root", root, "pull", "--policy", "Always", ref])
+        #expect(again.status == 0, "\(again.stderr)")
+        let fetched = Array(p.lines.dropFirst(moved))
+        #expect(fetched.contains { $0.hasPrefix("GET /v2/library/busybox/manifests/1.36") } && fetched.contains { $0.contains("/blobs/") }
+                && !fetched.contains { $0.hasPrefix(layer + " ") }, "the new config only (the layer is the same): \(fetched)")
+        let newer = try #require(try ImageStore(root: root).image(matching: ref))
+        #expect(newer.id != img.id && newer.layers == img.layers)
     }
 }

@@ -119,7 +119,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if state["cut"] < options.get("cut", 0):
                     state["cut"] += 1
                     cut = True
-        self.send_header("Content-Length", str(len(body)))
+        # A HEAD answer has no body but says the length of the GET's.
+        length = r.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(body)))
         if cut:
             self.send_header("Connection", "close")
         self.end_headers()
