@@ -57,7 +57,7 @@ let package = Package(
             name: "CArchive",
             exclude: ["README.md"],
             cSettings: cSettings,
-            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]
+            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd"), .linkedLibrary("dl")]
         ),
         // zlib with a preset dictionary, flushed per block: SPDY's header compression.
         .target(name: "CZlib", cSettings: cSettings),

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   libseccomp-dev      # seccomp filters are compiled with libseccomp (CShim)
   libssl-dev          # SHA-256 of blobs and layers (libcrypto, SHA-NI; CArchive)
-  zlib1g-dev libzstd-dev  # gzip and zstd layers (CArchive)
+  zlib1g-dev libzstd-dev libisal-dev  # gzip (zlib; ISA-L, loaded at run time) and zstd layers (CArchive)
   busybox-static      # the root filesystem of test and demo containers
   umoci skopeo        # image layouts in the tests, the peer in the unpack benchmark
   zstd gzip           # compressing hand-made test layers

@@ -1,7 +1,14 @@
 // stream.c — the layer blob's bytes on their way to the tar parser (see unpack_internal.h): the
-// media type's claim checked against the data's magic bytes, gzip (zlib, concatenated members)
-// and zstd decompression, and the uncompressed side: its size cap (decompression bombs) and its
-// digest, the diff_id.
+// media type's claim checked against the data's magic bytes, gzip (ISA-L or zlib, concatenated
+// members) and zstd decompression, and the uncompressed side: its size cap (decompression bombs)
+// and its digest, the diff_id.
+//
+// Inflating is the CPU floor of a pull. ISA-L's igzip inflates ~3.5x as fast as zlib here (a
+// 46 MB layer: 0.22 s against 0.79 s). Debian ships it only as a shared library (libisal2, no
+// libisal.a), and husk is a static executable, so it is loaded with dlopen on first use:
+// libisal needs nothing from libc but memcpy-like calls and allocates nothing (the state is
+// ours). Without it, or with zlib_only, zlib inflates as before; both check the gzip CRC-32 and
+// length of every member.
 #if defined(__linux__)
 #ifndef _GNU_SOURCE
 #error "CArchive needs _GNU_SOURCE"
@@ -9,9 +16,70 @@
 #include "unpack_internal.h"
 #include "carchive_digest.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/statvfs.h>
+
+#if __has_include(<isa-l/igzip_lib.h>)
+#include <isa-l/igzip_lib.h>
+#define HAVE_ISAL_HEADER 1
+#else
+#define HAVE_ISAL_HEADER 0
+#endif
+
+#if HAVE_ISAL_HEADER
+static void (*isal_init_fn)(struct inflate_state *);
+static int (*isal_inflate_fn)(struct inflate_state *);
+static pthread_once_t isal_once = PTHREAD_ONCE_INIT;
+
+static void isal_load(void) {
+    void *h = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) return;
+    void *init = dlsym(h, "isal_inflate_init");
+    void *inflate = dlsym(h, "isal_inflate");
+    if (init == NULL || inflate == NULL) {
+        dlclose(h);
+        return;
+    }
+    isal_init_fn = (void (*)(struct inflate_state *))init;
+    isal_inflate_fn = (int (*)(struct inflate_state *))inflate;
+}
+
+static const char *isal_error(int r) {
+    switch (r) {
+    case ISAL_INVALID_BLOCK: return "invalid deflate block";
+    case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
+    case ISAL_INVALID_LOOKBACK: return "invalid distance too far back";
+    case ISAL_INVALID_WRAPPER: return "incorrect gzip header";
+    case ISAL_UNSUPPORTED_METHOD: return "unknown compression method";
+    case ISAL_INCORRECT_CHECKSUM: return "incorrect data check";
+    case ISAL_NEED_DICT: return "a preset dictionary is needed";
+    default: return "inflate failed";
+    }
+}
+
+/// Starts (or, for the next gzip member, restarts) ISA-L on gzip data: header, deflate, trailer.
+static void isal_start(struct inflate_state *st) {
+    uint8_t *in = st->next_in;
+    uint32_t avail = st->avail_in;
+    isal_init_fn(st);
+    st->crc_flag = ISAL_GZIP;
+    st->next_in = in;
+    st->avail_in = avail;
+}
+#endif
+
+int carchive_isal_available(void) {
+#if HAVE_ISAL_HEADER
+    pthread_once(&isal_once, isal_load);
+    return isal_inflate_fn != NULL;
+#else
+    return 0;
+#endif
+}
 
 /// Every SPACE_CHECK uncompressed bytes, the free space of the snapshot's filesystem is checked
 /// against the reserve: a layer that would fill the disk stops before it does.
@@ -52,7 +120,15 @@ int carchive_stream_open(struct tar *t, struct stream *s, int compression) {
     s->out = malloc(CHUNK);
     s->hash = carchive_sha256_new();
     if (s->out == NULL || s->hash == NULL) return carchive_fail(t, ENOMEM, "out of memory");
-    if (compression == CARCHIVE_COMPRESSION_GZIP) {
+    if (compression == CARCHIVE_COMPRESSION_GZIP && !t->opts->zlib_only && carchive_isal_available()) {
+#if HAVE_ISAL_HEADER
+        s->isal = calloc(1, sizeof(struct inflate_state));
+        if (s->isal == NULL) return carchive_fail(t, ENOMEM, "out of memory");
+        isal_start(s->isal);
+        t->res->inflater = CARCHIVE_INFLATER_ISAL;
+#endif
+    } else if (compression == CARCHIVE_COMPRESSION_GZIP) {
+        t->res->inflater = CARCHIVE_INFLATER_ZLIB;
         if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) return carchive_fail(t, ENOMEM, "cannot start gzip");
         s->zinit = 1;
     } else if (compression == CARCHIVE_COMPRESSION_ZSTD) {
@@ -83,6 +159,45 @@ void carchive_stream_feed(struct tar *t, struct stream *s, unsigned char *in, si
     unsigned char *out = s->out;
     if (s->compression == CARCHIVE_COMPRESSION_NONE) {
         feed_uncompressed(t, s->hash, in, n);
+    } else if (s->isal != NULL) {
+#if HAVE_ISAL_HEADER
+        struct inflate_state *st = s->isal;
+        st->next_in = in;
+        st->avail_in = (uint32_t)n;
+        while (!t->res->error) {
+            if (s->ended) {
+                if (st->avail_in == 0) break;
+                // As with zlib below: another member, or trailing zeros.
+                if (st->next_in[0] == 0) {
+                    size_t k = 0;
+                    while (k < st->avail_in && st->next_in[k] == 0) k++;
+                    if (k == st->avail_in) {
+                        st->avail_in = 0;
+                        break;
+                    }
+                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+                    break;
+                }
+                if (st->next_in[0] != 0x1f || (st->avail_in > 1 && st->next_in[1] != 0x8b)) {
+                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+                    break;
+                }
+                isal_start(st);
+                s->ended = 0;
+            }
+            st->next_out = out;
+            st->avail_out = CHUNK;
+            int r = isal_inflate_fn(st);
+            if (r < 0 || r == ISAL_NEED_DICT) {
+                carchive_fail(t, EINVAL, "the gzip data is corrupt: %s", isal_error(r));
+                break;
+            }
+            size_t produced = CHUNK - st->avail_out;
+            if (produced) feed_uncompressed(t, s->hash, out, produced);
+            if (st->block_state == ISAL_BLOCK_FINISH) s->ended = 1;
+            else if (st->avail_in == 0 && produced < CHUNK) break;  // wants more input
+        }
+#endif
     } else if (s->compression == CARCHIVE_COMPRESSION_GZIP) {
         z_stream *zs = &s->zs;
         zs->next_in = in;
@@ -97,6 +212,10 @@ void carchive_stream_feed(struct tar *t, struct stream *s, unsigned char *in, si
                         zs->avail_in = 0;
                         break;
                     }
+                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+                    break;
+                }
+                if (zs->next_in[0] != 0x1f || (zs->avail_in > 1 && zs->next_in[1] != 0x8b)) {
                     carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
                     break;
                 }
@@ -156,6 +275,7 @@ void carchive_stream_finish(struct tar *t, struct stream *s) {
 void carchive_stream_close(struct stream *s, unsigned char diff_id[32]) {
     if (s->hash) carchive_sha256_final(s->hash, diff_id);
     if (s->zinit) inflateEnd(&s->zs);
+    free(s->isal);
     if (s->zd) ZSTD_freeDStream(s->zd);
     free(s->out);
 }

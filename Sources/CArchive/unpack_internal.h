@@ -14,6 +14,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+struct inflate_state;
+
 #define BLOCK 512
 #define CHUNK (1 << 20)
 #define MAX_META (1 << 20)  // PAX headers and GNU long names
@@ -84,6 +86,7 @@ struct stream {
     int compression;    // CARCHIVE_COMPRESSION_*
     z_stream zs;
     int zinit;
+    struct inflate_state *isal;  // ISA-L's gzip inflater, when it is used (else zs)
     ZSTD_DStream *zd;
     int ended;           // the gzip member or the zstd frame is complete
     unsigned char *out;  // CHUNK bytes of uncompressed data

@@ -13,7 +13,8 @@ import Glibc
 public enum PullEvent: Sendable {
     case resolved(reference: String, manifest: Digest, source: String)
     case copying(blob: Digest, done: Int64, total: Int64)
-    case unpacked(layer: Digest, bytes: UInt64, seconds: Double)
+    /// `inflater`: what decompressed it ("isa-l", "zlib", "zstd"; "none" for a plain tar).
+    case unpacked(layer: Digest, bytes: UInt64, seconds: Double, inflater: String)
 }
 
 /// Pulls an image that no layout serves: from its registry (the caller's registry client, in
@@ -172,6 +173,7 @@ extension ImageStore {
             opts.min_free_bytes = options.minFreeBytes ?? Self.defaultReserve(dir)
             opts.preserve_owner = geteuid() == 0 ? 1 : 0
             opts.allow_devices = geteuid() == 0 ? 1 : 0
+            opts.zlib_only = options.zlibOnly ? 1 : 0
             var res = carchive_unpack_result()
             let rc = carchive_unpack_layer(blob.raw, UInt64(layer.size), dir.raw, &opts, &res)
             if rc != 0 {
@@ -189,7 +191,12 @@ extension ImageStore {
             // Durable before it becomes visible.
             try Files.syncFilesystem(of: dir, path: tmp)
             try syscall("rename", final) { rename(tmp, final) }
-            progress?(.unpacked(layer: diffID, bytes: res.tar_size, seconds: Clock.monotonicSeconds() - start))
+            let inflater = switch res.inflater {
+            case CARCHIVE_INFLATER_ISAL: "isa-l"
+            case CARCHIVE_INFLATER_ZLIB: "zlib"
+            default: compression == CARCHIVE_COMPRESSION_ZSTD ? "zstd" : "none"
+            }
+            progress?(.unpacked(layer: diffID, bytes: res.tar_size, seconds: Clock.monotonicSeconds() - start, inflater: inflater))
         } catch let e as ImageError {
             try? Files.removeTree(tmp)
             throw e

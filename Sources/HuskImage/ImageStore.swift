@@ -46,6 +46,9 @@ public struct ImageStoreOptions: Sendable {
     public var maxLayerEntries: UInt64 = 4_000_000
     /// Layers unpacked at once.
     public var parallelUnpacks: Int = 2
+    /// Inflate gzip layers with zlib even when ISA-L is there (`HUSK_INFLATE=zlib`): for
+    /// comparisons and for a host whose libisal misbehaves.
+    public var zlibOnly: Bool = getenv("HUSK_INFLATE").map { String(cString: $0) == "zlib" } ?? false
 
     public init() {}
 }

@@ -95,8 +95,8 @@ let progress: @Sendable (PullEvent) -> Void = { e in
         emit(.object(["event": .string("resolved"), "reference": .string(reference), "manifest": .string(manifest.description), "source": .string(source)]))
     case .copying(let blob, let done, let total):
         emit(.object(["event": .string("copying"), "blob": .string(blob.description), "done": .number(Double(done)), "total": .number(Double(total))]))
-    case .unpacked(let layer, let bytes, let seconds):
-        emit(.object(["event": .string("unpacked"), "layer": .string(layer.description), "bytes": .number(Double(bytes)), "seconds": .number(seconds)]))
+    case .unpacked(let layer, let bytes, let seconds, let inflater):
+        emit(.object(["event": .string("unpacked"), "layer": .string(layer.description), "bytes": .number(Double(bytes)), "seconds": .number(seconds), "inflater": .string(inflater)]))
     }
 }
 do {

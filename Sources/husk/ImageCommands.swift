@@ -22,7 +22,7 @@ struct Pull: ParsableCommand {
         try runReporting {
             let store = try globals.store()
             let policy = try policy.map { try PullPolicy(parsing: $0) }
-            let progress = Progress(enabled: Out.stderrIsTerminal)
+            let progress = Progress(terminal: Out.stderrIsTerminal)
             var credentials: JSONValue? = nil
             if let creds {
                 guard let colon = creds.firstIndex(of: ":") else { throw HuskError(.invalidArgument, "--creds is USER:PASSWORD") }
@@ -41,33 +41,51 @@ struct Pull: ParsableCommand {
     }
 }
 
-/// Progress of a pull, one line rewritten in place on a terminal.
+/// Progress of a pull on stderr. On a terminal, one line rewritten in place with the bytes and
+/// the rate of the blob being copied; otherwise one line per blob copied and per layer unpacked.
 final class Progress: Sendable {
-    private let enabled: Bool
-    private let last = Mutex<Double>(0)
+    private struct State {
+        var last = 0.0
+        var started: [Digest: Double] = [:]
+    }
+    private let terminal: Bool
+    private let state = Mutex(State())
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(terminal: Bool) { self.terminal = terminal }
 
     func report(_ e: PullEvent) {
-        guard enabled else { return }
         let now = Clock.monotonicSeconds()
+        let clear = terminal ? "\r\u{1b}[K" : ""
         switch e {
         case .resolved(let ref, let manifest, let source):
-            Out.err("\r\u{1b}[Kresolved \(ref) to \(manifest.short) in \(source)\n")
+            Out.err("\(clear)resolved \(ref) to \(manifest.short) in \(source)\n")
         case .copying(let blob, let done, let total):
-            let due = last.withLock { t -> Bool in
-                if now - t < 0.1 && done < total { return false }
-                t = now
-                return true
+            let finished = done >= total
+            let (due, began) = state.withLock { s -> (Bool, Double) in
+                let began = s.started[blob] ?? now
+                s.started[blob] = finished ? nil : began
+                let due = finished || (terminal && now - s.last >= 0.1)
+                if due { s.last = now }
+                return (due, began)
             }
-            if due { Out.err("\r\u{1b}[Kcopying \(blob.short): \(Out.size(done)) / \(Out.size(total))") }
-        case .unpacked(let layer, let bytes, let seconds):
-            Out.err("\r\u{1b}[Kunpacked \(layer.short): \(Out.size(Int64(bytes))) in \(Int(seconds * 1000)) ms\n")
+            guard due else { return }
+            let rate = Self.rate(done, now - began)
+            if !finished {
+                Out.err("\(clear)copying \(blob.short): \(Out.size(done)) / \(Out.size(total)) (\(rate))")
+            } else {
+                Out.err("\(clear)copied \(blob.short): \(Out.size(total)) in \(Int((now - began) * 1000)) ms (\(rate))\n")
+            }
+        case .unpacked(let layer, let bytes, let seconds, let inflater):
+            Out.err("\(clear)unpacked \(layer.short): \(Out.size(Int64(bytes))) in \(Int(seconds * 1000)) ms (\(Self.rate(Int64(bytes), seconds)), \(inflater))\n")
         }
     }
 
+    static func rate(_ bytes: Int64, _ seconds: Double) -> String {
+        seconds > 0.0005 ? Out.size(Int64(Double(bytes) / seconds)) + "/s" : "-"
+    }
+
     func finish() {
-        if enabled { Out.err("\r\u{1b}[K") }
+        if terminal { Out.err("\r\u{1b}[K") }
     }
 }
 

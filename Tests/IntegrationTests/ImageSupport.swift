@@ -22,6 +22,8 @@ struct HuskCLI {
     var sources: [String] = []
     /// Registry pulls: off unless a test serves a registry (no test reaches the network).
     var registries: [String] = ["--no-registries"]
+    /// Extra environment (NAME=value), through env(1).
+    var env: [String] = []
 
     init(_ scratch: Scratch, sources: [String] = []) {
         root = scratch.path + "/husk-root"
@@ -34,7 +36,7 @@ struct HuskCLI {
     }
 
     func run(_ args: [String], timeout: TimeInterval = 120) -> RunResult {
-        IntegrationTests.run([huskPath, "--root", root] + registries + sources.flatMap { ["--image-source", $0] } + args, timeout: timeout)
+        IntegrationTests.run((env.isEmpty ? [] : ["/usr/bin/env"] + env) + [huskPath, "--root", root] + registries + sources.flatMap { ["--image-source", $0] } + args, timeout: timeout)
     }
 
     var store: ImageStore { try! ImageStore(root: root) }

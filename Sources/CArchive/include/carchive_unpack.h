@@ -29,7 +29,12 @@ struct carchive_unpack_options {
     int preserve_owner;     // chown entries (needs root)
     int allow_devices;      // create device nodes and whiteouts (needs CAP_MKNOD)
     uint64_t min_free_bytes; // stop when the root's filesystem has less free than this (0: never)
+    int zlib_only;          // gzip through zlib even when ISA-L is there (comparisons, tests)
 };
+
+#define CARCHIVE_INFLATER_NONE 0   // not gzip
+#define CARCHIVE_INFLATER_ZLIB 1
+#define CARCHIVE_INFLATER_ISAL 2
 
 struct carchive_unpack_result {
     unsigned char digest[32];    // sha256 of the blob as read
@@ -38,6 +43,7 @@ struct carchive_unpack_result {
     uint64_t tar_size;
     uint64_t entries;
     uint64_t whiteouts;
+    int inflater;                // CARCHIVE_INFLATER_*: what decompressed a gzip layer
     int error;                   // 0, or an errno describing the failure
     char message[1024];          // what was wrong, naming the entry
 };
@@ -45,6 +51,10 @@ struct carchive_unpack_result {
 /// Unpacks `size` bytes of `blob_fd` (read from offset 0 with pread) into the directory
 /// `root_fd` (normally empty). Returns 0 or the error (also in result->error). On failure the
 /// directory may hold part of the layer: the caller removes it.
+/// Whether ISA-L's inflater (libisal.so.2, loaded on first use) is there: gzip layers go through
+/// it, and through zlib when it is not.
+int carchive_isal_available(void);
+
 int carchive_unpack_layer(int blob_fd, uint64_t size, int root_fd, const struct carchive_unpack_options *_Nonnull opts,
                        struct carchive_unpack_result *_Nonnull result);
 

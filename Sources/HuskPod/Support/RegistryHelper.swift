@@ -41,7 +41,7 @@ public enum RegistryHelper {
         if let m = settings.maxLayerSize { argv += ["--max-layer-size", "\(m)"] }
         argv.append(written)
         var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        for key in ["HOME", "REGISTRY_AUTH_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        for key in ["HOME", "REGISTRY_AUTH_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HUSK_INFLATE"] {
             if let v = getenv(key) { env.append(key + "=" + String(cString: v)) }
         }
         let spawned: SpawnedProcess
@@ -104,7 +104,7 @@ public enum RegistryHelper {
             return .copying(blob: b, done: Int64(n("done")), total: Int64(n("total")))
         case "unpacked":
             guard let l = Digest(s("layer")) else { return nil }
-            return .unpacked(layer: l, bytes: UInt64(n("bytes")), seconds: n("seconds"))
+            return .unpacked(layer: l, bytes: UInt64(n("bytes")), seconds: n("seconds"), inflater: s("inflater"))
         default:
             return nil
         }
