@@ -4,6 +4,8 @@
 #   Scripts/bench.sh [runtime|images|pods|oci|cri|stop|all] [runs]
 #     runtime: husk-runc / crun / runc `run` of /bin/true on one bundle
 #     images:  layer unpack against `umoci unpack`, pull MB/s, `husk images` with 200 images
+#     pull:    registry pulls (local docker-registry) to a ready rootfs: husk pull against
+#              containerd's `ctr images pull` and skopeo copy + umoci unpack (Scripts/bench-pull.sh)
 #     pods:    pod start and stop, `husk run` against `ctr run --rm`, supervisor memory
 #     oci:     husk-runc / crun / runc `exec` of true; `ctr run --rm` with each as --runc-binary
 #     cri:     husk serve against containerd's CRI plugin through one persistent grpcio client
@@ -28,7 +30,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 what=${1:-all}
-case "$what" in runtime|images|pods|oci|cri|stop|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pods|oci|cri|stop|all] [runs]" >&2; exit 2 ;; esac
+case "$what" in runtime|images|pull|pods|oci|cri|stop|all) ;; *) echo "usage: Scripts/bench.sh [runtime|images|pull|pods|oci|cri|stop|all] [runs]" >&2; exit 2 ;; esac
 runs=${2:-}
 asked=$runs  # the runs asked for; each part has its own default
 if [ -n "${HUSK_BASELINE:-}" ]; then
@@ -42,6 +44,7 @@ echo "bench: building release binaries ..." >&2
 husk_build_release --product husk
 husk_build_release --product husk-runc
 if [ "$what" = cri ] || [ "$what" = all ]; then husk_build_release --product husk-serve; fi
+if [ "$what" = pull ] || [ "$what" = all ]; then husk_build_release --product husk-pull; fi
 husk="$HUSK_RELEASE_SCRATCH/release/husk-runc"
 huskcli="$HUSK_RELEASE_SCRATCH/release/husk"
 
@@ -125,6 +128,10 @@ fi
 
 if [ "$what" = images ] || [ "$what" = all ]; then
   "$HUSK_TOP/Scripts/bench-images.sh" "$huskcli" "${asked:-10}"
+fi
+
+if [ "$what" = pull ] || [ "$what" = all ]; then
+  "$HUSK_TOP/Scripts/bench-pull.sh" "$huskcli" "${asked:-10}"
 fi
 
 if [ "$what" = pods ] || [ "$what" = all ]; then

@@ -21,6 +21,7 @@ packages=(
   qemu-system-x86 cpio kmod file  # Scripts/vm-test.sh: the pure cgroup v2 VM (its initramfs, depmod)
   apparmor            # apparmor_parser: the pods' default profile, loaded in the VM tier's AppArmor kernel
   docker-registry     # registry pulls in the tests: the distribution registry on 127.0.0.1
+  curl                # Scripts/bench-pull.sh: the loopback ceiling
   apache2-utils openssl  # htpasswd (bcrypt) for its Basic auth; a CA and certificates for its TLS
 )
 

@@ -56,6 +56,9 @@ public struct GlobalOptions: ParsableArguments {
     @Option(name: .customLong("auth-file"), help: "docker's config.json with registry credentials. Default: $REGISTRY_AUTH_FILE, then ~/.docker/config.json.")
     public var authFile: String?
 
+    @Option(name: .customLong("secrets-dir"), help: "Where a pod's imagePullSecrets are: Kubernetes Secret manifests (type kubernetes.io/dockerconfigjson or dockercfg) at DIR/<namespace>/<name>.yaml or DIR/<name>.yaml (.yml, .json). Default: /etc/husk/secrets.")
+    public var secretsDir: String?
+
     @Flag(name: .customLong("no-registries"), help: "Pull only from the image sources (OCI layouts), never from a registry.")
     public var noRegistries = false
 
@@ -109,6 +112,7 @@ public struct GlobalOptions: ParsableArguments {
         s.registries = !noRegistries
         if let d = registryConfig { s.registryConfigDir = Files.absolute(d) }
         s.authFile = authFile.map { Files.absolute($0) }
+        if let d = secretsDir { s.secretsDir = Files.absolute(d) }
         return s
     }
 

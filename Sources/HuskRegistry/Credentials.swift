@@ -87,6 +87,11 @@ public struct Credentials: Sendable, Equatable, CustomStringConvertible {
         } catch {
             throw RegistryError("auth file \(file): not JSON: \(error)")
         }
+        return try lookup(registry: registry, in: root, what: "auth file \(file)")
+    }
+
+    /// The credentials a docker config document (`{"auths": {...}}`) holds for `registry`.
+    public static func lookup(registry: String, in root: JSONReader, what: String) throws(RegistryError) -> Credentials? {
         guard let auths = root.child("auths"), case .object(let entries) = auths.value else { return nil }
         let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"]
         func normalize(_ key: String) -> String {
@@ -101,7 +106,7 @@ public struct Credentials: Sendable, Equatable, CustomStringConvertible {
             do {
                 return try Credentials(json: entry)
             } catch {
-                throw RegistryError("auth file \(file): auths.\(key): \(error.message)")
+                throw RegistryError("\(what): auths.\(key): \(error.message)")
             }
         }
         return nil

@@ -14,8 +14,8 @@ import Glibc
 //   husk-pull --root DIR [--registry-config DIR] [--auth-file FILE] [--max-layer-size N]
 //             [--platform OS/ARCH[/VARIANT]] REFERENCE
 //
-// Credentials come on stdin as JSON (CRI AuthConfig fields; empty: none) so they never show in
-// argv. stdout is one JSON object per line: progress events, then {"image": "<id>"} or
+// Credentials come on stdin as JSON (CRI AuthConfig fields, and a pod's pull secrets as docker
+// config documents under "pullSecrets"; empty: none) so they never show in argv. stdout is one JSON object per line: progress events, then {"image": "<id>"} or
 // {"error": {"reason": ..., "message": ...}}; the exit status is 0 or 1.
 
 func emit(_ v: JSONValue) {
@@ -60,23 +60,40 @@ do {
     fail(error.reason, error.message)
 }
 
-// Credentials: what the caller passed (CRI's AuthConfig, husk pull --creds), else the auth file.
-var credentials: Credentials? = nil
+// Credentials: what the caller passed (CRI's AuthConfig, husk pull --creds); else, as kubelet's
+// keyring, every match in the pod's pull secrets, then the auth file's, each tried in turn until
+// one pull succeeds; none: anonymous.
+var candidates: [Credentials?] = []
+var given = false
 let input = (try? FD(adopting: dup(0)).readAll()) ?? []
 if !input.allSatisfy({ $0 == 0x20 || $0 == 0x0a }) {
     do {
-        credentials = try Credentials(json: JSONReader(try JSONParser.parse(input)))
+        let r = JSONReader(try JSONParser.parse(input))
+        let explicit = try Credentials(json: r)
+        if !explicit.isEmpty {
+            candidates.append(explicit)
+            given = true
+        } else {
+            for (i, s) in (try r.optArray("pullSecrets") { $0 } ?? []).enumerated() {
+                do {
+                    if let c = try Credentials.lookup(registry: ref.domain, in: s, what: "pull secret \(i)") { candidates.append(c) }
+                } catch {
+                    fail(.errImagePull, "Failed to pull image \"\(written)\": \(error.message)")
+                }
+            }
+        }
     } catch {
         fail(.errImagePull, "husk-pull: the credentials on stdin are not valid: \(error)")
     }
 }
-if credentials == nil || credentials!.isEmpty {
+if !given {
     do {
-        credentials = try Credentials.lookup(registry: ref.domain, authFile: authFile)
+        if let c = try Credentials.lookup(registry: ref.domain, authFile: authFile), !candidates.contains(c) { candidates.append(c) }
     } catch {
         fail(.errImagePull, "Failed to pull image \"\(written)\": \(error.message)")
     }
 }
+if candidates.isEmpty { candidates = [nil] }
 
 var options = ImageStoreOptions()
 if let maxLayer { options.maxLayerBytes = maxLayer }
@@ -87,8 +104,6 @@ do {
     fail(error.reason, error.message)
 }
 
-var puller = RegistryPuller(store: store, configDirectory: configDir, credentials: credentials)
-puller.platform = platform
 let progress: @Sendable (PullEvent) -> Void = { e in
     switch e {
     case .resolved(let reference, let manifest, let source):
@@ -99,10 +114,16 @@ let progress: @Sendable (PullEvent) -> Void = { e in
         emit(.object(["event": .string("unpacked"), "layer": .string(layer.description), "bytes": .number(Double(bytes)), "seconds": .number(seconds), "inflater": .string(inflater)]))
     }
 }
-do {
-    let record = try await puller.pull(ref, written: written, progress: progress)
-    emit(.object(["image": .string(record.id.description)]))
-    exit(0)
-} catch {
-    fail(error.reason, error.message)
+var last: ImageError? = nil
+for credentials in candidates {
+    var puller = RegistryPuller(store: store, configDirectory: configDir, credentials: credentials)
+    puller.platform = platform
+    do {
+        let record = try await puller.pull(ref, written: written, progress: progress)
+        emit(.object(["image": .string(record.id.description)]))
+        exit(0)
+    } catch {
+        last = error  // kubelet tries the next matching credentials after any failure
+    }
 }
+fail(last!.reason, last!.message)

@@ -37,9 +37,9 @@ struct PodProbeTests {
               containers:
               - name: c
                 image: busybox:1.36
-                command: ["sh", "-c", "touch /tmp/healthy; trap 'exit 0' TERM; (sleep 1; rm /tmp/healthy) & while true; do sleep 0.1; done"]
+                command: ["sh", "-c", "trap 'exit 0' TERM; (sleep 1; touch /tmp/dead) & while true; do sleep 0.1; done"]
                 livenessProbe:
-                  exec: {command: ["cat", "/tmp/healthy"]}
+                  exec: {command: ["sh", "-c", "if [ -e /tmp/dead ]; then echo dead-now; exit 1; fi"]}
                   periodSeconds: 1
                   failureThreshold: 2
             """)
@@ -51,14 +51,16 @@ struct PodProbeTests {
         let unhealthy = events(ev, "Unhealthy", "c")
         #expect(unhealthy.count >= 2, "§9: one Unhealthy event per failed probe: \(unhealthy.count)")
         #expect(unhealthy.first?["type"] as? String == "Warning")
-        #expect((unhealthy.first?["message"] as? String)?.hasPrefix("Liveness probe failed: cat: can't open '/tmp/healthy'") == true,
+        #expect((unhealthy.first?["message"] as? String)?.hasPrefix("Liveness probe failed: dead-now") == true,
                 "\(unhealthy.first?["message"] ?? "")")
         let killing = events(ev, "Killing", "c")
         #expect(killing.first?["message"] as? String == "Container c failed liveness probe, will be restarted", "\(killing)")
         // The kill went through SIGTERM (the trap exits 0), not SIGKILL.
         let lastState = (last.container("c")?["lastState"] as? [String: Any])?["terminated"] as? [String: Any]
         #expect(lastState?["exitCode"] as? Int == 0, "lastState: \(String(describing: lastState))")
-        // Two failures a second apart after the file went at ~1 s: not before ~2 s.
+        // Two failures a second apart after the file came at ~1 s: not before ~2 s. (The probe
+        // fails on a file the container makes, not on one it removes: kubelet's first probe
+        // comes right after the start and may run before the shell has done anything.)
         if let started = events(ev, "Started", "c").first.flatMap(eventTime), let killed = killing.first.flatMap(eventTime) {
             #expect(killed - started >= 1.9 && killed - started <= 4.5, "§9: killed \(killed - started) s after the start")
         }

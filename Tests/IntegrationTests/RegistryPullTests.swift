@@ -230,6 +230,116 @@ struct RegistryPullTests {
         #expect(!viaFile.stdout.contains("s3cret") && !viaFile.stderr.contains("s3cret"))
     }
 
+    @Test("imagePullSecrets from Secret files in --secrets-dir (dockerconfigjson in data or stringData, legacy dockercfg): each matching credential is tried in the pod's order, a missing one is kubelet's FailedToRetrieveImagePullSecret, the password appears nowhere")
+    func pullSecrets() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch, user: ("alice", "s3cret-pw"))
+        defer { registry.stop() }
+        registry.push(creds: ("alice", "s3cret-pw"))
+        let dir = scratch.path + "/secrets"
+        try FileManager.default.createDirectory(atPath: dir + "/default", withIntermediateDirectories: true)
+        func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+        // What `kubectl create secret docker-registry NAME ... --dry-run=client -o yaml` prints.
+        try """
+            apiVersion: v1
+            data:
+              .dockerconfigjson: \(b64(#"{"auths":{"\#(registry.host)":{"username":"alice","password":"nope","auth":"\#(b64("alice:nope"))"}}}"#))
+            kind: Secret
+            metadata:
+              creationTimestamp: null
+              name: wrong
+            type: kubernetes.io/dockerconfigjson
+            """.write(toFile: dir + "/wrong.yaml", atomically: true, encoding: .utf8)
+        try """
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: right, namespace: default}
+            type: kubernetes.io/dockerconfigjson
+            stringData:
+              .dockerconfigjson: '{"auths": {"http://\(registry.host)/v2/": {"auth": "\(b64("alice:s3cret-pw"))"}}}'
+            """.write(toFile: dir + "/default/right.yaml", atomically: true, encoding: .utf8)
+        try #"{"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "legacy"}, "type": "kubernetes.io/dockercfg", "data": {".dockercfg": "\#(b64(#"{"\#(registry.host)": {"auth": "\#(b64("alice:s3cret-pw"))"}}"#))"}}"#
+            .write(toFile: dir + "/legacy.json", atomically: true, encoding: .utf8)
+        try "kind: Secret\nmetadata: {name: opaque}\ntype: Opaque\ndata: {password: eA==}\n".write(toFile: dir + "/opaque.yaml", atomically: true, encoding: .utf8)
+
+        var pods = PodHusk(scratch, extra: ["--secrets-dir", dir])
+        pods.registries = true
+        defer { pods.cleanup() }
+        func pod(_ name: String, _ secrets: [String]) -> String {
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: \(name)}
+            spec:
+              imagePullSecrets: [\(secrets.map { "{name: \($0)}" }.joined(separator: ", "))]
+              containers:
+              - name: c
+                image: \(registry.host)/library/busybox:1.36
+                imagePullPolicy: Always
+                command: ["sleep", "60"]
+            """
+        }
+        // The wrong credentials first, then the right ones: the pull succeeds.
+        #expect(pods.start(pod("both", ["missing", "opaque", "wrong", "right"]), name: "both.yaml").status == 0)
+        let both = pods.wait("both", timeout: 30) { $0.stateKind("c") == "running" }
+        #expect(both?.stateKind("c") == "running", "\(String(describing: both?.status))")
+        let failed = events(pods.events("both"), "FailedToRetrieveImagePullSecret").compactMap { $0["message"] as? String }
+        #expect(failed.first?.hasPrefix("Unable to retrieve some image pull secrets (missing, opaque: ") == true
+                && failed.first?.hasSuffix("type Opaque is not kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg); attempting to pull the image may not succeed.") == true,
+                "\(failed)")
+        #expect(pods.start(pod("legacy", ["legacy"]), name: "legacy.yaml").status == 0)
+        let legacy = pods.wait("legacy", timeout: 30) { $0.stateKind("c") == "running" }
+        #expect(legacy?.stateKind("c") == "running", "\(String(describing: legacy?.status))")
+        // Only wrong credentials: the registry's refusal, as kubelet reports it.
+        // (`husk run -d` says the pod is waiting with the pull's error: status 2; the pod goes on.)
+        let started = pods.start(pod("wrong", ["wrong"]), name: "wrong.yaml")
+        #expect(started.status == 2 && started.stderr.contains("authorization failed"), "\(started.stderr)")
+        let wrong = pods.wait("wrong", timeout: 30) { ["ErrImagePull", "ImagePullBackOff"].contains($0.waitingReason("c") ?? "") }
+        #expect(wrong.map { waitingMessage($0, "c") ?? "" }?.contains("authorization failed") == true, "\(String(describing: wrong?.status))")
+        for p in ["both", "legacy", "wrong"] {
+            let all = pods("inspect", p).stdout + pods("events", p).stdout
+            #expect(!all.contains("s3cret") && !all.contains("nope"), "\(p): a password is shown")
+        }
+    }
+
+    @Test("a registry that dies halfway through a layer: the pod is ErrImagePull then ImagePullBackOff; once it is back, the next attempt resumes the blob with Range and the pod starts")
+    func registryDiesMidBlob() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push()
+        let first = try TestProxy(scratch, upstream: registry.host, options: #"{"die": true, "cut_min": 100000}"#)
+        defer { first.stop() }
+        var pods = PodHusk(scratch, extra: ["--backoff-scale", "0.1"])
+        pods.registries = true
+        defer { pods.cleanup() }
+        let started = pods.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: dies}
+            spec:
+              containers:
+              - name: c
+                image: \(first.host)/library/busybox:1.36
+                command: ["sleep", "60"]
+            """)
+        #expect(started.status == 2 && started.stderr.contains("ErrImagePull"), "\(started.stderr)")
+        let backoff = pods.wait("dies", timeout: 60) { $0.waitingReason("c") == "ImagePullBackOff" }
+        #expect(backoff?.waitingReason("c") == "ImagePullBackOff", "\(String(describing: backoff?.status))")
+        #expect(first.lines.contains { $0.hasPrefix("DIE after ") }, "\(first.lines)")
+        let partials = ((try? FileManager.default.contentsOfDirectory(atPath: pods.root + "/images/ingest")) ?? []).filter { $0.hasSuffix(".partial") }
+        #expect(partials.count == 1, "\(partials)")
+        #expect(!events(pods.events("dies"), "Failed", "c").isEmpty)
+        // The registry is back on the same address.
+        let second = try TestProxy(scratch, upstream: registry.host, options: #"{"port": \#(first.port)}"#)
+        defer { second.stop() }
+        let running = pods.wait("dies", timeout: 60) { $0.stateKind("c") == "running" }
+        #expect(running?.stateKind("c") == "running", "\(String(describing: running?.status))")
+        #expect(second.lines.contains { $0.contains("/blobs/sha256:") && $0.contains("range=bytes=") && !$0.contains("range=bytes=0-") }, "\(second.lines)")
+    }
+
     @Test("Bearer tokens: the challenge's realm asked for a token for repository:library/busybox:pull (anonymously, then with Basic credentials when the token server wants them), which every request then carries")
     func bearer() throws {
         let scratch = Scratch()

@@ -8,15 +8,19 @@ usage: proxy.py PORTFILE UPSTREAM LOG [options as JSON]
             "fail": {"status": 500, "count": 2, "path": "/v2/"},  # the first COUNT matching requests
             "retry_after": 1,                                  # with a Retry-After header
             "corrupt": true,                                   # flip a byte in every blob
-            "cut": 1, "cut_min": 10000}                        # close the first N blob bodies (of at
+            "cut": 1, "cut_min": 10000,                        # close the first N blob bodies (of at
                                                                # least cut_min bytes) halfway
-It listens on 127.0.0.1, a free port, which it writes to PORTFILE once ready.
+            "die": true,                                       # exit (the whole process) halfway
+                                                               # through the first such blob
+            "port": 5123}                                      # listen here (a restarted proxy)
+It listens on 127.0.0.1, a free port unless "port", which it writes to PORTFILE once ready.
 """
 
 import base64
 import http.client
 import http.server
 import json
+import os
 import sys
 import threading
 
@@ -127,6 +131,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        if is_blob and options.get("die") and len(body) > max(1, options.get("cut_min", 0)):
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            log("DIE after %d of %d bytes" % (len(body) // 2, len(body)))
+            os._exit(0)
         if cut:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -135,10 +144,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+http.server.ThreadingHTTPServer.allow_reuse_address = True
+server = http.server.ThreadingHTTPServer(("127.0.0.1", options.get("port", 0)), Handler)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os  # noqa: E402
-
 os.rename(port_file + ".tmp", port_file)
 server.serve_forever()

@@ -215,10 +215,17 @@ extension PodSupervisor {
             }
             events.normal("Pulling", "Pulling image \"\(c.image)\"", st)
         }
+        // The pod's pull secrets, read at each pull (a pod-level event names those it cannot get).
+        var secrets: [JSONValue] = []
+        if willPull && !pod.spec.imagePullSecrets.isEmpty {
+            let loaded = PullSecrets.load(pod.spec.imagePullSecrets, namespace: pod.metadata.namespace, dir: settings.secretsDir)
+            if let message = loaded.eventMessage { events.warning("FailedToRetrieveImagePullSecret", message) }
+            secrets = loaded.configs
+        }
         let started = Clock.monotonicSeconds()
         do {
             let (image, pulled) = try store.ensure(c.image, policy: c.imagePullPolicy, sources: sources,
-                                                   registry: RegistryHelper.puller(settings, store: store))
+                                                   registry: RegistryHelper.puller(settings, store: store, pullSecrets: secrets))
             let layers = try store.snapshotPaths(image)
             try store.lease("pod-\(pod.metadata.uid)-\(c.name)", image: image.id)
             if pulled {

@@ -43,6 +43,9 @@ public struct PodSpec: Sendable, Equatable {
     /// the node's that no other pod has.
     public var hostUsers = true
     public var shareProcessNamespace = false
+    /// Names of Secrets with registry credentials, read from files in `--secrets-dir`
+    /// (PullSecrets): Husk has no API server.
+    public var imagePullSecrets: [String] = []
     public var dnsPolicy: DNSPolicy = .clusterFirst
     public var dnsConfig: DNSConfig? = nil
     public var hostAliases: [HostAlias] = []

@@ -36,6 +36,7 @@ extension PodSpec {
         if hostIPC { o["hostIPC"] = .bool(true) }
         if !hostUsers { o["hostUsers"] = .bool(false) }
         if shareProcessNamespace { o["shareProcessNamespace"] = .bool(true) }
+        if !imagePullSecrets.isEmpty { o["imagePullSecrets"] = .array(imagePullSecrets.map { .object(["name": .string($0)]) }) }
         if let c = dnsConfig {
             var d: [String: JSONValue] = [:]
             if !c.nameservers.isEmpty { d["nameservers"] = .array(c.nameservers.map { .string($0) }) }

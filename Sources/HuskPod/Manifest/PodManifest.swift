@@ -222,10 +222,10 @@ public enum PodManifest {
         w.check(s, known: [
             "initContainers", "containers", "volumes", "restartPolicy", "terminationGracePeriodSeconds",
             "activeDeadlineSeconds", "hostname", "subdomain", "setHostnameAsFQDN", "hostNetwork", "hostPID", "hostIPC", "hostUsers",
-            "shareProcessNamespace", "dnsPolicy", "dnsConfig", "hostAliases", "securityContext",
+            "shareProcessNamespace", "dnsPolicy", "dnsConfig", "hostAliases", "securityContext", "imagePullSecrets",
         ], ignored: [
             "nodeName", "nodeSelector", "affinity", "tolerations", "serviceAccountName", "serviceAccount",
-            "automountServiceAccountToken", "priorityClassName", "priority", "schedulerName", "imagePullSecrets",
+            "automountServiceAccountToken", "priorityClassName", "priority", "schedulerName",
             "enableServiceLinks", "preemptionPolicy", "overhead", "topologySpreadConstraints", "runtimeClassName",
             "readinessGates", "ephemeralContainers", "os", "resourceClaims", "resources", "schedulingGates",
         ])
@@ -252,6 +252,15 @@ public enum PodManifest {
         spec.hostIPC = try s.optBool("hostIPC") ?? false
         spec.hostUsers = try s.optBool("hostUsers") ?? true
         spec.shareProcessNamespace = try s.optBool("shareProcessNamespace") ?? false
+        spec.imagePullSecrets = try s.optArray("imagePullSecrets") { (r) throws(FieldError) -> String in
+            w.check(r, known: ["name"])
+            let name = try r.optString("name") ?? ""
+            // The API server's check (a DNS subdomain); an empty name is dropped as kubelet drops it.
+            if !name.isEmpty && !PodValidation.isDNSSubdomain(name) {
+                w.problem(r, "name", "Invalid value: \"\(name)\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
+            }
+            return name
+        }?.filter { !$0.isEmpty } ?? []
         if let d = try s.optString("dnsPolicy") {
             if let dp = DNSPolicy(rawValue: d) {
                 spec.dnsPolicy = dp

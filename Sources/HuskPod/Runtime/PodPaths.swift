@@ -30,6 +30,8 @@ public struct HuskSettings: Sendable, Equatable {
     /// docker's config.json with registry credentials; nil: $REGISTRY_AUTH_FILE, then
     /// ~/.docker/config.json.
     public var authFile: String? = nil
+    /// A pod's imagePullSecrets, as Secret manifests (PullSecrets).
+    public var secretsDir = "/etc/husk/secrets"
 
     public init() {}
 
@@ -48,6 +50,7 @@ public struct HuskSettings: Sendable, Equatable {
         if !registries { o["registries"] = .bool(false) }
         if let d = registryConfigDir { o["registryConfigDir"] = .string(d) }
         if let f = authFile { o["authFile"] = .string(f) }
+        if secretsDir != "/etc/husk/secrets" { o["secretsDir"] = .string(secretsDir) }
         return .object(o)
     }
 
@@ -67,6 +70,7 @@ public struct HuskSettings: Sendable, Equatable {
         registries = try r.optBool("registries") ?? true
         registryConfigDir = try r.optString("registryConfigDir")
         authFile = try r.optString("authFile")
+        secretsDir = try r.optString("secretsDir") ?? secretsDir
     }
 }
 

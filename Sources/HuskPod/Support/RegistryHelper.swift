@@ -22,18 +22,19 @@ public enum RegistryHelper {
     }
 
     /// The `RegistryPull` of `ImageStore.ensure` for these settings, or nil when registries
-    /// are off. `credentials` (CRI AuthConfig, `husk pull --creds`) go before the auth file.
-    public static func puller(_ settings: HuskSettings, store: ImageStore, credentials: JSONValue? = nil,
+    /// are off. `credentials` (CRI AuthConfig, `husk pull --creds`) go before the auth file;
+    /// so do `pullSecrets` (a pod's, as docker config documents), each tried in turn.
+    public static func puller(_ settings: HuskSettings, store: ImageStore, credentials: JSONValue? = nil, pullSecrets: [JSONValue] = [],
                               progress: (@Sendable (PullEvent) -> Void)? = nil) -> RegistryPull? {
         guard settings.registries else { return nil }
         return { (ref, written) throws(ImageError) -> ImageRecord in
-            try pull(ref, written: written, settings: settings, store: store, credentials: credentials, progress: progress)
+            try pull(ref, written: written, settings: settings, store: store, credentials: credentials, pullSecrets: pullSecrets, progress: progress)
         }
     }
 
     public static func pull(
         _ ref: ImageReference, written: String, settings: HuskSettings, store: ImageStore, credentials: JSONValue?,
-        progress: (@Sendable (PullEvent) -> Void)?
+        pullSecrets: [JSONValue] = [], progress: (@Sendable (PullEvent) -> Void)?
     ) throws(ImageError) -> ImageRecord {
         var argv = [path, "--root", settings.root]
         if let dir = settings.registryConfigDir { argv += ["--registry-config", dir] }
@@ -54,7 +55,11 @@ public enum RegistryHelper {
             plan.stdio = [ir, ow, null]
             spawned = try Spawner.spawn(plan)
             out = or
-            let secret = credentials.map { Array($0.serialized().utf8) } ?? []
+            // stdin: the AuthConfig's fields, and the pod's pull secrets under "pullSecrets".
+            var input: [String: JSONValue] = [:]
+            if case .object(let o)? = credentials { input = o }
+            if !pullSecrets.isEmpty { input["pullSecrets"] = .array(pullSecrets) }
+            let secret = input.isEmpty ? [] : Array(JSONValue.object(input).serialized().utf8)
             Threads.spawn("pull-creds") { try? iw.writeAll(secret) }
         } catch {
             throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": cannot start \(path): \(error)")
