@@ -104,7 +104,7 @@ for img in busybox:1.36 big:1; do
     $CTR images rm --sync "$ref" >/dev/null
     left=$($CTR snapshots ls | tail -n +2 | wc -l)
     [ "$left" = 0 ] || echo "bench pull: containerd kept $left snapshots after images rm --sync" >&2
-    cmds+=(-n "containerd pull $name (ctr images pull --plain-http, unpack)" --prepare "sh -c '$CTR images rm --sync $ref >/dev/null 2>&1 || true'"
+    cmds+=(-n "containerd pull $name (ctr images pull --plain-http; unpack)" --prepare "sh -c '$CTR images rm --sync $ref >/dev/null 2>&1 || true'"
       "$CTR images pull --plain-http $ref")
   fi
   cmds+=(-n "skopeo copy + umoci unpack $name" --prepare "sh -c 'rm -rf $tfs/s && mkdir $tfs/s'"

@@ -30,7 +30,7 @@ extension ImageStore {
     ///    `ErrImagePull` even when the store has an older copy.
     /// A reference that no layout serves goes to `registry` when there is one.
     public func ensure(
-        _ written: String, policy: PullPolicy?, sources: [LayoutSource], registry: RegistryPull? = nil,
+        _ written: String, policy: PullPolicy?, sources: [LayoutSource], registry: RegistryPull? = nil, platform: Platform = .host,
         progress: (@Sendable (PullEvent) -> Void)? = nil
     ) throws(ImageError) -> (ImageRecord, pulled: Bool) {
         let ref = try ImageReference(parsing: written)
@@ -40,22 +40,28 @@ extension ImageStore {
             if let img = try image(for: ref) { return (img, false) }
             throw ImageError(reason: .errImageNeverPull, message: "Container image \"\(written)\" is not present with pull policy of Never")
         case .ifNotPresent:
-            if let img = try image(for: ref) { return (img, false) }
+            // Present for this platform: `husk pull --platform` of a tag the store has for
+            // another one pulls.
+            if let img = try image(for: ref), (img.config.os ?? platform.os) == platform.os,
+               (img.config.architecture ?? platform.architecture) == platform.architecture {
+                return (img, false)
+            }
         case .always:
             break
         }
         if let registry, try Resolver.source(of: ref, in: sources) == nil {
             return (try registry(ref, written), true)
         }
-        return (try pull(ref, written: written, sources: sources, progress: progress), true)
+        return (try pull(ref, written: written, sources: sources, platform: platform, progress: progress), true)
     }
 
     /// Resolves `ref` in the sources and copies and unpacks what the store lacks. The record is
     /// written last: until then no half image is visible.
     public func pull(
-        _ ref: ImageReference, written: String, sources: [LayoutSource], progress: (@Sendable (PullEvent) -> Void)? = nil
+        _ ref: ImageReference, written: String, sources: [LayoutSource], platform: Platform = .host,
+        progress: (@Sendable (PullEvent) -> Void)? = nil
     ) throws(ImageError) -> ImageRecord {
-        let r = try Resolver.resolve(ref, written: written, in: sources)
+        let r = try Resolver.resolve(ref, written: written, in: sources, platform: platform)
         progress?(.resolved(reference: ref.description, manifest: r.manifestDescriptor.digest, source: r.source))
         if let layout = r.layout {
             for layer in r.manifest.layers {
@@ -109,6 +115,12 @@ extension ImageStore {
     }
 
     // MARK: - Snapshots
+
+    /// Unpacks one layer whose blob the store has (once per diff_id, as `record` does): a
+    /// registry pull starts it as soon as the blob is complete, while others still download.
+    public func unpackLayer(_ layer: Descriptor, diffID: Digest, progress: (@Sendable (PullEvent) -> Void)? = nil) throws(ImageError) {
+        try ensureSnapshot(layer, diffID: diffID, progress: progress)
+    }
 
     /// The directory holding the unpacked layer with this diff_id.
     public func snapshotPath(_ diffID: Digest) -> String { snapshotsDir + "/" + diffID.hex }

@@ -51,6 +51,13 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(os)/\(architecture)" + (variant.map { "/\($0)" } ?? "") }
 
+    /// `OS/ARCH[/VARIANT]`, as `ctr pull --platform` and `docker pull --platform` take it.
+    public init?(parsing text: String) {
+        let p = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard p.count == 2 || p.count == 3, !p.contains(where: \.isEmpty) else { return nil }
+        self.init(architecture: p[1], os: p[0], variant: p.count > 2 ? p[2] : nil)
+    }
+
     /// The platform of this machine in OCI terms (uname machine -> GOARCH names).
     public static let host: Platform = {
         var u = utsname()

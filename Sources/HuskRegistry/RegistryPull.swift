@@ -1,3 +1,4 @@
+import Dispatch
 import HuskImage
 import HuskSystem
 
@@ -118,17 +119,33 @@ public struct RegistryPuller: Sendable {
         let config = try Resolver.decodeConfig(configBytes, manifest: manifest, platform: platform, written: written)
 
         // The layers, `concurrency` at a time; a blob another pull is writing is waited for.
+        // Each is unpacked as soon as its blob is complete (layers unpack into directories of
+        // their own, in any order), on a thread of its own while the others download.
         var seen = Set<Digest>()
         let layers = manifest.layers.filter { seen.insert($0.digest).inserted }
+        let diffIDs = Dictionary(zip(manifest.layers.map(\.digest), config.rootfs.diff_ids), uniquingKeysWith: { first, _ in first })
+        let store = self.store
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             func add() {
                 let layer = layers[next]
                 next += 1
                 group.addTask {
-                    guard let writer = try store.openBlob(layer) else { return }
-                    defer { writer.close() }
-                    try await client.blob(layer, into: writer) { done in progress?(.copying(blob: layer.digest, done: done, total: layer.size)) }
+                    if let writer = try store.openBlob(layer) {
+                        defer { writer.close() }
+                        try await client.blob(layer, into: writer) { done in progress?(.copying(blob: layer.digest, done: done, total: layer.size)) }
+                    }
+                    guard let diffID = diffIDs[layer.digest], store.hasBlob(layer) else { return }
+                    try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in
+                        DispatchQueue.global().async {
+                            do {
+                                try store.unpackLayer(layer, diffID: diffID, progress: progress)
+                                done.resume()
+                            } catch {
+                                done.resume(throwing: error)
+                            }
+                        }
+                    }
                 }
             }
             while next < layers.count && next < concurrency { add() }

@@ -43,9 +43,8 @@ while !args.isEmpty {
     case "--auth-file": authFile = value()
     case "--max-layer-size": maxLayer = UInt64(value())
     case "--platform":
-        let p = value().split(separator: "/").map(String.init)
-        guard p.count >= 2 else { fail(.errImagePull, "husk-pull: --platform is OS/ARCH[/VARIANT]") }
-        platform = Platform(architecture: p[1], os: p[0], variant: p.count > 2 ? p[2] : nil)
+        guard let p = Platform(parsing: value()) else { fail(.errImagePull, "husk-pull: --platform is OS/ARCH[/VARIANT]") }
+        platform = p
     default:
         guard reference == nil, !a.hasPrefix("-") else { fail(.errImagePull, "husk-pull: unexpected argument \(a)") }
         reference = a

@@ -15,6 +15,8 @@ struct Pull: ParsableCommand {
     var policy: String?
     @Option(name: .long, help: "Registry credentials USER:PASSWORD for this pull (before the auth file's).")
     var creds: String?
+    @Option(name: .long, help: "The platform to pick from an index, OS/ARCH[/VARIANT] (default: this node's).")
+    var platform: String?
     @Argument(help: "The image reference (busybox, docker.io/library/busybox:1.36, name@sha256:...).")
     var reference: String
 
@@ -28,8 +30,15 @@ struct Pull: ParsableCommand {
                 guard let colon = creds.firstIndex(of: ":") else { throw HuskError(.invalidArgument, "--creds is USER:PASSWORD") }
                 credentials = .object(["username": .string(String(creds[..<colon])), "password": .string(String(creds[creds.index(after: colon)...]))])
             }
-            let registry = RegistryHelper.puller(try globals.settings(), store: store, credentials: credentials) { progress.report($0) }
-            let (img, pulled) = try store.ensure(reference, policy: policy, sources: try globals.sources(), registry: registry) { progress.report($0) }
+            var chosen = Platform.host
+            if let platform {
+                guard let p = Platform(parsing: platform) else { throw HuskError(.invalidArgument, "--platform \(platform): expected OS/ARCH[/VARIANT], for example linux/arm64") }
+                chosen = p
+            }
+            let registry = RegistryHelper.puller(try globals.settings(), store: store, credentials: credentials, platform: chosen) { progress.report($0) }
+            let (img, pulled) = try store.ensure(reference, policy: policy, sources: try globals.sources(), registry: registry, platform: chosen) {
+                progress.report($0)
+            }
             progress.finish()
             let ref = try ImageReference(parsing: reference)
             if pulled {

@@ -51,7 +51,8 @@ final class TestRegistry: @unchecked Sendable {
     let process = Process()
     let tls: Bool
 
-    init(_ scratch: Scratch, name: String = "registry", user: (String, String)? = nil, tls: (cert: String, key: String)? = nil) throws {
+    init(_ scratch: Scratch, name: String = "registry", user: (String, String)? = nil, tls: (cert: String, key: String)? = nil,
+         clientCA: String? = nil) throws {
         dir = scratch.path + "/" + name
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
         port = freePort()
@@ -68,6 +69,7 @@ final class TestRegistry: @unchecked Sendable {
 
             """
         if let tls { config += "  tls:\n    certificate: \(tls.cert)\n    key: \(tls.key)\n" }
+        if let clientCA { config += "    clientcas:\n      - \(clientCA)\n" }
         if let (u, p) = user {
             let h = run(["/usr/bin/htpasswd", "-Bbn", u, p])
             try h.stdout.write(toFile: dir + "/htpasswd", atomically: true, encoding: .utf8)
@@ -88,10 +90,13 @@ final class TestRegistry: @unchecked Sendable {
     var host: String { "127.0.0.1:\(port)" }
 
     /// The busybox test image pushed as `library/busybox:TAG` (skopeo from the layout).
-    func push(tag: String = "1.36", source: String = "1.36", creds: (String, String)? = nil) {
+    func push(tag: String = "1.36", source: String = "1.36", creds: (String, String)? = nil, certDir: String? = nil,
+              layout: String = BusyboxLayout.path, name: String = "library/busybox", all: Bool = false) {
         var args = ["/usr/bin/skopeo", "copy", "--dest-tls-verify=false"]
         if let (u, p) = creds { args += ["--dest-creds", "\(u):\(p)"] }
-        args += ["oci:\(BusyboxLayout.path):\(source)", "docker://\(host)/library/busybox:\(tag)"]
+        if let certDir { args += ["--dest-cert-dir", certDir] }
+        if all { args.append("--all") }
+        args += ["oci:\(layout):\(source)", "docker://\(host)/\(name):\(tag)"]
         let r = run(args, timeout: 120)
         #expect(r.status == 0, "skopeo copy: \(r.stderr)")
     }
@@ -451,6 +456,121 @@ struct RegistryPullTests {
         try "server = \"https://\(registry.host)\"\n".write(toFile: hostDir + "/hosts.toml", atomically: true, encoding: .utf8)
         let refused = IntegrationTests.run([huskPath, "--root", scratch.path + "/r2", "--registry-config", config, "pull", ref])
         #expect(refused.status != 0 && refused.stderr.lowercased().contains("certificate"), "\(refused.stderr)")
+    }
+
+    @Test("TLS client certificates from hosts.toml's client (without one the registry refuses the handshake); skip_verify trusts a certificate no CA vouches for")
+    func clientCertificates() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let d = scratch.path + "/tls"
+        try FileManager.default.createDirectory(atPath: d + "/skopeo", withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd \(d)
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=husk-test-ca 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null
+            printf 'subjectAltName=IP:127.0.0.1\\n' > ext
+            openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=husk-test-client 2>/dev/null
+            printf 'extendedKeyUsage=clientAuth\\n' > cext
+            openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile cext 2>/dev/null
+            cp client.pem skopeo/client.cert && cp client.key skopeo/client.key && cp ca.pem skopeo/ca.crt
+            """
+        let made = run(["/bin/sh", "-c", script])
+        try #require(made.status == 0, "openssl: \(made.stderr)")
+        let registry = try TestRegistry(scratch, tls: (d + "/srv.pem", d + "/srv.key"), clientCA: d + "/ca.pem")
+        defer { registry.stop() }
+        registry.push(certDir: d + "/skopeo")
+        let config = scratch.path + "/certs.d"
+        let hostDir = config + "/" + registry.host
+        try FileManager.default.createDirectory(atPath: hostDir, withIntermediateDirectories: true)
+        for f in ["ca.pem", "client.pem", "client.key"] { try FileManager.default.copyItem(atPath: d + "/" + f, toPath: hostDir + "/" + f) }
+        let ref = "\(registry.host)/library/busybox:1.36"
+        func pull(_ toml: String, _ root: String) -> RunResult {
+            try? toml.write(toFile: hostDir + "/hosts.toml", atomically: true, encoding: .utf8)
+            return IntegrationTests.run([huskPath, "--root", scratch.path + "/" + root, "--registry-config", config, "pull", ref])
+        }
+        let noClient = pull("server = \"https://\(registry.host)\"\nca = \"ca.pem\"\n", "r1")
+        #expect(noClient.status != 0 && noClient.stderr.contains("Failed to pull image \"\(ref)\""), "\(noClient.stderr)")
+        let withClient = pull("server = \"https://\(registry.host)\"\nca = \"ca.pem\"\nclient = [[\"client.pem\", \"client.key\"]]\n", "r2")
+        #expect(withClient.status == 0, "\(withClient.stderr)")
+        let skip = pull("server = \"https://\(registry.host)\"\nskip_verify = true\nclient = [[\"client.pem\", \"client.key\"]]\n", "r3")
+        #expect(skip.status == 0, "\(skip.stderr)")
+        let noCA = pull("server = \"https://\(registry.host)\"\nclient = [[\"client.pem\", \"client.key\"]]\n", "r4")
+        #expect(noCA.status != 0 && noCA.stderr.lowercased().contains("certificate"), "\(noCA.stderr)")
+    }
+
+    @Test("a multi-platform index pushed with skopeo --all: this node's platform by default, --platform picks another (from a registry and from a layout), one the index lacks is refused with what it has")
+    func platforms() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        var w = try LayoutWriter(scratch.path + "/layout")
+        var entries: [[String: Any]] = []
+        for arch in ["amd64", "arm64"] {
+            var t = TarWriter()
+            t.addFile("arch", arch)
+            entries.append(try w.addImage(tag: nil, layers: [.init(tar: t.finish())], platform: ("linux", arch), toIndex: false))
+        }
+        try w.addIndex(tag: "multi", entries: entries)
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        registry.push(tag: "1", source: "multi", layout: w.path, name: "test/multi", all: true)
+        let ref = "\(registry.host)/test/multi:1"
+        func arch(_ root: String, _ r: String = "") throws -> String {
+            let store = try ImageStore(root: scratch.path + "/" + root)
+            let img = try #require(try store.image(matching: r.isEmpty ? ref : r))
+            return readText(store.snapshotPath(img.diffIDs[0]) + "/arch") + "/" + (img.config.architecture ?? "")
+        }
+        let host = IntegrationTests.run([huskPath, "--root", scratch.path + "/r1", "pull", ref])
+        #expect(host.status == 0, "\(host.stderr)")
+        #expect(try arch("r1") == "amd64/amd64")
+        let arm = IntegrationTests.run([huskPath, "--root", scratch.path + "/r1", "pull", "--platform", "linux/arm64", ref])
+        #expect(arm.status == 0 && arm.stdout.hasPrefix("Pulled "), "\(arm.stdout) \(arm.stderr)")
+        #expect(try arch("r1") == "arm64/arm64")
+        let none = IntegrationTests.run([huskPath, "--root", scratch.path + "/r2", "pull", "--platform", "linux/s390x", ref])
+        #expect(none.status != 0 && none.stderr.contains("no manifest for linux/s390x in its index (has: linux/amd64, linux/arm64)"), "\(none.stderr)")
+        let bad = IntegrationTests.run([huskPath, "--root", scratch.path + "/r2", "pull", "--platform", "arm64", ref])
+        #expect(bad.status != 0 && bad.stderr.contains("--platform arm64: expected OS/ARCH[/VARIANT]"), "\(bad.stderr)")
+        let layout = IntegrationTests.run([huskPath, "--root", scratch.path + "/r3", "--no-registries", "--image-source", w.path, "pull", "--platform", "linux/arm64", "test/multi:multi"])
+        #expect(layout.status == 0, "\(layout.stderr)")
+        #expect(try arch("r3", "test/multi:multi") == "arm64/arm64")
+    }
+
+    @Test("the hostile layers of the layout tests, pushed to a registry and pulled from it, are refused the same way; nothing is kept and the sentinel is untouched")
+    func hostileLayers() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let sentinel = try Sentinel(in: scratch)
+        let before = sentinel.fingerprint
+        let registry = try TestRegistry(scratch)
+        defer { registry.stop() }
+        var w = try LayoutWriter(scratch.path + "/layout")
+        let cases = HostileLayerTests.cases.filter { $0.error != nil }
+        for (i, c) in cases.enumerated() { try w.addImage(tag: "c\(i)", layers: [.init(tar: c.build(sentinel.path))]) }
+        for i in cases.indices { registry.push(tag: "\(i)", source: "c\(i)", layout: w.path, name: "test/evil") }
+        let h = husk(scratch)
+        for (i, c) in cases.enumerated() {
+            let r = h("pull", "\(registry.host)/test/evil:\(i)")
+            #expect(r.status == 1, "\(c.name): accepted")
+            #expect(r.stderr.contains("ErrImagePull") && r.stderr.contains(c.error!), "\(c.name): \(r.stderr)")
+            expectNothingKept(h.store)
+        }
+        #expect(sentinel.fingerprint == before, "the sentinel changed")
+    }
+
+    @Test("a husk-pull that dies without an answer: the pull's error says how it ended and the last lines of its stderr")
+    func helperDies() throws {
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        // husk next to a husk-pull that fails the way a crash does.
+        let bin = scratch.path + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: huskPath, toPath: bin + "/husk")
+        try "#!/bin/sh\necho 'Fatal error: something broke' >&2\nkill -SEGV $$\n".write(toFile: bin + "/husk-pull", atomically: true, encoding: .utf8)
+        chmod(bin + "/husk-pull", 0o755)
+        let r = IntegrationTests.run([bin + "/husk", "--root", scratch.path + "/root", "pull", "127.0.0.1:1/library/busybox:1.36"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("husk-pull ended (") && r.stderr.contains("without saying why; its stderr: Fatal error: something broke"), "\(r.stderr)")
     }
 
     @Test("two pulls of one image at once download each blob once; Always pulls again but downloads nothing that did not change")

@@ -25,21 +25,23 @@ public enum RegistryHelper {
     /// are off. `credentials` (CRI AuthConfig, `husk pull --creds`) go before the auth file;
     /// so do `pullSecrets` (a pod's, as docker config documents), each tried in turn.
     public static func puller(_ settings: HuskSettings, store: ImageStore, credentials: JSONValue? = nil, pullSecrets: [JSONValue] = [],
-                              progress: (@Sendable (PullEvent) -> Void)? = nil) -> RegistryPull? {
+                              platform: Platform = .host, progress: (@Sendable (PullEvent) -> Void)? = nil) -> RegistryPull? {
         guard settings.registries else { return nil }
         return { (ref, written) throws(ImageError) -> ImageRecord in
-            try pull(ref, written: written, settings: settings, store: store, credentials: credentials, pullSecrets: pullSecrets, progress: progress)
+            try pull(ref, written: written, settings: settings, store: store, credentials: credentials, pullSecrets: pullSecrets,
+                     platform: platform, progress: progress)
         }
     }
 
     public static func pull(
         _ ref: ImageReference, written: String, settings: HuskSettings, store: ImageStore, credentials: JSONValue?,
-        pullSecrets: [JSONValue] = [], progress: (@Sendable (PullEvent) -> Void)?
+        pullSecrets: [JSONValue] = [], platform: Platform = .host, progress: (@Sendable (PullEvent) -> Void)?
     ) throws(ImageError) -> ImageRecord {
         var argv = [path, "--root", settings.root]
         if let dir = settings.registryConfigDir { argv += ["--registry-config", dir] }
         if let file = settings.authFile { argv += ["--auth-file", file] }
         if let m = settings.maxLayerSize { argv += ["--max-layer-size", "\(m)"] }
+        if platform != .host { argv += ["--platform", platform.description] }
         argv.append(written)
         var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         for key in ["HOME", "REGISTRY_AUTH_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HUSK_INFLATE"] {
@@ -47,14 +49,36 @@ public enum RegistryHelper {
         }
         let spawned: SpawnedProcess
         let out: FD
+        // Its stderr is kept (the last 4 KB): when it dies without saying why (a crash), that is
+        // what the error shows.
+        final class Tail: @unchecked Sendable {  // guarded by `monitor`
+            let monitor = Monitor()
+            var bytes: [UInt8] = []
+            var done = false
+        }
+        let tail = Tail()
         do {
             let (ir, iw) = try makePipe()
             let (or, ow) = try makePipe()
-            let null = try FD.open("/dev/null", O_WRONLY)
+            let (er, ew) = try makePipe()
             var plan = SpawnPlan.host(argv: argv, env: env)
-            plan.stdio = [ir, ow, null]
+            plan.stdio = [ir, ow, ew]
             spawned = try Spawner.spawn(plan)
             out = or
+            Threads.spawn("pull-stderr") {
+                var buf = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buf.withUnsafeMutableBytes { read(er.raw, $0.baseAddress, $0.count) }
+                    if n < 0 && currentErrno == .interrupted { continue }
+                    if n <= 0 { break }
+                    tail.monitor.locked {
+                        tail.bytes += buf[0..<n]
+                        if tail.bytes.count > 4096 { tail.bytes.removeFirst(tail.bytes.count - 4096) }
+                    }
+                }
+                tail.monitor.locked { tail.done = true }
+                tail.monitor.broadcast()
+            }
             // stdin: the AuthConfig's fields, and the pod's pull secrets under "pullSecrets".
             var input: [String: JSONValue] = [:]
             if case .object(let o)? = credentials { input = o }
@@ -94,7 +118,10 @@ public enum RegistryHelper {
             let reason = ((try? e.optString("reason")) ?? nil).flatMap { ImageError.Reason(rawValue: $0) } ?? .errImagePull
             throw ImageError(reason: reason, message: ((try? e.optString("message")) ?? nil) ?? "the registry pull failed")
         }
-        throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": \(path) ended (\(status)) without saying why")
+        _ = tail.monitor.wait(for: { tail.done }, until: Clock.monotonicSeconds() + 2)
+        let said = tail.monitor.locked { String(decoding: tail.bytes, as: UTF8.self) }.split(separator: "\n").suffix(5).joined(separator: " | ")
+        throw ImageError(reason: .errImagePull, message: "Failed to pull image \"\(written)\": \(path) ended (\(status)) without saying why"
+                         + (said.isEmpty ? "" : "; its stderr: " + said))
     }
 
     static func event(_ r: JSONReader) -> PullEvent? {
