@@ -298,6 +298,28 @@ int cshim_spawn_wait_exec(struct cshim_spawn_result *result) {
     // The child exits after reporting; the caller reaps it through its pidfd.
     return set_failure(result, m.stage, m.error, m.detail);
 }
+// MARK: - Short-lived helper children
+
+// clone3 with every signal blocked around it, so that no handler of the caller runs in the
+// child, which keeps them blocked (it makes raw calls and exits). Returns the pid to the
+// parent, 0 in the child, -1 with errno.
+static long clone_quiet(uint64_t flags, int *pidfd) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    struct clone_args_v2 args;
+    memset(&args, 0, sizeof(args));
+    args.flags = CLONE_PIDFD | flags;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) return 0;
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
+    return pid;
+}
+
 // MARK: - Idmapped mounts
 
 int cshim_mount_idmap(int treefd, int recursive, const char *uid_map, const char *gid_map, const char **what) {
@@ -306,16 +328,8 @@ int cshim_mount_idmap(int treefd, int recursive, const char *uid_map, const char
         *what = "pipe2";
         return errno;
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    struct clone_args_v2 args;
-    memset(&args, 0, sizeof(args));
-    args.flags = CLONE_PIDFD | CLONE_NEWUSER;
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    long pid = clone_quiet(CLONE_NEWUSER, &pidfd);
     if (pid == 0) {
         // The child only holds the user namespace until the parent has its fd: raw calls only.
         char b;
@@ -325,7 +339,6 @@ int cshim_mount_idmap(int treefd, int recursive, const char *uid_map, const char
         _exit(0);
     }
     int clone_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(sync[0]);
     if (pid < 0) {
         close(sync[1]);
@@ -360,7 +373,7 @@ int cshim_mount_idmap(int treefd, int recursive, const char *uid_map, const char
     close(userns);
     return e;
 }
-// MARK: - A helper that makes a mount for the parent
+// MARK: - A helper that makes an overlay for the parent
 
 // What a helper reports: an fd in the shared table, or an errno and the failed step.
 struct helper_out {
@@ -424,16 +437,8 @@ static int run_helper(const struct overlay_job *job, int *out_fd, const char **w
         *what = "pipe2";
         return errno;
     }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     int pidfd = -1;
-    struct clone_args_v2 args;
-    memset(&args, 0, sizeof(args));
-    args.flags = CLONE_PIDFD | CLONE_FILES;
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    long pid = clone_quiet(CLONE_FILES, &pidfd);
     if (pid == 0) {
         struct helper_out o = {-1, 0, NULL};
         overlay_job_run(job, &o);
@@ -445,7 +450,6 @@ static int run_helper(const struct overlay_job *job, int *out_fd, const char **w
         _exit(0);
     }
     int clone_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         close(pipefd[0]);
         close(pipefd[1]);
