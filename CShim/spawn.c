@@ -298,6 +298,7 @@ int cshim_spawn_wait_exec(struct cshim_spawn_result *result) {
     // The child exits after reporting; the caller reaps it through its pidfd.
     return set_failure(result, m.stage, m.error, m.detail);
 }
+
 // MARK: - Short-lived helper children
 
 // clone3 with every signal blocked around it, so that no handler of the caller runs in the
