@@ -5,10 +5,12 @@
 //
 // Inflating is the CPU floor of a pull. ISA-L's igzip inflates ~3.5x as fast as zlib here (a
 // 46 MB layer: 0.22 s against 0.79 s). Debian ships it only as a shared library (libisal2, no
-// libisal.a), and husk is a static executable, so it is loaded with dlopen on first use:
-// libisal needs nothing from libc but memcpy-like calls and allocates nothing (the state is
-// ours). Without it, or with zlib_only, zlib inflates as before; both check the gzip CRC-32 and
-// length of every member.
+// libisal.a), and husk is a static executable, so it is loaded with dlopen while a gzip layer
+// is being unpacked: libisal needs nothing from libc but memcpy-like calls and allocates nothing
+// (the state is ours). It brings a second libc.so.6 with it (~1 MB resident, ~220 KB of it
+// private), which a long-lived supervisor must not keep: the last stream to finish unloads it.
+// Without it, or with zlib_only, zlib inflates as before; both check the gzip CRC-32 and length
+// of every member.
 #if defined(__linux__)
 #ifndef _GNU_SOURCE
 #error "CArchive needs _GNU_SOURCE"
@@ -31,21 +33,46 @@
 #endif
 
 #if HAVE_ISAL_HEADER
+// Loaded while isal_users > 0 (under isal_mu); the pointers do not change while a stream uses them.
+static pthread_mutex_t isal_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *isal_handle;
+static int isal_users;
+static int isal_absent;  // dlopen failed: not tried again by this process
 static void (*isal_init_fn)(struct inflate_state *);
 static int (*isal_inflate_fn)(struct inflate_state *);
-static pthread_once_t isal_once = PTHREAD_ONCE_INIT;
 
-static void isal_load(void) {
-    void *h = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (h == NULL) return;
-    void *init = dlsym(h, "isal_inflate_init");
-    void *inflate = dlsym(h, "isal_inflate");
-    if (init == NULL || inflate == NULL) {
-        dlclose(h);
-        return;
+/// One more user of ISA-L, loading it if needed: 1, or 0 when it is not there.
+static int isal_acquire(void) {
+    pthread_mutex_lock(&isal_mu);
+    if (isal_handle == NULL && !isal_absent) {
+        void *h = dlopen("libisal.so.2", RTLD_NOW | RTLD_LOCAL);
+        void *init = h ? dlsym(h, "isal_inflate_init") : NULL;
+        void *inflate = h ? dlsym(h, "isal_inflate") : NULL;
+        if (init != NULL && inflate != NULL) {
+            isal_handle = h;
+            isal_init_fn = (void (*)(struct inflate_state *))init;
+            isal_inflate_fn = (int (*)(struct inflate_state *))inflate;
+        } else {
+            if (h) dlclose(h);
+            isal_absent = 1;
+        }
     }
-    isal_init_fn = (void (*)(struct inflate_state *))init;
-    isal_inflate_fn = (int (*)(struct inflate_state *))inflate;
+    int ok = isal_handle != NULL;
+    if (ok) isal_users++;
+    pthread_mutex_unlock(&isal_mu);
+    return ok;
+}
+
+/// The end of one use; the last unloads the library (and the libc it brought).
+static void isal_release(void) {
+    pthread_mutex_lock(&isal_mu);
+    if (--isal_users == 0) {
+        dlclose(isal_handle);
+        isal_handle = NULL;
+        isal_init_fn = NULL;
+        isal_inflate_fn = NULL;
+    }
+    pthread_mutex_unlock(&isal_mu);
 }
 
 static const char *isal_error(int r) {
@@ -70,12 +97,15 @@ static void isal_start(struct inflate_state *st) {
     st->next_in = in;
     st->avail_in = avail;
 }
+#else
+static int isal_acquire(void) { return 0; }
 #endif
 
 int carchive_isal_available(void) {
 #if HAVE_ISAL_HEADER
-    pthread_once(&isal_once, isal_load);
-    return isal_inflate_fn != NULL;
+    if (!isal_acquire()) return 0;
+    isal_release();
+    return 1;
 #else
     return 0;
 #endif
@@ -120,10 +150,13 @@ int carchive_stream_open(struct tar *t, struct stream *s, int compression) {
     s->out = malloc(CHUNK);
     s->hash = carchive_sha256_new();
     if (s->out == NULL || s->hash == NULL) return carchive_fail(t, ENOMEM, "out of memory");
-    if (compression == CARCHIVE_COMPRESSION_GZIP && !t->opts->zlib_only && carchive_isal_available()) {
+    if (compression == CARCHIVE_COMPRESSION_GZIP && !t->opts->zlib_only && isal_acquire()) {
 #if HAVE_ISAL_HEADER
         s->isal = calloc(1, sizeof(struct inflate_state));
-        if (s->isal == NULL) return carchive_fail(t, ENOMEM, "out of memory");
+        if (s->isal == NULL) {
+            isal_release();
+            return carchive_fail(t, ENOMEM, "out of memory");
+        }
         isal_start(s->isal);
         t->res->inflater = CARCHIVE_INFLATER_ISAL;
 #endif
@@ -275,7 +308,12 @@ void carchive_stream_finish(struct tar *t, struct stream *s) {
 void carchive_stream_close(struct stream *s, unsigned char diff_id[32]) {
     if (s->hash) carchive_sha256_final(s->hash, diff_id);
     if (s->zinit) inflateEnd(&s->zs);
-    free(s->isal);
+#if HAVE_ISAL_HEADER
+    if (s->isal) {
+        free(s->isal);
+        isal_release();
+    }
+#endif
     if (s->zd) ZSTD_freeDStream(s->zd);
     free(s->out);
 }

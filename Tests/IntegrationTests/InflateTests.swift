@@ -86,4 +86,29 @@ struct InflateTests {
             expectNothingKept(husk.store)
         }
     }
+
+    @Test("a supervisor that pulled a gzip layer keeps neither libisal nor the libc.so.6 it brings mapped (its idle memory stays where it was)")
+    func supervisorUnloads() throws {
+        if !Self.isal { print("skipped: libisal.so.2 is not installed (Scripts/install-deps.sh installs libisal-dev)"); return }
+        let scratch = Scratch()
+        let husk = PodHusk(scratch)
+        defer { husk.cleanup() }
+        _ = husk.start("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: inflate}
+            spec:
+              containers:
+              - {name: c, image: "busybox:1.36", command: ["sleep", "60"]}
+            """)
+        let pod = husk.wait("inflate", timeout: 30) { $0.stateKind("c") == "running" }
+        #expect(pod?.stateKind("c") == "running", "\(String(describing: pod?.status))")
+        let pulled = events(husk.events("inflate"), "Pulled", "c").compactMap { $0["message"] as? String }
+        #expect(pulled.first?.hasPrefix("Successfully pulled image") == true, "the supervisor did not pull: \(pulled)")
+        let status = readText(husk.state + "/pods/" + ((try? FileManager.default.contentsOfDirectory(atPath: husk.state + "/pods"))?.first ?? "") + "/status.json")
+        let pid = try #require(status.firstMatch(of: #/"supervisorPid" *: *([0-9]+)/#).map { String($0.1) }, "no supervisorPid: \(status)")
+        let maps = readText("/proc/\(pid)/maps")
+        // (A static husk's libc.so.6 comes with libisal and goes with it; a debug build links libc.)
+        #expect(!maps.contains("libisal"), "still mapped: \(maps.split(separator: "\n").filter { $0.contains("libisal") })")
+    }
 }
