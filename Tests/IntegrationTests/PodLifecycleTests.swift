@@ -263,7 +263,16 @@ struct PodLifecycleTests {
 
         let hooked = seen.filter { $0.container("c1")?["containerID"] != nil && $0.stateKind("c1") != "running" }
         #expect(!hooked.isEmpty, "never saw c1 while its postStart ran")
-        expectEvery(hooked, "§5: c1 waits ContainerCreating during its postStart", { $0.waitingReason("c1") == "ContainerCreating" }, { $0.container("c1") })
+        // Between CreateContainer and StartContainer c1 is `waiting: {}` (kubelet's status of a
+        // created container, which has no reason); from its start until the hook returns,
+        // ContainerCreating.
+        expectEvery(hooked, "§5: c1 waits ContainerCreating during its postStart (or, created and not yet started, with no reason)",
+                    { $0.waitingReason("c1") == "ContainerCreating" || ($0.waitingReason("c1") == nil && $0.stateKind("c1") == "waiting") },
+                    { $0.container("c1") })
+        #expect(hooked.contains { $0.waitingReason("c1") == "ContainerCreating" }, "§5: c1 never ContainerCreating during its postStart")
+        if let first = hooked.firstIndex(where: { $0.waitingReason("c1") == "ContainerCreating" }) {
+            #expect(!hooked[first...].contains { $0.waitingReason("c1") == nil }, "§5: c1 went back to `created` after ContainerCreating")
+        }
         expectEvery(hooked, "§5: c2 is not created during c1's postStart", { $0.container("c2")?["containerID"] == nil }, { $0.container("c2") })
         expectEvery(hooked, "§1: phase Pending during postStart", { $0.phase == "Pending" }, { $0.phase })
         let final = try #require(seen.last)
