@@ -140,6 +140,10 @@ static int feed_uncompressed(struct tar *t, void *hash, const unsigned char *p, 
     }
     carchive_sha256_update(hash, p, n);
     if (t->res->error) return t->res->error;
+    if (t->pipe) {
+        if (carchive_pipe_push(t->pipe, p, n)) return carchive_fail(t, ECANCELED, "the extraction stopped");
+        return 0;
+    }
     return carchive_tar_feed(t, p, n);
 }
 

@@ -15,6 +15,7 @@
 #include <zstd.h>
 
 struct inflate_state;
+struct pipe;
 
 #define BLOCK 512
 #define CHUNK (1 << 20)
@@ -80,6 +81,7 @@ struct tar {
     struct dirtime *dirs;
     size_t ndirs, capdirs;
     uint64_t next_space_check;  // tar_size at which the free space is checked again
+    struct pipe *pipe;          // the reading side of a big layer: tar bytes go here (unpack.c)
 };
 
 struct stream {
@@ -95,6 +97,10 @@ struct stream {
 
 // unpack.c: records the first failure in the result (later ones are dropped); returns its errno.
 __attribute__((format(printf, 3, 4))) int carchive_fail(struct tar *t, int err, const char *fmt, ...);
+
+// unpack.c: hands tar bytes from the reading thread to the extracting one; the error of a
+// stopped extractor.
+int carchive_pipe_push(struct pipe *p, const unsigned char *data, size_t n);
 
 // tar.c: feeds uncompressed tar bytes to the state machine.
 int carchive_tar_feed(struct tar *t, const unsigned char *p, size_t n);

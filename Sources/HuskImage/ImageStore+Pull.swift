@@ -186,6 +186,7 @@ extension ImageStore {
             opts.preserve_owner = geteuid() == 0 ? 1 : 0
             opts.allow_devices = geteuid() == 0 ? 1 : 0
             opts.zlib_only = options.zlibOnly ? 1 : 0
+            opts.threads = options.unpackThreads
             var res = carchive_unpack_result()
             let rc = carchive_unpack_layer(blob.raw, UInt64(layer.size), dir.raw, &opts, &res)
             if rc != 0 {

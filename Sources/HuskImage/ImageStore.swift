@@ -49,6 +49,9 @@ public struct ImageStoreOptions: Sendable {
     /// Inflate gzip layers with zlib even when ISA-L is there (`HUSK_INFLATE=zlib`): for
     /// comparisons and for a host whose libisal misbehaves.
     public var zlibOnly: Bool = getenv("HUSK_INFLATE").map { String(cString: $0) == "zlib" } ?? false
+    /// Threads per layer (`HUSK_UNPACK_THREADS`): 0, by size (two for a blob of 4 MiB or more:
+    /// one reads, hashes and decompresses, one creates the entries); 1 or 2 always (tests).
+    public var unpackThreads: Int32 = getenv("HUSK_UNPACK_THREADS").flatMap { Int32(String(cString: $0)) }.map { min(max($0, 0), 2) } ?? 0
 
     public init() {}
 }

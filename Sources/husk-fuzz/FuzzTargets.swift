@@ -117,6 +117,8 @@ enum FuzzTargets {
         opts.max_entries = 10_000
         opts.preserve_owner = 0
         opts.allow_devices = 0
+        // Both paths: one thread, and the reader/extractor pair of big layers.
+        opts.threads = (first / 3) % 2 == 0 ? 1 : 2
         var res = carchive_unpack_result()
         _ = carchive_unpack_layer(blobFD.raw, UInt64(blob.count), root, &opts, &res)
     }

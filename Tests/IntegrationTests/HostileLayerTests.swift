@@ -128,15 +128,16 @@ struct HostileLayerTests {
         },
     ]
 
-    @Test("hostile entry", arguments: cases)
-    func hostile(_ c: Case) throws {
+    @Test("hostile entry, on one thread and on the reader/extractor pair of big layers", arguments: cases, [1, 2])
+    func hostile(_ c: Case, threads: Int) throws {
         let scratch = Scratch()
         defer { scratch.cleanup() }
         let sentinel = try Sentinel(in: scratch)
         let before = sentinel.fingerprint
         var w = try LayoutWriter(scratch.path + "/layout")
         try w.addImage(tag: "1", layers: [.init(tar: c.build(sentinel.path))])
-        let husk = HuskCLI(scratch, sources: [w.path])
+        var husk = HuskCLI(scratch, sources: [w.path])
+        husk.env = ["HUSK_UNPACK_THREADS=\(threads)"]
         let r = husk("pull", "evil:1")
         if let expected = c.error {
             #expect(r.status == 1, "the layer was accepted: \(r.stdout)")
@@ -168,11 +169,15 @@ struct HostileLayerTests {
             (try FileManager.default.attributesOfItem(atPath: w.path + "/blobs/sha256/" + $0)[.size] as? Int) ?? 0
         }.max())
         #expect(blob < 64 << 10, "the test bomb is not compressed well: \(blob)")
-        let husk = HuskCLI(scratch, sources: [w.path])
-        let r = husk.run(["--max-layer-size", "\(1 << 20)", "pull", "bomb:1"])
-        #expect(r.status == 1)
-        #expect(r.stderr.contains("more than 1048576 bytes (the cap): refused as a decompression bomb"), "\(r.stderr)")
-        expectNothingKept(husk.store)
+        var husk = HuskCLI(scratch, sources: [w.path])
+        for threads in ["1", "2"] {
+            husk.env = ["HUSK_UNPACK_THREADS=\(threads)"]
+            let r = husk.run(["--max-layer-size", "\(1 << 20)", "pull", "bomb:1"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("more than 1048576 bytes (the cap): refused as a decompression bomb"), "\(threads): \(r.stderr)")
+            expectNothingKept(husk.store)
+        }
+        husk.env = []
         // Under the default cap the same image is fine.
         #expect(husk("pull", "bomb:1").status == 0)
     }
@@ -185,19 +190,23 @@ struct HostileLayerTests {
         t.add("zeros", .file, content: [UInt8](repeating: 0, count: 100 << 20))
         var w = try LayoutWriter(scratch.path + "/layout")
         try w.addImage(tag: "1", layers: [.init(tar: t.finish())])
-        let husk = HuskCLI(scratch, sources: [w.path])
+        var husk = HuskCLI(scratch, sources: [w.path])
         // The store on a 128 MiB filesystem: the default reserve is 64 MiB (5%, at least 64 MiB).
         try FileManager.default.createDirectory(atPath: husk.root, withIntermediateDirectories: true)
         #expect(mount("tmpfs", husk.root, "tmpfs", 0, "size=128m") == 0)
         defer { umount2(husk.root, Int32(MNT_DETACH)) }
-        let r = husk("pull", "bomb:1")
-        #expect(r.status == 1)
-        #expect(r.stderr.contains("under its reserve of 64 MiB") && r.stderr.contains("husk rmi"), "\(r.stderr)")
-        expectNothingKept(husk.store)
-        var vfs = statvfs()
-        #expect(statvfs(husk.root, &vfs) == 0)
-        let free = UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
-        #expect(free > 100 << 20, "the partial layer was not removed: \(free >> 20) MiB free")
+        // One thread, and the reader/extractor pair (where the reader checks the free space).
+        for threads in ["1", "2"] {
+            husk.env = ["HUSK_UNPACK_THREADS=\(threads)"]
+            let r = husk("pull", "bomb:1")
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("under its reserve of 64 MiB") && r.stderr.contains("husk rmi"), "\(threads): \(r.stderr)")
+            expectNothingKept(husk.store)
+            var vfs = statvfs()
+            #expect(statvfs(husk.root, &vfs) == 0)
+            let free = UInt64(vfs.f_bavail) * UInt64(vfs.f_frsize)
+            #expect(free > 100 << 20, "\(threads): the partial layer was not removed: \(free >> 20) MiB free")
+        }
     }
 
     @Test("a blob whose bytes do not match its digest is refused and nothing is kept")

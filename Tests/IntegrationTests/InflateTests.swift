@@ -26,23 +26,26 @@ struct InflateTests {
         return t.finish()
     }
 
-    func pull(_ blob: [UInt8], diffID: [UInt8], inflater: String, in scratch: Scratch) throws -> (RunResult, HuskCLI) {
-        var w = try LayoutWriter(scratch.path + "/layout-\(inflater)")
+    /// `mode`: the inflater, and "/2" for the reader/extractor pair of big layers (else by size).
+    func pull(_ blob: [UInt8], diffID: [UInt8], inflater mode: String, in scratch: Scratch) throws -> (RunResult, HuskCLI) {
+        var w = try LayoutWriter(scratch.path + "/layout")
         try w.addImage(tag: "1", layers: [.init(tar: blob, compression: "", mediaType: MediaType.ociLayerGzip, diffID: Digest.of(diffID).description)])
         var husk = HuskCLI(scratch, sources: [w.path])
-        husk.env = ["HUSK_INFLATE=\(inflater)"]
+        let parts = mode.split(separator: "/")
+        husk.env = ["HUSK_INFLATE=\(parts[0])", "HUSK_UNPACK_THREADS=\(parts.count > 1 ? parts[1] : "0")"]
         return (husk("pull", "gz:1"), husk)
     }
 
-    @Test("ISA-L and zlib unpack the same gzip layer to the same tree; ISA-L is used when libisal is there", arguments: ["isal", "zlib"])
+    @Test("ISA-L and zlib unpack the same gzip layer to the same tree, on one thread and on two; ISA-L is used when libisal is there",
+          arguments: ["isal", "zlib", "isal/2", "zlib/2"])
     func sameTree(_ inflater: String) throws {
-        if inflater == "isal" && !Self.isal { print("skipped: libisal.so.2 is not installed (Scripts/install-deps.sh installs libisal-dev)"); return }
+        if inflater.hasPrefix("isal") && !Self.isal { print("skipped: libisal.so.2 is not installed (Scripts/install-deps.sh installs libisal-dev)"); return }
         let scratch = Scratch()
         defer { scratch.cleanup() }
         let tar = Self.tar()
         let (r, husk) = try pull(try compress(tar, "gzip"), diffID: tar, inflater: inflater, in: scratch)
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains(inflater == "isal" ? ", isa-l)" : ", zlib)"), "\(r.stderr)")
+        #expect(r.stderr.contains(inflater.hasPrefix("isal") ? ", isa-l)" : ", zlib)"), "\(r.stderr)")
         let img = try #require(try husk.store.images().first)
         let snap = husk.store.snapshotPath(img.diffIDs[0])
         for i in [2, 3, 5, 6] {
@@ -53,9 +56,9 @@ struct InflateTests {
     }
 
     @Test("concatenated gzip members and trailing zeros are one layer; a bad CRC, a cut trailer, corrupt data and garbage after the end are refused, with nothing kept",
-          arguments: ["isal", "zlib"])
+          arguments: ["isal", "zlib", "isal/2", "zlib/2"])
     func damage(_ inflater: String) throws {
-        if inflater == "isal" && !Self.isal { print("skipped: libisal.so.2 is not installed (Scripts/install-deps.sh installs libisal-dev)"); return }
+        if inflater.hasPrefix("isal") && !Self.isal { print("skipped: libisal.so.2 is not installed (Scripts/install-deps.sh installs libisal-dev)"); return }
         let tar = Self.tar()
         let gz = try compress(tar, "gzip")
         let half = tar.count / 2
@@ -85,6 +88,35 @@ struct InflateTests {
             #expect(expected.allSatisfy { r.stderr.contains($0) }, "\(inflater), \(name): \(r.stderr)")
             expectNothingKept(husk.store)
         }
+    }
+
+    @Test("two threads: an entry refused early in a big layer stops the reader (no hang) and its error is the one reported; a big layer unpacks whole",
+          arguments: ["isal", "zlib"])
+    func twoThreadsStop(_ inflater: String) throws {
+        if inflater == "isal" && !Self.isal { print("skipped: libisal.so.2 is not installed (Scripts/install-deps.sh installs libisal-dev)"); return }
+        let urandom = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        func random(_ n: Int) -> [UInt8] { Array(urandom.readData(ofLength: n)) }  // incompressible: the blob is over 4 MiB
+        var bad = TarWriter()
+        bad.add("a", .file, content: random(2 << 20))
+        bad.addFile(HostileLayerTests.up + "evil", "pwned")
+        bad.add("b", .file, content: random(10 << 20))
+        let badTar = bad.finish()
+        let scratch = Scratch()
+        defer { scratch.cleanup() }
+        let (r, husk) = try pull(try compress(badTar, "gzip"), diffID: badTar, inflater: inflater, in: scratch)
+        #expect(r.status == 1 && r.stderr.contains("contains .."), "\(r.stderr)")
+        expectNothingKept(husk.store)
+        var good = TarWriter()
+        good.add("a", .file, content: random(3 << 20))
+        good.add("b", .file, content: random(6 << 20))
+        let goodTar = good.finish()
+        let scratch2 = Scratch()
+        defer { scratch2.cleanup() }
+        let (ok, h2) = try pull(try compress(goodTar, "gzip"), diffID: goodTar, inflater: inflater, in: scratch2)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let img = try #require(try h2.store.images().first)
+        let snap = h2.store.snapshotPath(img.diffIDs[0])
+        #expect((try? FileManager.default.attributesOfItem(atPath: snap + "/b")[.size] as? Int) == 6 << 20)
     }
 
     @Test("a supervisor that pulled a gzip layer keeps neither libisal nor the libc.so.6 it brings mapped (its idle memory stays where it was)")

@@ -30,6 +30,7 @@ struct carchive_unpack_options {
     int allow_devices;      // create device nodes and whiteouts (needs CAP_MKNOD)
     uint64_t min_free_bytes; // stop when the root's filesystem has less free than this (0: never)
     int zlib_only;          // gzip through zlib even when ISA-L is there (comparisons, tests)
+    int threads;            // 0: two (reading, extracting) for a blob of 4 MiB or more; 1 or 2: that many
 };
 
 #define CARCHIVE_INFLATER_NONE 0   // not gzip

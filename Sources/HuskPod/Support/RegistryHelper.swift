@@ -44,7 +44,7 @@ public enum RegistryHelper {
         if platform != .host { argv += ["--platform", platform.description] }
         argv.append(written)
         var env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        for key in ["HOME", "REGISTRY_AUTH_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HUSK_INFLATE"] {
+        for key in ["HOME", "REGISTRY_AUTH_FILE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HUSK_INFLATE", "HUSK_UNPACK_THREADS"] {
             if let v = getenv(key) { env.append(key + "=" + String(cString: v)) }
         }
         let spawned: SpawnedProcess
