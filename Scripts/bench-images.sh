@@ -10,6 +10,7 @@
 # until the end). husk's unpack is timed alone: each run starts from a store that already has
 # the blobs, so `husk pull` only unpacks and records; umoci unpacks from the layout.
 set -euo pipefail
+source "$(dirname "$0")/env.sh"
 husk=$1
 runs=$2
 work=$(mktemp -d /tmp/husk-bench-XXXXXX)
@@ -27,18 +28,7 @@ mkdir -p "$bb/rootfs/bin"
 cp "$(command -v busybox)" "$bb/rootfs/bin/busybox"
 for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox "$bb/rootfs/bin/$a"; done
 umoci repack --image "$work/layout-busybox:x" "$bb" >/dev/null
-# ~100 MB in three layers, from this machine's /usr/lib and /usr/share.
-big="$work/big"
-umoci init --layout "$work/layout-big" >/dev/null
-umoci new --image "$work/layout-big:x" >/dev/null
-umoci unpack --image "$work/layout-big:x" "$big" >/dev/null
-mkdir -p "$big/rootfs/usr/lib" "$big/rootfs/usr/share"
-for src in /usr/lib/python3 /usr/lib/gcc /usr/share/perl; do
-  [ -d "$src" ] || continue
-  cp -a "$src" "$big/rootfs$(dirname "$src")/"
-  umoci repack --image "$work/layout-big:x" "$big" >/dev/null
-  rm -rf "$big"; umoci unpack --image "$work/layout-big:x" "$big" >/dev/null
-done
+husk_big_layout "$work"
 
 report=()
 for img in busybox big; do

@@ -57,18 +57,8 @@ reg="127.0.0.1:$port"
 # The images.
 husk_busybox_layout "$work" >/dev/null
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout:1.36" "docker://$reg/bench/busybox:1.36"
-big="$work/big"
-umoci init --layout "$work/layout-big" >/dev/null
-umoci new --image "$work/layout-big:x" >/dev/null
-umoci unpack --image "$work/layout-big:x" "$big" >/dev/null
-mkdir -p "$big/rootfs/usr/lib" "$big/rootfs/usr/share"
-for src in /usr/lib/python3 /usr/lib/gcc /usr/share/perl; do
-  [ -d "$src" ] || continue
-  cp -a "$src" "$big/rootfs$(dirname "$src")/"
-  umoci repack --image "$work/layout-big:x" "$big" >/dev/null
-  rm -rf "$big"; umoci unpack --image "$work/layout-big:x" "$big" >/dev/null
-done
-rm -rf "$big"
+husk_big_layout "$work"
+rm -rf "$work/big"
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/layout-big:x" "docker://$reg/bench/big:1"
 
 # containerd in temp dirs, its root on the tmpfs.

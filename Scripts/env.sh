@@ -32,6 +32,22 @@ husk_busybox_layout() { # WORK
   umoci config --image "$1/layout:base" --config.cmd /bin/sh --config.env PATH=/bin --tag 1.36
 }
 
+# ~190 MB in three gzip layers, from this machine's /usr/lib/python3, /usr/lib/gcc and
+# /usr/share/perl: the OCI layout WORK/layout-big (tag x), its root filesystem unpacked at WORK/big.
+husk_big_layout() { # WORK
+  local big="$1/big" src
+  umoci init --layout "$1/layout-big" >/dev/null
+  umoci new --image "$1/layout-big:x" >/dev/null
+  umoci unpack --image "$1/layout-big:x" "$big" >/dev/null
+  mkdir -p "$big/rootfs/usr/lib" "$big/rootfs/usr/share"
+  for src in /usr/lib/python3 /usr/lib/gcc /usr/share/perl; do
+    [ -d "$src" ] || continue
+    cp -a "$src" "$big/rootfs$(dirname "$src")/"
+    umoci repack --image "$1/layout-big:x" "$big" >/dev/null
+    rm -rf "$big"; umoci unpack --image "$1/layout-big:x" "$big" >/dev/null
+  done
+}
+
 # containerd for the benchmarks, in temp dirs (root in WORK, state and socket RUN/ctrd.sock,
 # CRI plugin off), with its pid in husk_ctrd_pid. husk-runc under it skips limits this host
 # cannot enforce (ctr run always asks for cpu.shares); runc and crun ignore the variable.

@@ -190,6 +190,21 @@ int carchive_stream_check(struct tar *t, const struct stream *s, const unsigned 
     return 0;
 }
 
+/// What follows the end of a gzip member (`n` > 0 bytes at `p`): 1 when another member starts
+/// (concatenated gzip), 0 when it is all zeros (tolerated, dropped), -1 (failed) for anything
+/// else.
+static int next_member(struct tar *t, const unsigned char *p, size_t n) {
+    if (p[0] == 0) {
+        size_t k = 0;
+        while (k < n && p[k] == 0) k++;
+        if (k == n) return 0;
+    } else if (p[0] == 0x1f && (n == 1 || p[1] == 0x8b)) {
+        return 1;
+    }
+    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+    return -1;
+}
+
 /// Decompresses `n` bytes of the blob and feeds the result to the tar parser. Failures are in
 /// t->res->error.
 void carchive_stream_feed(struct tar *t, struct stream *s, unsigned char *in, size_t n) {
@@ -204,19 +219,9 @@ void carchive_stream_feed(struct tar *t, struct stream *s, unsigned char *in, si
         while (!t->res->error) {
             if (s->ended) {
                 if (st->avail_in == 0) break;
-                // As with zlib below: another member, or trailing zeros.
-                if (st->next_in[0] == 0) {
-                    size_t k = 0;
-                    while (k < st->avail_in && st->next_in[k] == 0) k++;
-                    if (k == st->avail_in) {
-                        st->avail_in = 0;
-                        break;
-                    }
-                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
-                    break;
-                }
-                if (st->next_in[0] != 0x1f || (st->avail_in > 1 && st->next_in[1] != 0x8b)) {
-                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+                int next = next_member(t, st->next_in, st->avail_in);
+                if (next <= 0) {
+                    if (next == 0) st->avail_in = 0;
                     break;
                 }
                 isal_start(st);
@@ -241,19 +246,9 @@ void carchive_stream_feed(struct tar *t, struct stream *s, unsigned char *in, si
         zs->avail_in = (uInt)n;
         while (zs->avail_in > 0 && !t->res->error) {
             if (s->ended) {
-                // Another gzip member may follow (concatenated gzip); trailing zeros are tolerated.
-                if (zs->next_in[0] == 0) {
-                    size_t k = 0;
-                    while (k < zs->avail_in && zs->next_in[k] == 0) k++;
-                    if (k == zs->avail_in) {
-                        zs->avail_in = 0;
-                        break;
-                    }
-                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
-                    break;
-                }
-                if (zs->next_in[0] != 0x1f || (zs->avail_in > 1 && zs->next_in[1] != 0x8b)) {
-                    carchive_fail(t, EINVAL, "garbage after the end of the gzip stream");
+                int next = next_member(t, zs->next_in, zs->avail_in);
+                if (next <= 0) {
+                    if (next == 0) zs->avail_in = 0;
                     break;
                 }
                 inflateReset(zs);
