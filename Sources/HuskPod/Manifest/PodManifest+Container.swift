@@ -157,7 +157,8 @@ extension PodManifest {
     static func decodePort(_ r: JSONReader, _ key: String) throws(FieldError) -> PortRef {
         guard let c = r.child(key) else { throw r.error(key, "required field is missing") }
         switch c.value {
-        case .number(let d) where d.rounded() == d: return .number(Int64(d))
+        case .number(let d) where d.rounded() == d && abs(d) <= 2_147_483_647: return .number(Int64(d))
+        case .number(let d): throw r.error(key, "Invalid value: \(d): must be between 1 and 65535, inclusive")
         case .string(let s): return Int64(s).map { .number($0) } ?? .name(s)
         default: throw r.error(key, "expected a port number or name, found \(c.value.kind)")
         }
@@ -214,7 +215,7 @@ extension PodManifest {
                 let text: String
                 switch q.value {
                 case .string(let s): text = s
-                case .number(let d): text = String(Int64(d))
+                case .number(let d): text = d.rounded() == d && abs(d) < 9.2e18 ? String(Int64(d)) : String(d)
                 default: throw e.error("sizeLimit", "expected a quantity such as 64Mi, found \(q.value.kind)")
                 }
                 guard let bytes = Quantity.bytes(text) else {
