@@ -5,7 +5,7 @@
 # Same busybox image (one OCI layout: Husk reads it, containerd imports it), same CNI config
 # (bridge + portmap; each runtime its own bridge, subnet and IPAM dir so they never collide).
 # containerd's sandbox image is that busybox running `sleep` (no pause image offline); kubelet's
-# cgroup parent /husk-bench-cri is given to both (Husk keeps its own subtree). With
+# cgroup parent /husk-bench-cri is given to both, and both make their groups in it. With
 # BENCH_KEEP=1 the temp dirs and daemons stay (to read containerd.log after a failure).
 #
 #   Scripts/bench-cri.sh HUSK-SERVE [rounds]     (bench.sh builds the static release binary)
@@ -75,7 +75,8 @@ husk_ctr_import "$run" "$ns" "$work/layout" 1.36 docker.io/library/busybox:1.36
 husk_ctr_import "$run" "$ns" "$work/layout" pause husk.bench/pause:1
 
 "$serve_bin" --listen "$run/husk.sock" --root "$work/husk-root" --state "$run/husk-state" --log-dir "$work/husk-logs" \
-  --cni-conf-dir "$work/cni-husk" --cni-bin-dir /usr/lib/cni --image-source "busybox=$work/layout" >"$work/husk-serve.log" 2>&1 &
+  --cni-conf-dir "$work/cni-husk" --cni-bin-dir /usr/lib/cni --image-source "busybox=$work/layout" \
+  --allow-cgroup-parent /husk-bench-cri >"$work/husk-serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 200); do [ -S "$run/husk.sock" ] && break; sleep 0.05; done
 sleep 1  # containerd's CRI plugin sees the imported images

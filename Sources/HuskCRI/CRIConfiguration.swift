@@ -21,6 +21,9 @@ public struct CRIConfiguration: Sendable {
     /// A streaming connection with no data either way for this long is closed
     /// (`--stream-idle-timeout`, seconds; containerd's stream_idle_timeout, 4 h).
     public var streamIdleTimeout: Double = 4 * 3600
+    /// Where a sandbox's `cgroup_parent` may be (`--allow-cgroup-parent`, besides Husk's own
+    /// `/husk`): kubelet's pod groups under its cgroupfs root, `/kubepods` by default.
+    public var cgroupParentRoots = ["/kubepods"]
 
     public static let defaultSocketPath = "/run/husk/cri.sock"
     public static let defaultStreamAddress = "127.0.0.1:0"

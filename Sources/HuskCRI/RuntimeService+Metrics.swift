@@ -129,7 +129,7 @@ extension RuntimeService {
         }
         guard let mount = try? Cgroup2Mount.discover() else { return out }
         for c in records.all(client.stateDirectory) where c.state == .running {
-            let g = mount.group("/husk/\(client.id)/\(c.name)")
+            let g = mount.group(record.paths.cgroup + "/" + c.name)
             guard g.exists else { continue }
             let st = Engine.stats(g)
             let labels = [pod.name, pod.namespace, c.name, c.id, c.config["criImage"]?.stringValue ?? ""]

@@ -20,7 +20,7 @@ extension RuntimeService {
         guard request.runtimeHandler.isEmpty || request.runtimeHandler == "runc" else {
             throw RPCError(code: .notFound, message: "no runtime for \"\(request.runtimeHandler)\" is configured")
         }
-        let sandbox = try Self.sandboxConfig(c)
+        let sandbox = try Self.sandboxConfig(c, cgroupParentRoots: config.cgroupParentRoots)
         let settings = config.settings
         let supervisor = config.supervisorCommand
         let handler = request.runtimeHandler
@@ -47,7 +47,7 @@ extension RuntimeService {
     }
 
     /// kubelet's PodSandboxConfig as HuskPod's typed one.
-    static func sandboxConfig(_ c: Runtime_V1_PodSandboxConfig) throws -> PodSandboxConfig {
+    static func sandboxConfig(_ c: Runtime_V1_PodSandboxConfig, cgroupParentRoots: [String]) throws -> PodSandboxConfig {
         let m = c.metadata
         var s = PodSandboxConfig(metadata: .init(name: m.name, namespace: m.namespace, uid: m.uid, attempt: Int(m.attempt)),
                                  hostname: c.hostname, logDirectory: c.logDirectory)
@@ -88,6 +88,7 @@ extension RuntimeService {
             s.userNamespace = try Self.userNamespace(ns.usernsOptions, field: "config.linux.security_context.namespace_options.userns_options")
         }
         s.sysctls = c.linux.sysctls
+        s.cgroupParent = try CgroupParent.check(c.linux.cgroupParent, roots: cgroupParentRoots, field: "config.linux.cgroup_parent")
         // The pod's limits (kubelet puts them on its pod cgroup, which Husk makes itself).
         if c.linux.hasResources {
             s.resources = try LinuxResources(c.linux.resources).spec()

@@ -107,7 +107,7 @@ extension RuntimeService {
         s.attributes.annotations = Self.strings(c.config["annotations"])
         let now = CRITime.now()
         if let mount = try? Cgroup2Mount.discover() {
-            let g = mount.group("/husk/\(client.id)/\(c.name)")
+            let g = mount.group(client.cgroup + "/" + c.name)
             if g.exists {
                 var cpu = Runtime_V1_CpuUsage(), memory = Runtime_V1_MemoryUsage()
                 fill(&cpu, &memory, Engine.stats(g), key: g.directory, now: now)
@@ -136,7 +136,7 @@ extension RuntimeService {
         s.attributes.annotations = record.config.annotations
         let now = CRITime.now()
         if let mount = try? Cgroup2Mount.discover() {
-            let g = mount.group("/husk/\(client.id)")
+            let g = mount.group(record.paths.cgroup)
             if g.exists {
                 let stats = Engine.stats(g)
                 var cpu = Runtime_V1_CpuUsage(), memory = Runtime_V1_MemoryUsage()

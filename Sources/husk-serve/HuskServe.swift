@@ -45,6 +45,11 @@ struct HuskServe: AsyncParsableCommand {
     @Option(name: .long, help: "Close a streaming connection after this many seconds without data either way (containerd's default: 4 h).")
     var streamIdleTimeout: Double = 4 * 3600
 
+    @Option(name: .customLong("allow-cgroup-parent"), help: ArgumentHelp(
+        "A cgroup (v2 path) under which a sandbox's cgroup_parent may be, besides /husk. Repeatable; default: /kubepods (kubelet's cgroupfs root).",
+        valueName: "path"))
+    var cgroupParentRoots: [String] = []
+
     func run() async throws {
         let server: CRIServer
         do {
@@ -52,6 +57,12 @@ struct HuskServe: AsyncParsableCommand {
             config.streamAddress = streamAddress
             guard streamIdleTimeout > 0 else { throw HuskError(.invalidArgument, "--stream-idle-timeout must be more than 0 seconds") }
             config.streamIdleTimeout = streamIdleTimeout
+            if !cgroupParentRoots.isEmpty {
+                for root in cgroupParentRoots where CgroupParent.problem(root) != nil {
+                    throw HuskError(.invalidArgument, "--allow-cgroup-parent \(root): \(CgroupParent.problem(root)!)")
+                }
+                config.cgroupParentRoots = cgroupParentRoots.map { $0.count > 1 && $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            }
             server = try CRIServer(config: config)
         } catch {
             Output.write("husk serve: \(error)\n", to: 2)

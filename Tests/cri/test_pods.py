@@ -696,3 +696,48 @@ def test_metrics(serve, pb):
     # Stream: the same sandboxes.
     streamed = [p.pod_sandbox_id for r in serve.runtime.StreamPodSandboxMetrics(pb.StreamPodSandboxMetricsRequest()) for p in r.pod_sandbox_metrics]
     assert streamed == [sid]
+
+
+def test_cgroup_parent(serve, pb):
+    """§2 (containerd's cgroupfs path): a sandbox's cgroup_parent holds its group,
+    `<parent>/<sandbox id>`, and the containers' groups below that; removing the sandbox removes
+    its group and leaves the parent (kubelet's). A parent outside /husk and the allowed roots, a
+    systemd slice, or an unclean path is INVALID_ARGUMENT, and nothing is made."""
+    mount = next(l.split()[4] for l in open("/proc/self/mountinfo") if " - cgroup2 " in l)
+    top = f"/husk/kubepods-test-{uuid.uuid4().hex[:8]}"
+    parent = f"{top}/besteffort/pod{uuid.uuid4().hex[:8]}"
+    os.makedirs(mount + parent)  # as kubelet makes its pod group before RunPodSandbox
+    try:
+        sid, config = run_sandbox(serve, linux=pb.LinuxPodSandboxConfig(cgroup_parent=parent))
+        cid = create(serve, sid, config, "app", "sleep 300")
+        serve.runtime.StartContainer(pb.StartContainerRequest(container_id=cid))
+        pid = json.loads(serve.runtime.ContainerStatus(
+            pb.ContainerStatusRequest(container_id=cid, verbose=True)).info["info"])["pid"]
+        v2 = next(l for l in open(f"/proc/{pid}/cgroup").read().splitlines() if l.startswith("0::"))
+        assert v2 == f"0::{parent}/{sid}/app"
+        pod = mount + parent + "/" + sid
+        assert os.path.isdir(pod + "/app") and os.path.isdir(pod + "/pause")
+        assert open(pod + "/pause/cgroup.procs").read().strip()  # pause runs there
+        # Stats come from the group under the parent.
+        st = serve.runtime.PodSandboxStats(pb.PodSandboxStatsRequest(pod_sandbox_id=sid)).stats
+        assert st.linux.cpu.timestamp > 0
+        serve.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+        serve.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+        assert not os.path.exists(mount + parent + "/" + sid)
+        assert os.path.isdir(mount + parent)
+
+        for bad, why in [("/elsewhere/pod1", "--allow-cgroup-parent"),
+                         ("kubepods-besteffort-pod1.slice", "systemd slice"),
+                         ("/husk/../elsewhere", "clean path"),
+                         ("relative/pod1", "absolute")]:
+            with pytest.raises(grpc.RpcError) as e:
+                run_sandbox(serve, linux=pb.LinuxPodSandboxConfig(cgroup_parent=bad))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+            assert "config.linux.cgroup_parent" in e.value.details() and why in e.value.details(), e.value.details()
+        assert not serve.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items
+        assert not os.path.exists(mount + "/elsewhere")
+    finally:
+        remove_all(serve)
+        for d in [parent, os.path.dirname(parent), top]:
+            if os.path.isdir(mount + d):
+                os.rmdir(mount + d)

@@ -80,12 +80,15 @@ public struct PodPaths: Sendable {
     public let uid: String
     public let namespace: String
     public let name: String
+    /// The cgroup the pod's group is made in (a CRI sandbox's `cgroup_parent`); nil: `/husk`.
+    public let cgroupParent: String?
 
-    public init(settings: HuskSettings, uid: String, namespace: String, name: String) {
+    public init(settings: HuskSettings, uid: String, namespace: String, name: String, cgroupParent: String? = nil) {
         self.settings = settings
         self.uid = uid
         self.namespace = namespace
         self.name = name
+        self.cgroupParent = cgroupParent
     }
 
     /// `<state>/pods/<uid>`, 0700: pod.json, status.json, events, the control socket.
@@ -122,8 +125,15 @@ public struct PodPaths: Sendable {
     public var logs: String { settings.logDir + "/\(namespace)_\(name)_\(uid)" }
     public func log(_ container: String, attempt: Int) -> String { logs + "/\(container)/\(attempt).log" }
 
-    /// The pod's cgroup, inside Husk's subtree: `/husk/<uid>` (DESIGN §7).
-    public var cgroup: String { "/husk/" + uid }
+    /// The pod's cgroup: inside Husk's subtree, `/husk/<uid>` (DESIGN §7), or for a CRI
+    /// sandbox with a `cgroup_parent`, `<parent>/<uid>` (containerd's cgroupfs path).
+    public var cgroup: String { (cgroupParent ?? "/husk") + "/" + uid }
+
+    /// Whether Husk may write the cgroup `path` of this pod: its own subtree, and the pod's
+    /// group and below (a parent kubelet made gets only the controllers handed down).
+    public func mayWriteCgroup(_ path: String) -> Bool {
+        path == "/husk" || path.hasPrefix("/husk/") || path == cgroup || path.hasPrefix(cgroup + "/")
+    }
 
     /// `<state>/names/<namespace>_<name>`: the uid of the pod with that name.
     public static func nameFile(_ settings: HuskSettings, namespace: String, name: String) -> String {

@@ -60,7 +60,7 @@ extension PodRuntimeService {
         if h.attachLock.locked({ h.finished != nil }) {
             throw HuskError(.invalidState, "container \(h.name) (\(h.id)) is not running: its resources cannot be updated")
         }
-        return try Engine.setResources(resources, on: h.cgroup, ignoreMissing: true)
+        return try Engine.setResources(resources, on: h.cgroup, ignoreMissing: true, mayWrite: { [paths] in paths.mayWriteCgroup($0) })
     }
 
     /// CRI ReopenContainerLog: kubelet renamed the log to rotate it; the output goes on into

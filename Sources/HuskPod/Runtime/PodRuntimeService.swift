@@ -159,6 +159,7 @@ public final class PodRuntimeService: @unchecked Sendable {  // immutable after 
         request.replaceStaleCgroup = true
         // The pod's own groups are the sandbox's to remove.
         request.pruneAncestorsOnFailure = false
+        request.mayWriteCgroup = { [paths] in paths.mayWriteCgroup($0) }
         // `husk run` checked the controllers before the pod started (refused or warned).
         request.ignoreMissingControllers = true
         request.extraMounts = volumeMounts

@@ -88,6 +88,9 @@ public struct PodSandboxConfig: Sendable, Equatable {
     /// CRI `UserNamespace` with mode POD: the pod's own user namespace with these maps (one
     /// range each, container id 0, as kubelet allocates them); nil: the node's.
     public var userNamespace: UserNamespace? = nil
+    /// CRI `cgroup_parent` (kubelet's pod cgroup, cgroupfs form): the sandbox's group is
+    /// `<parent>/<sandbox id>` there, as containerd places it; nil: `/husk/<id>`.
+    public var cgroupParent: String? = nil
 
     /// The maps of a pod's user namespace.
     public struct UserNamespace: Sendable, Equatable {

@@ -51,6 +51,7 @@ extension PodSandboxConfig {
         if !sysctls.isEmpty { o["sysctls"] = .strings(sysctls) }
         if let unified = resources?.unified, !unified.isEmpty { o["resources"] = .object(["unified": .strings(unified)]) }
         if let u = userNamespace { o["userNamespace"] = .object(["uids": Spec.IDMapping.json(u.uids), "gids": Spec.IDMapping.json(u.gids)]) }
+        if let cgroupParent { o["cgroupParent"] = .string(cgroupParent) }
         return .object(o)
     }
 
@@ -83,6 +84,7 @@ extension PodSandboxConfig {
         if let u = r.child("userNamespace") {
             userNamespace = UserNamespace(uids: try Spec.IDMapping.read(u, "uids"), gids: try Spec.IDMapping.read(u, "gids"))
         }
+        cgroupParent = try r.optString("cgroupParent")
     }
 }
 

@@ -132,11 +132,14 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
         }
         cgroup = podGroup
         cgroupCreated = true
-        // The pod's limits, and the controllers handed down to its containers' groups.
-        Sandbox.delegate(mount.group("/husk"))
+        // The pod's limits, and the controllers handed down to its containers' groups (from
+        // kubelet's pod group too, as runc does when it makes a group in it).
+        Sandbox.delegate(mount.group(paths.cgroupParent ?? "/husk"))
         // The engine's one cgroup writer; `husk run` checked the controllers beforehand.
         do {
-            if let resources = config.resources { _ = try Engine.setResources(resources, on: podGroup, ignoreMissing: true) }
+            if let resources = config.resources {
+                _ = try Engine.setResources(resources, on: podGroup, ignoreMissing: true, mayWrite: { [paths] in paths.mayWriteCgroup($0) })
+            }
         } catch {
             throw HuskError(.system, "cannot set the limits of cgroup \(podGroup.directory)", cause: error)
         }

@@ -35,6 +35,8 @@ public struct SandboxClient: Sendable {
     }
 
     public func record() throws(HuskError) -> SandboxRecord { try SandboxRecord.read(stateDirectory) }
+    /// The sandbox's pod cgroup (`/husk/<id>`, or `<cgroup_parent>/<id>`).
+    public var cgroup: String { (try? record())?.paths.cgroup ?? "/husk/" + id }
     public func state() throws(HuskError) -> SandboxState { try SandboxState.read(stateDirectory) }
     public func containers() -> [SandboxContainer] { SandboxContainer.all(stateDirectory) }
 
@@ -125,8 +127,9 @@ public struct SandboxClient: Sendable {
     /// Removes whatever is left of the sandbox: cgroups (processes killed), address (unless
     /// released already), mounts, data and state.
     func discard(releaseNetwork: Bool = true) {
-        if let mount = try? Cgroup2Mount.discover() { _ = PodDirectory.removeCgroupTree(mount, "/husk/" + id) }
-        if releaseNetwork, let record = try? record(), record.config.ownNetwork, let cni = try? CNI.load(settings: settings) {
+        let record = try? record()
+        if let mount = try? Cgroup2Mount.discover() { _ = PodDirectory.removeCgroupTree(mount, record?.paths.cgroup ?? "/husk/" + id) }
+        if releaseNetwork, let record, record.config.ownNetwork, let cni = try? CNI.load(settings: settings) {
             try? cni.del(containerID: id, netns: "", sandbox: record.config)
         }
         let mounts = ((try? MountInfo.read()) ?? []).filter { $0.mountPoint.hasPrefix(dataDirectory + "/") }

@@ -27,7 +27,8 @@ public struct SandboxRecord: Sendable {
     }
 
     public var paths: PodPaths {
-        PodPaths(settings: settings, uid: id, namespace: config.metadata.namespace, name: config.metadata.name)
+        PodPaths(settings: settings, uid: id, namespace: config.metadata.namespace, name: config.metadata.name,
+                 cgroupParent: config.cgroupParent)
     }
 
     public var json: JSONValue {

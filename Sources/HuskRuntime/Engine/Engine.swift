@@ -292,8 +292,9 @@ extension Engine {
 
     /// Writes resources into a group that holds containers (a pod's), handing the controllers
     /// down through Husk's own subtree only. Returns warnings.
-    public static func setResources(_ r: Spec.Resources?, on g: Cgroup2Group, ignoreMissing: Bool) throws(HuskError) -> [String] {
-        try applyResources(r, to: g, mayWrite: { $0 == "/husk" || $0.hasPrefix("/husk/") }, ignoreMissing: ignoreMissing)
+    public static func setResources(_ r: Spec.Resources?, on g: Cgroup2Group, ignoreMissing: Bool,
+                                    mayWrite: (String) -> Bool = { $0 == "/husk" || $0.hasPrefix("/husk/") }) throws(HuskError) -> [String] {
+        try applyResources(r, to: g, mayWrite: mayWrite, ignoreMissing: ignoreMissing)
     }
 
     /// Writes `linux.resources` into `group` (the one cgroup writer of Husk), handing the
