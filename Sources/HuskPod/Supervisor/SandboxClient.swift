@@ -60,18 +60,21 @@ public struct SandboxClient: Sendable {
         }
         let keeper: SpawnedProcess
         do {
-            try Files.writeAtomically(SandboxRecord.file(paths.state), Array(record.json.serialized().utf8), mode: 0o600)
+            try Files.writeAtomically(SandboxRecord.file(paths.state), Array(record.json.serialized().utf8), mode: 0o600, durable: false)
             keeper = try PodDirectory.startKeeper(paths, supervisor: supervisor)
             KeeperReaper.shared.watch(keeper.pidfd)
         } catch {
             try? Files.removeTree(paths.state)
             throw HuskError(.system, "cannot start the sandbox's supervisor", cause: error)
         }
-        // The outcome: sandbox-state.json says ready or failed, or the keeper ends. Checked
-        // every 2 ms at most (a read of a small file): a longer back-off made the reply up to
-        // 16 ms late once CNI took its ~25 ms.
+        // The outcome: sandbox-state.json says ready or failed, or the keeper ends. The wake-up
+        // is the supervisor's control socket: it listens before it makes the sandbox and
+        // accepts only after (SupervisorMain.runSandbox), so a status request sent at once is
+        // answered, or the connection dropped by a failing supervisor, the moment the outcome
+        // is written. Until the socket is there (the supervisor starting, ~3 ms) the file is
+        // read every 0.5 ms; a polling back-off made the reply up to 2 ms late.
         let deadline = Clock.monotonicSeconds() + timeout
-        var delay = 0.0005
+        var waiter: FD? = nil
         while true {
             if let s = try? client.state(), s.phase != .creating {
                 if s.phase == .failed {
@@ -87,8 +90,23 @@ public struct SandboxClient: Sendable {
                 client.discard()
                 throw HuskError(.system, "the sandbox's supervisor ended before the sandbox was ready" + (log.isEmpty ? "" : ": " + log))
             }
-            usleep(UInt32(delay * 1e6))
-            delay = min(delay * 2, 0.002)
+            if waiter == nil, let conn = try? UnixSocket.connect(paths.socket) {
+                if (try? UnixSocket.send(conn, ControlRequest.runtime(call: "podSandboxStatus", body: .object([:])).line, fds: [])) != nil {
+                    waiter = conn
+                }
+            }
+            if let conn = waiter {
+                var fds = [pollfd(fd: conn.raw, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: keeper.pidfd.fd.raw, events: Int16(POLLIN), revents: 0)]
+                if poll(&fds, 2, 100) > 0 && fds[0].revents != 0 {
+                    // Answered (read whole, so the supervisor's reply is not cut) or dropped.
+                    _ = try? PodClient.next(conn)
+                    waiter = nil
+                    if let s = try? client.state(), s.phase == .creating { usleep(500) }
+                }
+            } else {
+                usleep(500)
+            }
         }
     }
 
