@@ -233,10 +233,12 @@ public final class ImageStore: Sendable {
     // MARK: - Leases
 
     /// Records that `holder` (a container, a pod) uses `image`: `remove` refuses to delete it
-    /// and `gc` keeps it until the lease is released.
+    /// and `gc` keeps it until the lease is released. Not fsynced: a lease lives as long as
+    /// its holder's processes, which a machine crash ends too (a lost lease then frees an
+    /// image nothing runs from).
     public func lease(_ holder: String, image: Digest) throws(ImageError) {
         do {
-            try Files.writeAtomically(leasesDir + "/" + leaseName(holder), Array(image.description.utf8), mode: 0o600)
+            try Files.writeAtomically(leasesDir + "/" + leaseName(holder), Array(image.description.utf8), mode: 0o600, durable: false)
         } catch {
             throw ImageError(reason: .storeError, message: "cannot record the lease of \(holder): \(error)")
         }

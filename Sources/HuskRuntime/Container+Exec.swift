@@ -102,7 +102,7 @@ extension Container {
         let p = try Engine.exec(plan, into: pidfd, namespaces: joinFlags, joinPid: joinsPid, cgroup: target, terminal: terminal).process
         if let pidFile = o.pidFile {
             do {
-                try Files.writeAtomically(Files.absolute(pidFile), Array("\(p.pid)".utf8))
+                try Files.writeAtomically(Files.absolute(pidFile), Array("\(p.pid)".utf8), durable: false)
             } catch {
                 try? p.pidfd.signal(SIGKILL)
                 _ = try? p.pidfd.wait()

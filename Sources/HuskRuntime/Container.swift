@@ -180,7 +180,7 @@ public struct Container: Sendable {
                 try root.saveRecord(record)
                 if let pidFile = options.pidFile {
                     do {
-                        try Files.writeAtomically(Files.absolute(pidFile), Array("\(created.pid)".utf8))
+                        try Files.writeAtomically(Files.absolute(pidFile), Array("\(created.pid)".utf8), durable: false)
                     } catch {
                         throw HuskError(.system, "cannot write the pid file", cause: error)
                     }

@@ -106,7 +106,7 @@ public struct RuntimeRoot: Sendable {
 
     public func saveRecord(_ record: ContainerRecord) throws(HuskError) {
         do {
-            try Files.writeAtomically(directory(of: record.id) + "/state.json", Array(record.json().utf8), mode: 0o600)
+            try Files.writeAtomically(directory(of: record.id) + "/state.json", Array(record.json().utf8), mode: 0o600, durable: false)
         } catch {
             throw HuskError(.system, "cannot save the state of container \(record.id)", cause: error)
         }

@@ -135,7 +135,7 @@ struct SandboxConfigBuilder {
     /// it gets the file too, without a pod-IP line, so that `localhost` resolves.
     func writeHostsFile(podIP: String?) throws(HuskError) {
         do {
-            try Files.writeAtomically(paths.etcHosts, Array(hostsFile(podIP: podIP).utf8), mode: 0o644)
+            try Files.writeAtomically(paths.etcHosts, Array(hostsFile(podIP: podIP).utf8), mode: 0o644, durable: false)
         } catch {
             throw HuskError(.system, "cannot write the pod's /etc/hosts", cause: error)
         }

@@ -201,10 +201,10 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     /// the node's hosts file is made when a container first needs it (`hostsCopy`).
     func writeEtcFiles() throws(HuskError) {
         do {
-            try Files.writeAtomically(paths.etcHostname, Array((hostname + "\n").utf8), mode: 0o644)
+            try Files.writeAtomically(paths.etcHostname, Array((hostname + "\n").utf8), mode: 0o644, durable: false)
             let resolv = config.dns.map(Sandbox.resolvConf) ?? ""
             let host = resolv.isEmpty ? ((try? Files.read("/etc/resolv.conf")) ?? []) : Array(resolv.utf8)
-            try Files.writeAtomically(paths.resolvConf, host, mode: 0o644)
+            try Files.writeAtomically(paths.resolvConf, host, mode: 0o644, durable: false)
         } catch {
             throw HuskError(.system, "cannot write the pod's /etc files", cause: error)
         }
@@ -216,7 +216,7 @@ public final class Sandbox: @unchecked Sendable {  // built once by one thread, 
     func hostsCopy() throws(HuskError) -> String {
         guard !Files.exists(paths.sandboxHosts) else { return paths.sandboxHosts }
         do {
-            try Files.writeAtomically(paths.sandboxHosts, (try? Files.read("/etc/hosts")) ?? [], mode: 0o644)
+            try Files.writeAtomically(paths.sandboxHosts, (try? Files.read("/etc/hosts")) ?? [], mode: 0o644, durable: false)
         } catch {
             throw HuskError(.system, "cannot write the sandbox's hosts file", cause: error)
         }

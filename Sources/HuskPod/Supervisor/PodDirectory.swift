@@ -200,7 +200,7 @@ public enum PodDirectory {
             try claimName(settings, pod)
             let nameFile = PodPaths.nameFile(settings, namespace: pod.metadata.namespace, name: pod.metadata.name)
             // The name first: a pod.json always has its name (a name without one is a leftover).
-            try Files.writeAtomically(nameFile, Array((pod.metadata.uid + "\n").utf8), mode: 0o600)
+            try Files.writeAtomically(nameFile, Array((pod.metadata.uid + "\n").utf8), mode: 0o600, durable: false)
             do {
                 if mkdir(paths.state, 0o700) != 0 { throw HuskError(.system, "cannot create \(paths.state): \(currentErrno.text)") }
                 if !pod.spec.hostUsers {
@@ -209,7 +209,7 @@ public enum PodDirectory {
                     _ = try UserNamespaces.allocate(pool: try UserNamespaces.pool(), taken: taken, file: paths.userNamespace)
                 }
                 let record = PodRecord(pod: pod, settings: settings)
-                try Files.writeAtomically(paths.podJSON, Array(record.json.serialized().utf8), mode: 0o600)
+                try Files.writeAtomically(paths.podJSON, Array(record.json.serialized().utf8), mode: 0o600, durable: false)
             } catch {
                 try? Files.removeTree(paths.state)
                 unlink(nameFile)
@@ -253,7 +253,7 @@ public enum PodDirectory {
             plan.stdio = [null, log, log]
             plan.setsid = true
             let process = try Spawner.spawn(plan)
-            try? Files.writeAtomically(paths.keeperPid, Array("\(process.pid)\n".utf8), mode: 0o600)
+            try? Files.writeAtomically(paths.keeperPid, Array("\(process.pid)\n".utf8), mode: 0o600, durable: false)
             return process
         } catch {
             throw HuskError(.system, "cannot start the pod's supervisor: \(error)")

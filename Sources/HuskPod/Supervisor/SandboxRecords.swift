@@ -107,7 +107,7 @@ public struct SandboxState: Sendable, Equatable {
     }
 
     func write(_ stateDirectory: String) {
-        try? Files.writeAtomically(Self.file(stateDirectory), Array(json.serialized().utf8), mode: 0o600)
+        try? Files.writeAtomically(Self.file(stateDirectory), Array(json.serialized().utf8), mode: 0o600, durable: false)
     }
 }
 
@@ -189,7 +189,7 @@ public struct SandboxContainer: Sendable {
     }
 
     func write(_ stateDirectory: String) {
-        try? Files.writeAtomically(Self.file(stateDirectory, id), Array(json.serialized().utf8), mode: 0o600)
+        try? Files.writeAtomically(Self.file(stateDirectory, id), Array(json.serialized().utf8), mode: 0o600, durable: false)
     }
 }
 

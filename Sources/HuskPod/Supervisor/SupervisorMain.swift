@@ -43,7 +43,7 @@ public enum SupervisorMain {
             if s.finished { exit(0) }  // it finished the pod and died before it exited
             previous = s
         }
-        try? Files.writeAtomically(supervisor.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600)
+        try? Files.writeAtomically(supervisor.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600, durable: false)
         if let sfd {
             loop.add(sfd.fd.raw) { _ in
                 while let sig = sfd.next() {
@@ -87,7 +87,7 @@ public enum SupervisorMain {
             fail("husk supervise: \(error)")
         }
         let host = SandboxHost(record: record, loop: loop, keeper: keeper)
-        try? Files.writeAtomically(host.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600)
+        try? Files.writeAtomically(host.paths.supervisorPid, Array("\(getpid())\n".utf8), mode: 0o600, durable: false)
         if let sfd {
             loop.add(sfd.fd.raw) { _ in
                 while let sig = sfd.next() {

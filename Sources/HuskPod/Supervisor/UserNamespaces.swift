@@ -123,7 +123,7 @@ public enum UserNamespaces {
         while used.contains(slot) { slot = (slot + 1) % slots }
         let ns = namespace(hostID: UInt32(pool.first + slot * per))
         do {
-            try Files.writeAtomically(file, Array(json(ns).serialized().utf8), mode: 0o600)
+            try Files.writeAtomically(file, Array(json(ns).serialized().utf8), mode: 0o600, durable: false)
         } catch {
             throw HuskError(.system, "cannot record the pod's user namespace in \(file)", cause: error)
         }
