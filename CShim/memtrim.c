@@ -5,6 +5,7 @@
 #include "cshim_syscall.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,4 +85,25 @@ void cshim_malloc_one_arena(void) {
 
 void cshim_malloc_trim(void) {
     malloc_trim(0);
+}
+
+size_t cshim_trim_stack(size_t margin) {
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+    void *addr = NULL;
+    size_t size = 0;
+    int ok = pthread_attr_getstack(&attr, &addr, &size) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok || !addr) return 0;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)addr + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (margin < 512) margin = 512;  // the ABI's red zone, and then some
+    if (sp < lo + margin) return 0;
+    uintptr_t end = (sp - margin) & ~(uintptr_t)(page - 1);
+    if (end <= lo) return 0;
+    // The main thread's range reaches below what its stack ever grew to: madvise skips
+    // the unmapped part (ENOMEM) after dropping the mapped one.
+    madvise((void *)lo, end - lo, MADV_DONTNEED);
+    return end - lo;
 }

@@ -132,6 +132,9 @@ size_t cshim_trim_executable(void);
 void cshim_malloc_one_arena(void);
 /// malloc_trim(0): free heap memory back to the kernel (free pages inside the heap too).
 void cshim_malloc_trim(void);
+/// Drops the calling thread's stack pages below its stack pointer less `margin` bytes: what a
+/// deep call left dirty. Returns the bytes given back (0 when the stack cannot be found).
+size_t cshim_trim_stack(size_t margin);
 
 int cshim_epoll_wait(int ep, int *_Nonnull fds, uint32_t *_Nonnull events, int max, int timeout_ms);
 /// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK).

@@ -18,10 +18,24 @@ public enum PauseExecutable {
 }
 
 /// The keeper executable (keeper.c) in a sealed memfd: `husk run` starts it, and it starts the
-/// pod's supervisor (DESIGN §3).
+/// pod's supervisor (DESIGN §3). One memfd per process, kept: `husk serve` starts every
+/// sandbox's keeper from it, so the keepers share its pages (a memfd each gave every keeper
+/// 52 KB of its own). Sealed, it cannot change under them.
 public enum KeeperExecutable {
+    private static let lock = Monitor()
+    nonisolated(unsafe) private static var cached: FD? = nil  // read and set under `lock`
+
     public static func open() throws(HuskError) -> FD {
-        try SealedExecutable.open("husk-keeper", base64: keeperExecutableBase64)
+        try lock.locked { () -> Result<FD, HuskError> in
+            if let fd = cached { return .success(fd) }
+            do throws(HuskError) {
+                let fd = try SealedExecutable.open("husk-keeper", base64: keeperExecutableBase64)
+                cached = fd
+                return .success(fd)
+            } catch {
+                return .failure(error)
+            }
+        }.get()
     }
 }
 

@@ -31,6 +31,16 @@ public enum ResidentMemory {
     public static func trim() {
         trimExecutableCode()
         cshim_malloc_trim()
+        trimStack(margin: 8 << 10)
+    }
+
+    /// Drops the calling thread's stack pages below its stack pointer less `margin` bytes:
+    /// what a deep call (a pull, CNI, a spawn, a request) left dirty. Nothing live is below
+    /// the stack pointer, so nothing is lost: a page used again comes back zeroed. For a
+    /// thread that goes on shallow, or ends (glibc keeps an ended thread's stack for reuse).
+    @discardableResult
+    public static func trimStack(margin: Int = 16 << 10) -> Int {
+        Int(cshim_trim_stack(margin))
     }
 
     /// VmRSS of this process in bytes.

@@ -241,4 +241,52 @@ struct ResidentMemoryTests {
         #expect(text.contains("\"a\""))
         #expect(Self.residentKB("r-xp") < before, "resident code after the trim and a little work")
     }
+
+    /// Resident KB of the mapping holding `address`.
+    static func residentKB(at address: UInt) -> Int {
+        // Read to the end (Foundation's String(contentsOfFile:) stops short on a large /proc file).
+        let smaps = ((try? Files.readString("/proc/self/smaps")) ?? nil) ?? ""
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let first = f.first, first.contains("-"), first.first?.isHexDigit == true {
+                let r = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = r.count == 2 && r[0] <= address && address < r[1]
+            } else if inside, f.first == "Rss:", f.count >= 2, let v = Int(f[1]) {
+                return v
+            }
+        }
+        return -1
+    }
+
+    /// 512 bytes of stack per level, summed so that no level can be dropped.
+    @inline(never)
+    static func deep(_ n: Int) -> UInt64 {
+        let v = SIMD64<UInt64>(repeating: UInt64(n))
+        return n == 0 ? v.wrappedSum() : v.wrappedSum() &+ deep(n - 1)
+    }
+
+    @Test("trimming a thread's stack gives back what a deep call left, and the thread goes on")
+    func trimStack() {
+        final class Out: @unchecked Sendable { var deepKB = 0, trimmedKB = 0, dropped = 0, again: UInt64 = 0 }
+        let out = Out()
+        let done = DispatchSemaphore(value: 0)
+        let t = Thread {
+            var here = 0
+            let address = withUnsafePointer(to: &here) { UInt(bitPattern: $0) }
+            _ = Self.deep(600)  // ~300 KB deep
+            out.deepKB = Self.residentKB(at: address)
+            out.dropped = ResidentMemory.trimStack(margin: 4096)
+            out.trimmedKB = Self.residentKB(at: address)
+            out.again = Self.deep(600)
+            done.signal()
+        }
+        t.stackSize = 2 << 20
+        t.start()
+        done.wait()
+        #expect(out.deepKB >= 300, "resident stack after the deep call: \(out.deepKB) KB")
+        #expect(out.dropped >= 250 << 10, "dropped \(out.dropped) bytes")
+        #expect(out.trimmedKB <= out.deepKB - 250, "resident stack: \(out.deepKB) KB deep, \(out.trimmedKB) KB after the trim")
+        #expect(out.again == Self.deep(600), "the same sum after the trim")
+    }
 }

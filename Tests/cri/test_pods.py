@@ -741,3 +741,15 @@ def test_cgroup_parent(serve, pb):
         for d in [parent, os.path.dirname(parent), top]:
             if os.path.isdir(mount + d):
                 os.rmdir(mount + d)
+
+
+def test_keepers_share_one_executable(serve, pb):
+    """DESIGN §3 (per-pod memory): the daemon starts every sandbox's keeper from one sealed
+    memfd, so the keepers' code pages are shared, not one copy per pod."""
+    inodes = []
+    for i in range(2):
+        sid, _ = run_sandbox(serve, name=f"k{i}")
+        pid = int(open(os.path.join(serve.dirs, "state", "pods", sid, "keeper.pid")).read())
+        assert os.readlink(f"/proc/{pid}/exe").startswith("/memfd:husk-keeper")
+        inodes.append(os.stat(f"/proc/{pid}/exe").st_ino)
+    assert inodes[0] == inodes[1], inodes

@@ -246,7 +246,11 @@ public enum PodDirectory {
         do {
             var plan = SpawnPlan.host(
                 argv: ["husk-keeper", paths.state] + supervisor + [paths.state],
-                env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+                // glibc keeps the stacks of ended threads for reuse, their touched pages
+                // resident (~40 KB in an idle supervisor, whose threads are one per request):
+                // without the cache an ended thread's stack is unmapped.
+                env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                      "GLIBC_TUNABLES=glibc.pthread.stack_cache_size=0"])
             plan.executable = try KeeperExecutable.open()
             let null = try FD.open("/dev/null", O_RDWR)
             let log = try FD.open(paths.supervisorLog, O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)

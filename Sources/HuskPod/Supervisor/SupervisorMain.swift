@@ -116,6 +116,9 @@ public enum SupervisorMain {
             }
             Threads.spawn("sandbox") {
                 host.runSandbox()
+                // This thread serves the socket from here on, shallow: what making the
+                // sandbox (CNI's JSON, the spawn) left on its stack goes.
+                ResidentMemory.trimStack(margin: 4096)
                 server.serve()
             }
         }
