@@ -2,6 +2,7 @@ import HuskPod
 import HuskSPDY
 import HuskSystem
 import NIOCore
+import NIOWebSocket
 
 // One upgraded streaming connection: the event loop reads and writes frames (`SPDYHandler`);
 // the session (exec, attach, port-forward) runs on plain threads that block on its streams,
@@ -83,6 +84,10 @@ final class SPDYStream: @unchecked Sendable {  // `chunks`, `ended`, `finished` 
 final class SPDYConnection: @unchecked Sendable {  // `codec` on the loop; the rest under `m`
     let channel: any Channel
     let codec = SPDYCodec()
+    /// nil: SPDY/3.1. Else the connection is a WebSocket of kubelet's channel protocol
+    /// (`v5.channel.k8s.io` down to `channel.k8s.io`) with this version: its streams are the
+    /// fixed channels, made at the upgrade, and each message is one channel byte and data.
+    let webSocketVersion: Int?
     private let m = Monitor()
     private var streams: [UInt32: SPDYStream] = [:]
     private var fresh: [SPDYStream] = []
@@ -91,6 +96,47 @@ final class SPDYConnection: @unchecked Sendable {  // `codec` on the loop; the r
 
     init(channel: any Channel) {
         self.channel = channel
+        webSocketVersion = nil
+    }
+
+    /// The channels of kubelet's remotecommand WebSocket protocol (wsstream).
+    static let webSocketChannels = ["stdin", "stdout", "stderr", "error", "resize"]
+
+    /// A WebSocket connection of `version` whose streams are the channels `options` asks for
+    /// (error always, resize with a terminal), ready for the session at once.
+    init(webSocket channel: any Channel, version: Int, options: StreamOptions) {
+        self.channel = channel
+        webSocketVersion = version
+        let wanted = [options.stdin, options.stdout, options.stderr, true, options.tty]
+        for (n, type) in Self.webSocketChannels.enumerated() where wanted[n] {
+            let s = SPDYStream(id: UInt32(n), headers: SPDYHeaders([("streamtype", [type])]), connection: self)
+            streams[UInt32(n)] = s
+            fresh.append(s)
+        }
+    }
+
+    /// Loop side: one whole WebSocket message from the client. stdin and resize carry data;
+    /// v5's channel 255 closes the channel its byte names (stdin's end).
+    func received(webSocketMessage message: [UInt8]) {
+        guard let channel = message.first else { return }
+        if channel == 255, (webSocketVersion ?? 0) >= 5 {
+            if let target = message.dropFirst().first { m.locked { streams[UInt32(target)] }?.deliver([], fin: true) }
+            return
+        }
+        guard channel == 0 || channel == 4 else { return }
+        m.locked { streams[UInt32(channel)] }?.deliver(Array(message.dropFirst()), fin: false)
+    }
+
+    /// A WebSocket frame written and waited for; false when the connection is gone.
+    private func send(webSocket frame: WebSocketFrame) -> Bool {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(frame, promise: promise)
+        do {
+            try promise.futureResult.wait()
+            return true
+        } catch {
+            return false
+        }
     }
 
     // MARK: The session's side (plain threads; never the loop)
@@ -112,6 +158,18 @@ final class SPDYConnection: @unchecked Sendable {  // `codec` on the loop; the r
     /// Writes a frame and waits until it is on the socket; false when the connection is gone.
     func send(_ frame: SPDYFrame) -> Bool {
         if m.locked({ closed }) { return false }
+        if webSocketVersion != nil {
+            // A stream's data is a message on its channel; an end or a reset has no message
+            // (wsstream sends none); GOAWAY is the WebSocket close (1000, normal).
+            switch frame {
+            case .data(let id, _, let bytes) where !bytes.isEmpty:
+                return send(webSocket: WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [UInt8(truncatingIfNeeded: id)] + bytes)))
+            case .goAway:
+                return send(webSocket: WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xe8])))
+            default:
+                return true
+            }
+        }
         let promise = channel.eventLoop.makePromise(of: Void.self)
         channel.eventLoop.execute { [self] in
             channel.writeAndFlush(ByteBuffer(bytes: codec.encode(frame)), promise: promise)
@@ -237,6 +295,74 @@ final class SPDYHandler: ChannelInboundHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case IdleStateHandler.IdleStateEvent.all? = event as? IdleStateHandler.IdleStateEvent {
             connection.write(.goAway(lastGood: 0, status: 0))
+            connection.ended()
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Reads WebSocket frames off the upgraded socket (kubelet's channel protocol) and hands whole
+/// messages to the connection; answers pings, and a close with a close.
+final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let connection: SPDYConnection
+    private var message: [UInt8] = []
+    private var inMessage = false
+
+    init(connection: SPDYConnection) {
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        var payload = frame.unmaskedData
+        let bytes = payload.readBytes(length: payload.readableBytes) ?? []
+        switch frame.opcode {
+        case .binary, .continuation:
+            guard frame.opcode == .binary || inMessage else { return protocolError(context) }
+            if frame.opcode == .binary { message = [] }
+            message += bytes
+            inMessage = !frame.fin
+            if frame.fin { connection.received(webSocketMessage: message) }
+        case .text:
+            // Only the binary protocols are spoken (no base64.channel.k8s.io).
+            protocolError(context)
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: ByteBuffer(bytes: bytes))), promise: nil)
+        case .connectionClose:
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: Array(bytes.prefix(2))))))
+                .whenComplete { _ in channel.close(promise: nil) }
+            connection.ended()
+        default:
+            break
+        }
+    }
+
+    private func protocolError(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xea]))))
+            .whenComplete { _ in channel.close(promise: nil) }
+        connection.ended()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.ended()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connection.ended()
+        context.close(promise: nil)
+    }
+
+    /// No frame either way for the idle timeout: the connection is closed.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.all? = event as? IdleStateHandler.IdleStateEvent {
             connection.ended()
             context.close(promise: nil)
             return

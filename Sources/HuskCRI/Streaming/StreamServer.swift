@@ -6,11 +6,13 @@ import HuskSystem
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOWebSocket
 
 // The streaming server (cri-semantics.md §5): Exec, Attach and PortForward answer with a
 // one-time URL on it; the client (kubelet's proxy, crictl, critest) POSTs there, upgrades
-// to SPDY/3.1 and speaks kubelet's remotecommand or port-forward protocol. HTTP is SwiftNIO's;
-// what runs after the upgrade is SPDY.swift and the sessions (StreamSessions.swift).
+// to SPDY/3.1 and speaks kubelet's remotecommand or port-forward protocol, or (exec and attach)
+// GETs with a WebSocket upgrade and speaks kubelet's channel protocol. HTTP and WebSocket are
+// SwiftNIO's; what runs after the upgrade is SPDY.swift and the sessions (StreamSessions.swift).
 
 /// Which streaming call a URL is for (its first path segment).
 enum StreamKind: String, Sendable {
@@ -198,6 +200,9 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let request = tokens.take(parts[1]), request.kind == kind else {
             return fail(context, .notFound, "token not found: \(parts[1]) (it is used once and lasts a minute)")
         }
+        if head.headers[canonicalForm: "Upgrade"].contains(where: { $0.lowercased() == "websocket" }) {
+            return serveWebSocket(context, head, request)
+        }
         // httpstream.Handshake: the client's protocols in its order, the first the server speaks.
         let offered = head.headers[canonicalForm: "X-Stream-Protocol-Version"].map { String($0) }
         guard !offered.isEmpty else {
@@ -234,7 +239,81 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         Threads.spawn("husk-serve-stream") { session(request, chosen, conn) }
     }
 
+    /// kubelet's WebSocket streams (wsstream, remotecommand's websocket.go): a GET upgraded
+    /// with the first of the client's `Sec-WebSocket-Protocol` values the server speaks
+    /// (none offered: `channel.k8s.io`'s framing); exec and attach only.
+    private func serveWebSocket(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ request: StreamRequest) {
+        let options: StreamOptions
+        switch request {
+        case .exec(_, _, _, let o), .attach(_, _, let o): options = o
+        case .portForward:
+            return fail(context, .badRequest, "unable to upgrade: port-forward is served over SPDY/3.1 only (portforward.k8s.io), not WebSocket")
+        }
+        guard head.method == .GET else {
+            return fail(context, .badRequest, "unable to upgrade: a WebSocket upgrade is a GET, not \(head.method)")
+        }
+        let supported = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"]
+        let offered = head.headers[canonicalForm: "Sec-WebSocket-Protocol"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
+        let chosen: String?
+        if offered.isEmpty {
+            chosen = nil
+        } else if let p = offered.first(where: { supported.contains($0) }) {
+            chosen = p
+        } else {
+            return fail(context, .badRequest, "unable to upgrade: requested protocol(s) are not supported: \(offered); supported: \(supported)")
+        }
+        // The handshake's checks (Connection, version 13, the key) and Sec-WebSocket-Accept
+        // come from NIOWebSocket.
+        let upgrader = NIOWebSocketServerUpgrader(maxFrameSize: 1 << 20, automaticErrorHandling: false,
+                                                  shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture(HTTPHeaders()) },
+                                                  upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() })
+        // Completed at once (shouldUpgrade's future is), on this loop: the callback runs inline.
+        var built: Result<HTTPHeaders, any Error>? = nil
+        upgrader.buildUpgradeResponse(channel: context.channel, upgradeRequest: head, initialResponseHeaders: HTTPHeaders())
+            .assumeIsolated().whenComplete { built = $0 }
+        var response: HTTPHeaders
+        switch built {
+        case .success(let h)?: response = h
+        case .failure(let error)?: return fail(context, .badRequest, "unable to upgrade: \(error)")
+        case nil: return fail(context, .internalServerError, "unable to upgrade: the WebSocket handshake did not complete")
+        }
+        if let chosen { response.add(name: "Sec-WebSocket-Protocol", value: chosen) }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: response))),
+                              promise: nil)
+        let proto = chosen ?? "channel.k8s.io"
+        let version = proto.first == "v" ? Int(String(proto.dropFirst().prefix { $0.isNumber })) ?? 1 : 1
+        let conn = SPDYConnection(webSocket: context.channel, version: version, options: options)
+        let ops = context.pipeline.syncOperations
+        do {
+            let handler = WebSocketChannelHandler(connection: conn)
+            let frames = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20))
+            try ops.addHandler(frames, position: .after(decoder))
+            try ops.addHandler(IdleStateHandler(allTimeout: .milliseconds(Int64(idleTimeout * 1000))), position: .after(frames))
+            // The encoder before the handler: the handler's own writes (pong, close) pass it.
+            try ops.addHandler(WebSocketFrameEncoder(), position: .last)
+            try ops.addHandler(handler, position: .last)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        ops.removeHandler(encoder, promise: nil)
+        ops.removeHandler(decoder, promise: nil)
+        ops.removeHandler(context: context, promise: nil)
+        // wsstream's open: an empty message on the lowest channel the server writes.
+        let first: UInt8 = options.stdout ? 1 : options.stderr ? 2 : 3
+        context.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [first])), promise: nil)
+        let session = self.session
+        Threads.spawn("husk-serve-stream") { session(request, proto, conn) }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
 }
