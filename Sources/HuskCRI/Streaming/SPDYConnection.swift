@@ -281,22 +281,39 @@ final class SPDYHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        connection.ended()
-        context.fireChannelInactive()
+        connection.lost(context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        connection.ended()
+        connection.failed(context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        connection.idle(context, event) { connection.write(.goAway(lastGood: 0, status: 0)) }
+    }
+}
+
+/// The end of a connection, the same for both readers (SPDYHandler, WebSocketChannelHandler).
+extension SPDYConnection {
+    /// The socket closed: every stream ends.
+    func lost(_ context: ChannelHandlerContext) {
+        ended()
+        context.fireChannelInactive()
+    }
+
+    /// The socket failed: every stream ends and the socket closes.
+    func failed(_ context: ChannelHandlerContext) {
+        ended()
         context.close(promise: nil)
     }
 
-    /// No frame either way for the idle timeout (IdleStateHandler before this one): the
-    /// connection is closed, as containerd's stream_idle_timeout does.
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    /// No frame either way for the idle timeout (IdleStateHandler before the reader): `goodbye`
+    /// says so on the wire, then the connection is closed, as containerd's stream_idle_timeout
+    /// does. Any other event is passed on.
+    func idle(_ context: ChannelHandlerContext, _ event: Any, goodbye: () -> Void = {}) {
         if case IdleStateHandler.IdleStateEvent.all? = event as? IdleStateHandler.IdleStateEvent {
-            connection.write(.goAway(lastGood: 0, status: 0))
-            connection.ended()
-            context.close(promise: nil)
+            goodbye()
+            failed(context)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -351,22 +368,14 @@ final class WebSocketChannelHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        connection.ended()
-        context.fireChannelInactive()
+        connection.lost(context)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        connection.ended()
-        context.close(promise: nil)
+        connection.failed(context)
     }
 
-    /// No frame either way for the idle timeout: the connection is closed.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case IdleStateHandler.IdleStateEvent.all? = event as? IdleStateHandler.IdleStateEvent {
-            connection.ended()
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+        connection.idle(context, event)
     }
 }

@@ -223,11 +223,21 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers))),
                               promise: nil)
         let conn = SPDYConnection(channel: context.channel)
-        let ops = context.pipeline.syncOperations
-        do {
+        handOver(context, conn, request, chosen) { ops, idle in
             let spdy = SPDYHandler(connection: conn)
             try ops.addHandler(spdy, position: .after(decoder))
-            try ops.addHandler(IdleStateHandler(allTimeout: .milliseconds(Int64(idleTimeout * 1000))), position: .before(spdy))
+            try ops.addHandler(idle, position: .before(spdy))
+        }
+    }
+
+    /// After the 101: `install` puts the protocol's handlers in (right after the HTTP decoder,
+    /// which hands them what it read past the request; `idle` is the idle timeout's handler),
+    /// the HTTP handlers go, `opened` runs, and the session starts on a thread of its own.
+    private func handOver(_ context: ChannelHandlerContext, _ conn: SPDYConnection, _ request: StreamRequest, _ proto: String,
+                          install: (ChannelPipeline.SynchronousOperations, IdleStateHandler) throws -> Void, opened: () -> Void = {}) {
+        let ops = context.pipeline.syncOperations
+        do {
+            try install(ops, IdleStateHandler(allTimeout: .milliseconds(Int64(idleTimeout * 1000))))
         } catch {
             context.close(promise: nil)
             return
@@ -235,8 +245,9 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         ops.removeHandler(encoder, promise: nil)
         ops.removeHandler(decoder, promise: nil)
         ops.removeHandler(context: context, promise: nil)
+        opened()
         let session = self.session
-        Threads.spawn("husk-serve-stream") { session(request, chosen, conn) }
+        Threads.spawn("husk-serve-stream") { session(request, proto, conn) }
     }
 
     /// kubelet's WebSocket streams (wsstream, remotecommand's websocket.go): a GET upgraded
@@ -284,27 +295,19 @@ final class StreamHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let proto = chosen ?? "channel.k8s.io"
         let version = proto.first == "v" ? Int(String(proto.dropFirst().prefix { $0.isNumber })) ?? 1 : 1
         let conn = SPDYConnection(webSocket: context.channel, version: version, options: options)
-        let ops = context.pipeline.syncOperations
-        do {
-            let handler = WebSocketChannelHandler(connection: conn)
+        let channel = context.channel
+        handOver(context, conn, request, proto, install: { ops, idle in
             let frames = ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: 1 << 20))
             try ops.addHandler(frames, position: .after(decoder))
-            try ops.addHandler(IdleStateHandler(allTimeout: .milliseconds(Int64(idleTimeout * 1000))), position: .after(frames))
+            try ops.addHandler(idle, position: .after(frames))
             // The encoder before the handler: the handler's own writes (pong, close) pass it.
             try ops.addHandler(WebSocketFrameEncoder(), position: .last)
-            try ops.addHandler(handler, position: .last)
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        ops.removeHandler(encoder, promise: nil)
-        ops.removeHandler(decoder, promise: nil)
-        ops.removeHandler(context: context, promise: nil)
-        // wsstream's open: an empty message on the lowest channel the server writes.
-        let first: UInt8 = options.stdout ? 1 : options.stderr ? 2 : 3
-        context.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [first])), promise: nil)
-        let session = self.session
-        Threads.spawn("husk-serve-stream") { session(request, proto, conn) }
+            try ops.addHandler(WebSocketChannelHandler(connection: conn), position: .last)
+        }, opened: {
+            // wsstream's open: an empty message on the lowest channel the server writes.
+            let first: UInt8 = options.stdout ? 1 : options.stderr ? 2 : 3
+            channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [first])), promise: nil)
+        })
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
